@@ -1,7 +1,7 @@
 """Neural style transfer (Gatys et al.) on MatConvNet VGG networks, in TensorFlow 2 / Keras 3.
 
-The public API is re-exported here. Importing the package does nothing else: TensorFlow is imported only when a
-name that needs it is first used.
+The public API is re-exported here, each name from the one module that defines it (``_HOMES``). Importing the
+package does nothing else: TensorFlow is imported only when a name that needs it is first used.
 """
 
 from __future__ import annotations
@@ -9,98 +9,33 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = [
-    "CONTENT_LAYERS",
-    "STYLE_LAYERS",
-    "Adam",
-    "ContentLoss",
-    "ImageNetClassifier",
-    "Layer",
-    "NeuralStyleError",
-    "NonFiniteLossError",
-    "PerceptualLoss",
-    "Progress",
-    "StyleConfig",
-    "StyleLoss",
-    "StyleObjective",
-    "TotalVariationLoss",
-    "TrainConfig",
-    "TrainProgress",
-    "Trainer",
-    "VggFeatures",
-    "VggWeights",
-    "apply_transformer",
-    "build_feature_extractor",
-    "build_transformer",
-    "content_loss",
-    "feature_extractor",
-    "gram_matrix",
-    "load_transformer",
-    "load_vgg",
-    "make_dataset",
-    "preprocess",
-    "preserve_colors",
-    "read_image",
-    "read_matconvnet",
-    "save_transformer",
-    "scan_images",
-    "style_loss",
-    "stylize",
-    "top_k",
-    "tv_loss",
-    "unprocess",
-    "write_image",
-]
-
-_HOMES = {
-    "NeuralStyleError": "errors",
-    "Layer": "matconvnet",
-    "VggWeights": "matconvnet",
-    "load_vgg": "matconvnet",
-    "read_matconvnet": "matconvnet",
-    "build_feature_extractor": "vgg",
-    "preprocess": "vgg",
-    "unprocess": "vgg",
-    "CONTENT_LAYERS": "losses",
-    "STYLE_LAYERS": "losses",
-    "content_loss": "losses",
-    "gram_matrix": "losses",
-    "style_loss": "losses",
-    "tv_loss": "losses",
-    "Adam": "stylize",
-    "NonFiniteLossError": "stylize",
-    "Progress": "stylize",
-    "StyleConfig": "config",
-    "StyleObjective": "stylize",
-    "stylize": "stylize",
-    "preserve_colors": "color",
-    "read_image": "image_io",
-    "write_image": "image_io",
-    "build_transformer": "transformer",
-    "load_transformer": "transformer",
-    "save_transformer": "transformer",
-    "apply_transformer": "transformer",
-    "TrainConfig": "train",
-    "TrainProgress": "train",
-    "Trainer": "train",
-    "scan_images": "train",
-    "make_dataset": "train",
-    "VggFeatures": "perceptual",
-    "feature_extractor": "perceptual",
-    "ContentLoss": "perceptual",
-    "StyleLoss": "perceptual",
-    "TotalVariationLoss": "perceptual",
-    "PerceptualLoss": "perceptual",
-    "ImageNetClassifier": "classify",
-    "top_k": "classify",
+# {module: the public names it defines}; __all__ is made from this, so the two cannot disagree.
+_HOMES: dict[str, tuple[str, ...]] = {
+    "errors": ("NeuralStyleError", "NonFiniteLossError"),
+    "config": ("CONTENT_LAYERS", "STYLE_LAYERS", "Candidate", "StyleConfig", "TrainConfig"),
+    "matconvnet": ("Layer", "VggWeights", "load_vgg", "read_matconvnet"),
+    "vgg": ("VggFeatures", "feature_extractor", "preprocess", "unprocess"),
+    "losses": ("Objective", "content_loss", "gram_matrix", "style_loss", "tv_loss"),
+    "engines": ("Adam",),
+    "stylization": ("Progress", "Stylization", "build_objective", "stylize", "sweep"),
+    "run_state": ("RunState",),
+    "perceptual": ("ContentLoss", "PerceptualLoss", "StyleLoss", "TotalVariationLoss"),
+    "color": ("preserve_colors",),
+    "image_io": ("read_image", "write_image"),
+    "transformer": ("apply_transformer", "build_transformer", "load_transformer", "save_transformer"),
+    "train": ("TrainProgress", "Trainer", "make_dataset", "scan_images"),
+    "classify": ("ImageNetClassifier", "top_k"),
 }
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+__all__ = sorted(_HOME_OF)
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
+    if name not in _HOME_OF:
         raise AttributeError(f"module 'neural_style' has no attribute '{name}'")
-    return getattr(importlib.import_module(f"neural_style.{_HOMES[name]}"), name)
+    return getattr(importlib.import_module(f"neural_style.{_HOME_OF[name]}"), name)
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return list(__all__)

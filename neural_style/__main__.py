@@ -1,6 +1,6 @@
 """``python -m neural_style``: the same as the ``neural-style`` command."""
 
-from neural_style.cli import run
+from neural_style.cli.stylize import main
 
 if __name__ == "__main__":
-    run()
+    main()

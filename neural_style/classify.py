@@ -169,9 +169,9 @@ def _build_model(weights: VggWeights) -> Any:
     """[N, 224, 224, 3] preprocessed images -> [N, K] probabilities."""
     import keras  # imported here so that the checks above run without TensorFlow
 
-    from neural_style.vgg import build_feature_extractor
+    from neural_style.vgg import VggFeatures
 
-    features = build_feature_extractor(weights, [weights.layers[-1].name], pooling="max", name="vgg_features")
+    features = VggFeatures.from_weights(weights, [weights.layers[-1].name], preprocessed=True, name="vgg_features")
     inputs = keras.Input(shape=(INPUT_SIZE, INPUT_SIZE, 3), dtype="float32", name="image")
     x = features(inputs)[weights.layers[-1].name]
     convs = []

@@ -14,11 +14,11 @@ import numpy as np
 
 from neural_style.config import StyleConfig
 from neural_style.errors import NeuralStyleError
-from neural_style.image_io import resize, scaled_size, style_size
+from neural_style.image_io import resize, resize_styles, scaled_size
 from neural_style.matconvnet import VggWeights
 
 if TYPE_CHECKING:
-    from neural_style.stylize import Progress
+    from neural_style.stylization import Progress
 
 __all__ = ["MIN_STAGE_WIDTH", "coarse_to_fine", "split_iterations", "stage_widths"]
 
@@ -33,12 +33,12 @@ def stage_widths(width: int, scales: int) -> list[int]:
         NeuralStyleError: fewer than 1 scale, or a first stage narrower than :data:`MIN_STAGE_WIDTH`.
     """
     if scales < 1:
-        raise NeuralStyleError(f"--scales is {scales}; it must be at least 1")
+        raise NeuralStyleError(f"is {scales}; it must be at least 1", setting="scales")
     widths = [round(width / 2 ** (scales - 1 - i)) for i in range(scales)]
     if widths[0] < MIN_STAGE_WIDTH:
         raise NeuralStyleError(
-            f"--scales {scales} makes the first stage {widths[0]} px wide; use fewer scales (at least "
-            f"{MIN_STAGE_WIDTH} px)"
+            f"{scales} makes the first stage {widths[0]} px wide; use fewer scales (at least {MIN_STAGE_WIDTH} px)",
+            setting="scales",
         )
     return widths
 
@@ -47,8 +47,9 @@ def check_widths(widths: Sequence[int], width: int) -> None:
     """Explicit stage widths must increase, start at :data:`MIN_STAGE_WIDTH` or more and end at ``width``."""
     if not widths or list(widths) != sorted(set(widths)) or widths[0] < MIN_STAGE_WIDTH or widths[-1] != width:
         raise NeuralStyleError(
-            f"--scales widths {','.join(map(str, widths))} must increase from at least {MIN_STAGE_WIDTH} px "
-            f"to the output width {width}"
+            f"widths {','.join(map(str, widths))} must increase from at least {MIN_STAGE_WIDTH} px "
+            f"to the output width {width}",
+            setting="scales",
         )
 
 
@@ -59,7 +60,9 @@ def split_iterations(total: int, stages: int) -> list[int]:
     is still spent at full size (a stage at half the width costs about a quarter per iteration).
     """
     if total < stages:
-        raise NeuralStyleError(f"--iterations {total} cannot be shared by {stages} scales; give at least {stages}")
+        raise NeuralStyleError(
+            f"{total} cannot be shared by {stages} scales; give at least {stages}", setting="iterations"
+        )
     share = total // stages
     return [share] * (stages - 1) + [total - share * (stages - 1)]
 
@@ -75,7 +78,7 @@ def coarse_to_fine(
     style_scales: Sequence[float] | None = None,
     initial: np.ndarray | None = None,
 ) -> Iterator[tuple[int, Progress]]:
-    """Runs :func:`neural_style.stylize.stylize` once per stage, from the smallest width to the content's.
+    """Runs :func:`neural_style.stylization.stylize` once per stage, from the smallest width to the content's.
 
     At each stage the content is resized to the stage width and each style to its scale x the stage width (the
     rule of a single run at that width). Stage 0 starts as a single run would (``initial``, noise blend, seed);
@@ -93,19 +96,18 @@ def coarse_to_fine(
         initial: [H, W, 3] start image at the final size, or None.
 
     Yields:
-        (stage index, the stage's :class:`neural_style.stylize.Progress`).
+        (stage index, the stage's :class:`neural_style.stylization.Progress`).
     """
-    from neural_style.stylize import stylize  # TensorFlow is imported only when a run starts
+    from neural_style.stylization import stylize  # TensorFlow is imported only when a run starts
 
     if len(widths) != len(iterations) or not widths or widths[-1] != content.shape[1]:
         raise NeuralStyleError("coarse_to_fine needs one iteration count per width and the last width = content's")
-    scales = style_scales or [1.0] * len(styles)
     previous: np.ndarray | None = None
     for stage, (width, count) in enumerate(zip(widths, iterations, strict=True)):
         last = stage == len(widths) - 1
         size = scaled_size(content.shape, width)
         stage_content = resize(content, size)
-        stage_styles = [resize(s, style_size(s.shape, scale, width)) for s, scale in zip(styles, scales, strict=True)]
+        stage_styles = resize_styles(styles, style_scales, width)
         # Stopping rules compare losses of the final size; colours are preserved once, in the result.
         stage_config = dataclasses.replace(config, iterations=count)
         if not last:

@@ -1,28 +1,72 @@
-"""Settings of a stylization run, checked without importing TensorFlow."""
+"""Settings: the frozen dataclasses of a stylization run and a training run, layer names, and shared checks.
+
+Nothing here needs TensorFlow, so a command checks every setting in a fraction of a second. Errors name the
+setting by its Python name (``NeuralStyleError.setting``); the commands turn that into their flag.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Sequence
 
 from neural_style.errors import NeuralStyleError
 
-__all__ = ["OPTIMIZERS", "POOLING", "PRECISIONS", "TOLERANCE_WINDOW", "Candidate", "StyleConfig", "check_blend_weights"]
+__all__ = [
+    "CONTENT_LAYERS",
+    "EXPORT_LAYERS",
+    "OPTIMIZERS",
+    "POOLING",
+    "PRECISIONS",
+    "STYLE_LAYERS",
+    "TOLERANCE_WINDOW",
+    "TRAIN_CONTENT_LAYERS",
+    "TRAIN_STYLE_LAYERS",
+    "Candidate",
+    "StyleConfig",
+    "TrainConfig",
+    "check_blend_weights",
+    "check_pooling",
+    "even_blends",
+    "make_candidates",
+]
 
 POOLING = ("max", "avg")
 OPTIMIZERS = ("adam", "lbfgs")
 PRECISIONS = ("float32", "bfloat16", "float16")
-# Iterations over which --tolerance measures the relative improvement of the loss.
+# Iterations over which the tolerance rule measures the relative improvement of the loss.
 TOLERANCE_WINDOW = 20
+
+# neural-style's layers: content relu4_2 (and relu5_2 with a content weight blend), style relu1_1..relu5_1.
+CONTENT_LAYERS = ("relu4_2", "relu5_2")
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+# Johnson et al.'s layers for the feed-forward transformer's loss.
+TRAIN_CONTENT_LAYERS = ("relu3_3",)
+TRAIN_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+# neural-style's style and content layers in network order: what an exported feature extractor returns by default.
+EXPORT_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1", "relu5_2")
+
+
+def check_pooling(pooling: str) -> None:
+    """Raises NeuralStyleError unless ``pooling`` is one of :data:`POOLING`."""
+    if pooling not in POOLING:
+        raise NeuralStyleError(f"is '{pooling}'; use one of: {', '.join(POOLING)}", setting="pooling")
+
+
+def _check_finite_non_negative(name: str, value: float) -> None:
+    if not (math.isfinite(value) and value >= 0):
+        raise NeuralStyleError(f"is {value}; it must be a finite number >= 0", setting=name)
 
 
 def check_blend_weights(weights: Sequence[float], n_styles: int | None) -> None:
     """Raises NeuralStyleError unless there is one non-negative weight per style and their sum is positive."""
     if n_styles is not None and len(weights) != n_styles:
-        raise NeuralStyleError(f"--style_blend_weights has {len(weights)} values for {n_styles} styles; give one each")
+        raise NeuralStyleError(
+            f"has {len(weights)} values for {n_styles} styles; give one each", setting="style_blend_weights"
+        )
     if any(not (math.isfinite(w) and w >= 0) for w in weights) or not 0 < sum(weights) < math.inf:
-        raise NeuralStyleError("--style_blend_weights must be non-negative numbers with a positive sum")
+        raise NeuralStyleError("must be non-negative numbers with a positive sum", setting="style_blend_weights")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,10 +80,30 @@ class Candidate:
     def make(cls, blend: Sequence[float], style_weight: float) -> Candidate:
         """Normalises ``blend`` to sum 1; raises NeuralStyleError for negative weights or a zero sum."""
         check_blend_weights(blend, None)
-        if not (math.isfinite(style_weight) and style_weight >= 0):
-            raise NeuralStyleError(f"style weight {style_weight} must be a finite number >= 0")
+        _check_finite_non_negative("style_weight", style_weight)
         total = sum(blend)
         return cls(tuple(float(w) / total for w in blend), float(style_weight))
+
+
+def even_blends(k: int) -> list[tuple[float, float]]:
+    """K evenly spaced blends of two styles, from pure first to pure second, both ends included."""
+    if k < 2:
+        raise NeuralStyleError(f"is {k}; it needs at least 2 blends (both pure styles)", setting="blend_sweep")
+    return [(1.0 - i / (k - 1), i / (k - 1)) for i in range(k)]
+
+
+def make_candidates(
+    config: StyleConfig,
+    n_styles: int,
+    blends: Sequence[Sequence[float]] | None = None,
+    style_weights: Sequence[float] | None = None,
+) -> list[Candidate]:
+    """Every combination of the blends and the style weights (each defaulting to the config's)."""
+    if blends is None:
+        blends = [config.style_blend_weights or (1.0,) * n_styles]
+    if style_weights is None:
+        style_weights = [config.style_weight]
+    return [Candidate.make(blend, weight) for blend, weight in itertools.product(blends, style_weights)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,38 +141,113 @@ class StyleConfig:
             n_styles: number of style images, to check the count of ``style_blend_weights`` against.
         """
         if self.iterations < 1:
-            raise NeuralStyleError(f"--iterations is {self.iterations}; it must be at least 1")
-        if self.pooling not in POOLING:
-            raise NeuralStyleError(f"--pooling is '{self.pooling}'; use one of: {', '.join(POOLING)}")
+            raise NeuralStyleError(f"is {self.iterations}; it must be at least 1", setting="iterations")
+        check_pooling(self.pooling)
         for name in ("print_iterations", "checkpoint_iterations"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise NeuralStyleError(f"--{name} is {value}; it must be at least 1 (or left unset)")
+                raise NeuralStyleError(f"is {value}; it must be at least 1 (or left unset)", setting=name)
         if self.initial_noiseblend is not None and not 0.0 <= self.initial_noiseblend <= 1.0:
-            raise NeuralStyleError(f"--initial_noiseblend is {self.initial_noiseblend}; it must be in [0, 1]")
+            raise NeuralStyleError(f"is {self.initial_noiseblend}; it must be in [0, 1]", setting="initial_noiseblend")
         for name in ("learning_rate", "epsilon"):
             if not getattr(self, name) > 0:
-                raise NeuralStyleError(f"--{name.replace('epsilon', 'eps')} must be positive")
+                raise NeuralStyleError("must be positive", setting=name)
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise NeuralStyleError(f"--{name} must be in [0, 1)")
+                raise NeuralStyleError("must be in [0, 1)", setting=name)
         for name in ("content_weight", "style_weight", "tv_weight"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise NeuralStyleError(f"--{name} is {value}; it must be a finite number >= 0")
+            _check_finite_non_negative(name, getattr(self, name))
         if not (math.isfinite(self.style_layer_weight_exp) and self.style_layer_weight_exp >= 0):
-            raise NeuralStyleError(f"--style_layer_weight_exp is {self.style_layer_weight_exp}; it must be >= 0")
+            raise NeuralStyleError(
+                f"is {self.style_layer_weight_exp}; it must be >= 0", setting="style_layer_weight_exp"
+            )
         if not 0.0 <= self.content_weight_blend <= 1.0:
-            raise NeuralStyleError(f"--content_weight_blend is {self.content_weight_blend}; it must be in [0, 1]")
+            raise NeuralStyleError(
+                f"is {self.content_weight_blend}; it must be in [0, 1]", setting="content_weight_blend"
+            )
         if self.style_blend_weights is not None:
             check_blend_weights(self.style_blend_weights, n_styles)
         if self.optimizer not in OPTIMIZERS:
-            raise NeuralStyleError(f"--optimizer is '{self.optimizer}'; use one of: {', '.join(OPTIMIZERS)}")
+            raise NeuralStyleError(f"is '{self.optimizer}'; use one of: {', '.join(OPTIMIZERS)}", setting="optimizer")
         if self.lbfgs_memory < 1:
-            raise NeuralStyleError(f"--lbfgs_memory is {self.lbfgs_memory}; it must be at least 1")
+            raise NeuralStyleError(f"is {self.lbfgs_memory}; it must be at least 1", setting="lbfgs_memory")
         if self.tolerance is not None and not (math.isfinite(self.tolerance) and self.tolerance >= 0):
-            raise NeuralStyleError(f"--tolerance is {self.tolerance}; it must be a number >= 0")
+            raise NeuralStyleError(f"is {self.tolerance}; it must be a number >= 0", setting="tolerance")
         if self.stop_at_loss is not None and math.isnan(self.stop_at_loss):
-            raise NeuralStyleError("--stop_at_loss must be a number")
+            raise NeuralStyleError("must be a number", setting="stop_at_loss")
         if self.precision not in PRECISIONS:
-            raise NeuralStyleError(f"--precision is '{self.precision}'; use one of: {', '.join(PRECISIONS)}")
+            raise NeuralStyleError(f"is '{self.precision}'; use one of: {', '.join(PRECISIONS)}", setting="precision")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Settings of a feed-forward training run; see :mod:`neural_style.train` for the choice of loss weights."""
+
+    image_size: int = 256  # side of the square training crops, in pixels
+    batch_size: int = 4  # images per step
+    epochs: int = 2  # passes over the training images, when steps is None
+    steps: int | None = None  # optimisation steps in all; overrides epochs
+    content_weight: float = 1.0  # weight of the content loss
+    style_weight: float = 20.0  # weight of the style loss
+    tv_weight: float = 1.0  # weight of the total variation loss
+    learning_rate: float = 1e-3  # Adam step size
+    content_layers: tuple[str, ...] = TRAIN_CONTENT_LAYERS  # compared with the photo's activations, equal weights
+    style_layers: tuple[str, ...] = TRAIN_STYLE_LAYERS  # compared with the style's Gram matrices
+    style_layer_weight_exp: float = 1.0  # style layers weigh 1, e, e^2, ... (normalised), as in neural-style
+    style_size: int | None = None  # the style image's longer side is resized to this; None: image_size
+    pooling: str = "max"  # pooling of the loss network, "max" or "avg"
+    base_filters: int = 32  # transformer width (the paper's 32); smaller for quick experiments
+    residual_blocks: int = 5  # transformer residual blocks (the paper's 5)
+    seed: int | None = None  # seed of the initial weights, the shuffling and the crops; None: fresh each run
+
+    def validate(self, layer_names: Sequence[str] | None = None) -> None:
+        """Raises NeuralStyleError naming the first setting out of range.
+
+        Args:
+            layer_names: the loss network's layers, to check the content and style layers against.
+        """
+        for name in ("image_size", "batch_size", "epochs", "base_filters"):
+            if getattr(self, name) < 1:
+                raise NeuralStyleError(f"is {getattr(self, name)}; it must be at least 1", setting=name)
+        for name in ("steps", "style_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise NeuralStyleError(f"is {getattr(self, name)}; it must be at least 1", setting=name)
+        if self.residual_blocks < 0:
+            raise NeuralStyleError(f"is {self.residual_blocks}; it must be 0 or more", setting="residual_blocks")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            _check_finite_non_negative(name, getattr(self, name))
+        if not self.content_weight + self.style_weight + self.tv_weight > 0:
+            raise NeuralStyleError(
+                "is 0, as are style_weight and tv_weight; nothing to learn", setting="content_weight"
+            )
+        if not (math.isfinite(self.style_layer_weight_exp) and self.style_layer_weight_exp > 0):
+            raise NeuralStyleError(
+                f"is {self.style_layer_weight_exp}; it must be a positive number", setting="style_layer_weight_exp"
+            )
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise NeuralStyleError(f"is {self.learning_rate}; it must be a positive number", setting="learning_rate")
+        check_pooling(self.pooling)
+        for name, layers in (("content_layers", self.content_layers), ("style_layers", self.style_layers)):
+            if not layers:
+                raise NeuralStyleError(f"is empty; name at least one layer, e.g. {STYLE_LAYERS[0]}", setting=name)
+            if len(set(layers)) != len(layers):
+                raise NeuralStyleError(f"names a layer twice: {','.join(layers)}", setting=name)
+            if layer_names is not None:
+                unknown = [layer for layer in layers if layer not in layer_names]
+                if unknown:
+                    relus = [layer for layer in layer_names if layer.startswith("relu")]
+                    raise NeuralStyleError(
+                        f"names {', '.join(unknown)}, not in the network; its ReLU layers are {', '.join(relus)}",
+                        setting=name,
+                    )
+
+    def total_steps(self, n_images: int) -> int:
+        """``steps``, or enough steps for ``epochs`` passes over ``n_images`` images (the last batch rounded up)."""
+        if self.steps is not None:
+            return self.steps
+        return max(1, math.ceil(self.epochs * n_images / self.batch_size))
+
+    @property
+    def loss_layers(self) -> tuple[str, ...]:
+        """Content then style layers, each once."""
+        return tuple(dict.fromkeys(self.content_layers + self.style_layers))

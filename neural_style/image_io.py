@@ -7,6 +7,7 @@ import os
 import stat
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,11 +17,13 @@ from neural_style.errors import NeuralStyleError
 
 __all__ = [
     "atomic_write",
+    "check_model_file",
     "check_target",
     "check_writable",
     "new_file_mode",
     "read_image",
     "resize",
+    "resize_styles",
     "scaled_size",
     "style_size",
     "to_uint8",
@@ -92,6 +95,18 @@ def style_size(shape: Sequence[int], scale: float, width: int) -> tuple[int, int
     return max(1, round(shape[0] * factor)), max(1, round(shape[1] * factor))
 
 
+def resize_styles(styles: Sequence[np.ndarray], scales: Sequence[float] | None, width: int) -> list[np.ndarray]:
+    """neural-style's rule for style images: each is resized to its scale x the output ``width``, keeping its aspect.
+
+    Args:
+        styles: S images [H_s, W_s, 3].
+        scales: one per style; None: 1.0 each.
+        width: the output (or stage) width.
+    """
+    scales = scales or (1.0,) * len(styles)
+    return [resize(s, style_size(s.shape, scale, width)) for s, scale in zip(styles, scales, strict=True)]
+
+
 def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resizes [H, W, 3] floats to ``size`` = (height, width); an image already that size is returned as is.
 
@@ -156,6 +171,31 @@ def check_target(
         raise NeuralStyleError(f"{what} directory {directory} does not exist; create it first")
     if not os.access(directory, os.W_OK | os.X_OK):
         raise NeuralStyleError(f"{what} directory {directory} is not writable; choose another location")
+
+
+def check_model_file(path: str | os.PathLike[str], *, what: str = "model") -> None:
+    """Checks that ``path`` looks like a ``.keras`` archive (a zip holding ``config.json``), without TensorFlow.
+
+    It lives here, not in :mod:`neural_style.transformer`, so that a command checks its model file before it
+    imports TensorFlow.
+
+    Raises:
+        NeuralStyleError: the file is missing, a directory, unreadable or not a ``.keras`` archive.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise NeuralStyleError(f"{what} {path} is a directory; give a .keras file")
+    if not os.path.exists(path):
+        raise NeuralStyleError(f"{what} {path} does not exist; train one with neural-style-train")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except PermissionError:
+        raise NeuralStyleError(f"{what} {path} cannot be read (permission denied); fix its permissions") from None
+    except (OSError, zipfile.BadZipFile):
+        raise NeuralStyleError(f"{what} {path} is not a .keras model file; train one with neural-style-train") from None
+    if "config.json" not in names:
+        raise NeuralStyleError(f"{what} {path} is not a .keras model file; train one with neural-style-train")
 
 
 def new_file_mode(path: str) -> int:

@@ -1,34 +1,41 @@
-"""The losses of neural-style, as pure functions of feature tensors.
+"""The losses of neural-style: pure functions of feature tensors, and the one objective that assembles them.
 
 Every loss is returned per image, shape [N], so that a batch of N candidate images is optimised as N independent
 problems: the gradient of the batch's summed loss with respect to image i is the gradient of loss i alone.
+
+:class:`Objective` maps images to ``{content, style, tv, total}``: network features -> Gram matrices -> the three
+terms -> their weighted sum. The stylization loop, the feed-forward trainer and the Keras losses all use it; they
+differ only in their targets (a fixed content image or each image's own photo; fixed style images or each image's
+own style target) and weights.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
 
-from neural_style.config import check_blend_weights
+from neural_style.config import CONTENT_LAYERS, STYLE_LAYERS, check_blend_weights
 from neural_style.errors import NeuralStyleError
 
+if TYPE_CHECKING:
+    from neural_style.vgg import VggFeatures
+
 __all__ = [
-    "CONTENT_LAYERS",
-    "STYLE_LAYERS",
+    "Objective",
     "blend_weights",
     "content_layer_weights",
     "content_loss",
     "gram_matrix",
+    "paired_style_loss",
     "style_layer_weights",
     "style_loss",
     "total_loss",
     "tv_loss",
 ]
-
-CONTENT_LAYERS = ("relu4_2", "relu5_2")
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 def gram_matrix(features: tf.Tensor) -> tf.Tensor:
@@ -63,7 +70,7 @@ def style_layer_weights(exp: float, layers: Sequence[str] = STYLE_LAYERS) -> dic
     raw = [exp**i for i in range(n)] if exp <= 1 else [(1.0 / exp) ** (n - 1 - i) for i in range(n)]
     total = sum(raw)
     if not total > 0:
-        raise NeuralStyleError(f"--style_layer_weight_exp {exp} gives style layer weights that sum to {total}")
+        raise NeuralStyleError(f"{exp} gives style layer weights that sum to {total}", setting="style_layer_weight_exp")
     return {layer: w / total for layer, w in zip(layers, raw, strict=True) if w != 0.0}
 
 
@@ -165,3 +172,143 @@ def total_loss(
     weighted = {"content": content_weight * content, "style": style_weight * style, "tv": tv_weight * tv}
     weighted["total"] = weighted["content"] + weighted["style"] + weighted["tv"]
     return weighted
+
+
+def paired_style_loss(
+    grams: Mapping[str, tf.Tensor], target_grams: Mapping[str, tf.Tensor], layer_weights: Mapping[str, float]
+) -> tf.Tensor:
+    """sum_l w_l mean((G_l - A_l)^2), per image, each image against its own target.
+
+    Args:
+        grams: {layer: [N, C, C]} Gram matrices of the images.
+        target_grams: {layer: [N, C, C]} the Gram matrix each image is compared with.
+        layer_weights: {layer: w_l}.
+
+    Returns:
+        [N] style loss of each image (unweighted by the style weight).
+    """
+    # mean((G - A)^2) per image is the content loss of the Gram matrices seen as [N, C, C, 1] maps.
+    own = {layer: grams[layer][..., None] for layer in layer_weights}
+    targets = {layer: target_grams[layer][..., None] for layer in layer_weights}
+    return content_loss(own, targets, layer_weights)
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """The loss of a batch of images: ``{content, style, tv, total}``, [N] each, weighted.
+
+    One network pass computes every layer the terms need. The content term compares the images' activations with
+    content targets; the style term compares their Gram matrices with those of S style images, blended (or, given
+    ``style_targets`` in the call, each image with its own target); the tv term smooths the images. Targets and
+    weights fixed at construction serve as defaults that a call can override, so one objective serves a batch of
+    candidates with per-image blends and style weights, or a trainer whose content targets change every batch.
+
+    Attributes:
+        network: the VGG layer; its outputs include every content and style layer.
+        content_layers: {layer: weight} of the content term.
+        style_layers: {layer: weight} of the style term.
+        content_weight, style_weight, tv_weight: weights of the terms; style_weight may be [N] (one per image).
+        content_targets: {layer: [1 or N, H, W, C]} content activations, or None to give them with each call.
+        style_targets: {layer: [S, C, C]} Gram matrices of the style images, or None.
+        blend: [S] or [N, S] style blend weights summing to 1 (per image for blend sweeps), or None.
+    """
+
+    network: VggFeatures
+    content_layers: Mapping[str, float]
+    style_layers: Mapping[str, float]
+    content_weight: float | tf.Tensor = 5e0
+    style_weight: float | tf.Tensor = 5e2
+    tv_weight: float | tf.Tensor = 1e2
+    content_targets: Mapping[str, tf.Tensor] | None = None
+    style_targets: Mapping[str, tf.Tensor] | None = None
+    blend: tf.Tensor | None = None
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The network layers the terms use: content layers, then the style layers not among them."""
+        return tuple(dict.fromkeys([*self.content_layers, *self.style_layers]))
+
+    def content_features(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """{content layer: [N, H', W', C]} activations, e.g. the content targets of images [N, H, W, 3]."""
+        return self.network(images, layers=tuple(self.content_layers))
+
+    def grams(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """{style layer: [N, C, C]} Gram matrices of images [N, H, W, 3], e.g. style targets."""
+        features = self.network(images, layers=tuple(self.style_layers))
+        return {layer: gram_matrix(features[layer]) for layer in self.style_layers}
+
+    def style_grams(self, styles: Sequence[np.ndarray | tf.Tensor]) -> dict[str, tf.Tensor]:
+        """{style layer: [S, C, C]} Gram matrices of S style images [H_s, W_s, 3] of any sizes."""
+        per_style = [self.grams(tf.convert_to_tensor(style, tf.float32)[None]) for style in styles]
+        return {layer: tf.concat([grams[layer] for grams in per_style], axis=0) for layer in self.style_layers}
+
+    def with_targets(
+        self,
+        *,
+        content: np.ndarray | tf.Tensor | None = None,
+        styles: Sequence[np.ndarray | tf.Tensor] | None = None,
+        blend: Sequence[float] | np.ndarray | None = None,
+    ) -> Objective:
+        """The same objective with targets computed from images (in the network's input space).
+
+        Args:
+            content: [H, W, 3] content image, or None to keep the current content targets.
+            styles: S style images [H_s, W_s, 3], or None to keep the current style targets.
+            blend: S blend weights (normalised to sum 1), or None: equal weights for new styles, else unchanged.
+        """
+        changes: dict[str, Any] = {}
+        if content is not None:
+            targets = self.content_features(tf.convert_to_tensor(content, tf.float32)[None])
+            changes["content_targets"] = {layer: tf.constant(value) for layer, value in targets.items()}
+        if styles is not None:
+            if not len(styles):
+                raise NeuralStyleError("no style images given; pass at least one")
+            changes["style_targets"] = self.style_grams(styles)
+            given = None if blend is None else [float(b) for b in blend]
+            changes["blend"] = tf.constant(blend_weights(given, len(styles)))
+        elif blend is not None:
+            changes["blend"] = tf.constant(np.asarray(blend, np.float32))
+        return dataclasses.replace(self, **changes)
+
+    def __call__(
+        self,
+        images: tf.Tensor,
+        *,
+        content_targets: Mapping[str, tf.Tensor] | None = None,
+        style_targets: Mapping[str, tf.Tensor] | None = None,
+        blend: tf.Tensor | None = None,
+        style_weight: float | tf.Tensor | None = None,
+    ) -> dict[str, tf.Tensor]:
+        """The weighted terms of images [N, H, W, 3] (in the network's input space).
+
+        Args:
+            images: the batch.
+            content_targets: {layer: [1 or N, ...]}, instead of the objective's.
+            style_targets: {layer: [N, C, C]}: compare image i with target i, instead of with the blended styles.
+            blend: [S] or [N, S], instead of the objective's.
+            style_weight: scalar or [N], instead of the objective's.
+
+        Returns:
+            {"content", "style", "tv", "total"}: [N] each, weighted; total = content + style + tv.
+        """
+        features = self.network(images, layers=self.layers)
+        targets = self.content_targets if content_targets is None else content_targets
+        if targets is None:
+            raise NeuralStyleError("the objective has no content targets: give content_targets or with_targets()")
+        grams = {layer: gram_matrix(features[layer]) for layer in self.style_layers}
+        if style_targets is not None:
+            style = paired_style_loss(grams, style_targets, self.style_layers)
+        else:
+            if self.style_targets is None:
+                raise NeuralStyleError("the objective has no style targets: give style_targets or with_targets()")
+            chosen = self.blend if blend is None else blend
+            assert chosen is not None
+            style = style_loss(grams, self.style_targets, self.style_layers, chosen)
+        return total_loss(
+            content_loss(features, targets, self.content_layers),
+            style,
+            tv_loss(images),
+            content_weight=self.content_weight,
+            style_weight=self.style_weight if style_weight is None else style_weight,
+            tv_weight=self.tv_weight,
+        )

@@ -1,16 +1,12 @@
-"""The VGG network and neural-style's losses as Keras objects, for use in other TensorFlow pipelines.
+"""neural-style's losses as Keras losses, for use in other TensorFlow pipelines.
 
-* :class:`VggFeatures` is a Keras layer holding the convolution weights as frozen (non-trainable) weights. It takes
-  RGB images in 0..255, subtracts the mean pixel itself and returns ``{layer name: activation}``. Its config holds
-  only names, shapes, pooling and the mean pixel, so a ``.keras`` file that contains it reloads without the ``.mat``:
-  the weights travel in the archive.
-* :func:`feature_extractor` wraps it in a frozen ``keras.Model``.
 * :class:`ContentLoss`, :class:`StyleLoss`, :class:`TotalVariationLoss` and :class:`PerceptualLoss` are
   ``keras.losses.Loss`` subclasses for ``model.compile`` / ``fit`` and custom loops. A loss that needs the network
   holds its own :class:`VggFeatures` (and, for fixed style images, a :class:`GramTargets` layer with their Gram
   matrices); ``get_config`` serialises both, so a model compiled with the loss saves and loads as ``.keras``.
 
-The math is :mod:`neural_style.losses`; nothing is re-implemented here. Every class is registered with Keras under
+The network is :class:`neural_style.vgg.VggFeatures` and the math :mod:`neural_style.losses` (PerceptualLoss is
+its :class:`~neural_style.losses.Objective`); nothing is re-implemented here. Every class is registered with Keras under
 the package ``neural_style``: import this module (or use any of its names through ``neural_style``) before
 ``keras.models.load_model`` and no ``custom_objects`` are needed.
 """
@@ -27,198 +23,15 @@ import numpy as np
 import tensorflow as tf
 
 from neural_style import losses
-from neural_style.config import POOLING
 from neural_style.errors import NeuralStyleError
-from neural_style.matconvnet import VggWeights, load_vgg
-from neural_style.vgg import preprocess
+from neural_style.matconvnet import VggWeights
+from neural_style.vgg import FrozenLayer, VggFeatures, vgg_weights
 
-__all__ = [
-    "ContentLoss",
-    "GramTargets",
-    "PerceptualLoss",
-    "StyleLoss",
-    "TotalVariationLoss",
-    "VggFeatures",
-    "feature_extractor",
-]
-
-_KINDS = ("conv", "relu", "pool")
-
-
-class _FixedWeights(keras.layers.Layer):
-    """A layer whose non-trainable weights are created in ``__init__`` from its config and filled in later.
-
-    The weights are zeros until they are set (from a ``.mat`` file, :meth:`set_weights` or a ``.keras`` archive);
-    using the layer before that raises, instead of silently computing with zeros. The layer computes in float32
-    unless given another ``dtype``, also under a global mixed-precision policy.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.pop("trainable", None)  # frozen by construction; a config may still carry the key
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(trainable=False, **kwargs)
-        self._weights_set = False
-
-    def _frozen_weight(self, shape: Sequence[int], name: str) -> keras.Variable:
-        return self.add_weight(shape=tuple(shape), initializer="zeros", trainable=False, name=name)
-
-    def _mark_set(self) -> None:
-        self._weights_set = True
-
-    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
-        super().set_weights(weights)
-        self._mark_set()
-
-    def load_own_variables(self, store: Any) -> None:
-        super().load_own_variables(store)
-        self._mark_set()
-
-    def _require_weights(self) -> None:
-        if not self._weights_set:
-            raise NeuralStyleError(
-                f"layer {self.name} has no weights yet: build it with from_weights() or load it from a .keras file"
-            )
-
-
-def _pooled(size: int | None) -> int | None:
-    """Side of a 2x2, stride 2, SAME pooling's output."""
-    return None if size is None else math.ceil(size / 2)
+__all__ = ["ContentLoss", "GramTargets", "PerceptualLoss", "StyleLoss", "TotalVariationLoss"]
 
 
 @keras.saving.register_keras_serializable(package="neural_style")
-class VggFeatures(_FixedWeights):
-    """VGG activations of RGB images in 0..255, with the mean-pixel preprocessing built in.
-
-    Convolutions are stride 1, SAME padded, with bias; pooling is 2x2, stride 2, SAME, max or average; exactly as
-    :func:`neural_style.vgg.build_feature_extractor`, which takes preprocessed input instead. The layer computes
-    the network only up to the deepest requested layer; all its weights are frozen.
-
-    Args:
-        layer_specs: ``[name, kind, kernel shape or None]`` for each layer from the input to the deepest output,
-            kind ``conv`` (kernel shape [h, w, in, out]), ``relu`` or ``pool``.
-        outputs: names of the layers whose activations are returned, in the order of the returned dict.
-        pooling: ``"max"`` or ``"avg"``.
-        mean_pixel: the RGB mean pixel subtracted from the input.
-        **kwargs: passed to ``keras.layers.Layer`` (e.g. ``name``).
-
-    Use :meth:`from_weights` to build one from a network file; the constructor makes zero weights, to be filled
-    in from a ``.keras`` archive.
-    """
-
-    def __init__(
-        self,
-        layer_specs: Sequence[Sequence[Any]],
-        outputs: Sequence[str],
-        pooling: str = "max",
-        mean_pixel: Sequence[float] = (0.0, 0.0, 0.0),
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if pooling not in POOLING:
-            raise NeuralStyleError(f"--pooling is '{pooling}'; use one of: {', '.join(POOLING)}")
-        self.layer_specs = [
-            (str(name), str(kind), None if shape is None else tuple(int(d) for d in shape))
-            for name, kind, shape in layer_specs
-        ]
-        self.outputs = tuple(outputs)
-        self.pooling = pooling
-        self.mean_pixel = tuple(float(v) for v in mean_pixel)
-        names = [name for name, _, _ in self.layer_specs]
-        _check_layers(self.outputs, names)
-        self._kernels: dict[str, keras.Variable] = {}
-        self._biases: dict[str, keras.Variable] = {}
-        for name, kind, shape in self.layer_specs:
-            if kind not in _KINDS:
-                raise NeuralStyleError(f"layer {name} has kind '{kind}'; VggFeatures takes {', '.join(_KINDS)}")
-            if kind == "conv":
-                if shape is None or len(shape) != 4:
-                    raise NeuralStyleError(f"layer {name} needs a kernel shape [h, w, in, out], not {shape}")
-                self._kernels[name] = self._frozen_weight(shape, f"{name}_kernel")
-                self._biases[name] = self._frozen_weight(shape[3:], f"{name}_bias")
-        self.built = True
-
-    @classmethod
-    def from_weights(
-        cls, weights: VggWeights, layers: Sequence[str], *, pooling: str = "max", name: str = "vgg_features"
-    ) -> VggFeatures:
-        """Builds the layer from loaded network weights.
-
-        Args:
-            weights: from :func:`neural_style.load_vgg` or :func:`neural_style.read_matconvnet`.
-            layers: names of the layers to return, e.g. ``("relu4_2", "relu5_1")``.
-            pooling: ``"max"`` or ``"avg"``.
-            name: the Keras layer's name.
-
-        Raises:
-            NeuralStyleError: an unknown pooling or layer name, or no layers.
-        """
-        layers = (layers,) if isinstance(layers, str) else tuple(layers)
-        _check_layers(layers, weights.layer_names)
-        deepest = max(weights.layer_names.index(layer) for layer in layers)
-        used = weights.layers[: deepest + 1]
-        specs = [(layer.name, layer.kind, None if layer.kernel is None else layer.kernel.shape) for layer in used]
-        features = cls(specs, layers, pooling=pooling, mean_pixel=weights.mean_pixel.tolist(), name=name)
-        for layer in used:
-            if layer.kind == "conv":
-                features._kernels[layer.name].assign(layer.kernel)
-                features._biases[layer.name].assign(layer.bias)
-        features._mark_set()
-        return features
-
-    def call(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Activations of a batch.
-
-        Args:
-            images: [N, H, W, 3] RGB in 0..255.
-
-        Returns:
-            ``{layer: [N, H', W', C]}`` for the requested layers, in their order.
-        """
-        self._require_weights()
-        x = preprocess(keras.ops.cast(images, "float32"), np.asarray(self.mean_pixel, np.float32))
-        found = {}
-        for name, kind, _ in self.layer_specs:
-            if kind == "conv":
-                x = keras.ops.conv(x, self._kernels[name], strides=1, padding="same") + self._biases[name]
-            elif kind == "relu":
-                x = keras.ops.relu(x)
-            elif self.pooling == "max":
-                x = keras.ops.max_pool(x, 2, 2, padding="same")
-            else:
-                x = keras.ops.average_pool(x, 2, 2, padding="same")
-            if name in self.outputs:
-                found[name] = x
-        return {name: found[name] for name in self.outputs}
-
-    def compute_output_spec(self, images: Any) -> dict[str, keras.KerasTensor]:
-        batch, height, width = images.shape[0], images.shape[1], images.shape[2]
-        channels = 3
-        specs = {}
-        for name, kind, shape in self.layer_specs:
-            if kind == "conv":
-                assert shape is not None
-                channels = shape[3]
-            elif kind == "pool":
-                height, width = _pooled(height), _pooled(width)
-            if name in self.outputs:
-                specs[name] = keras.KerasTensor((batch, height, width, channels), dtype="float32")
-        return {name: specs[name] for name in self.outputs}
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            layer_specs=[
-                [name, kind, None if shape is None else list(shape)] for name, kind, shape in self.layer_specs
-            ],
-            outputs=list(self.outputs),
-            pooling=self.pooling,
-            mean_pixel=list(self.mean_pixel),
-        )
-        return config
-
-
-@keras.saving.register_keras_serializable(package="neural_style")
-class GramTargets(_FixedWeights):
+class GramTargets(FrozenLayer):
     """Fixed Gram matrices of S style images, kept as frozen weights so that ``.keras`` files carry them.
 
     Args:
@@ -229,7 +42,7 @@ class GramTargets(_FixedWeights):
     def __init__(self, shapes: Mapping[str, Sequence[int]], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.shapes = {layer: tuple(int(d) for d in shape) for layer, shape in shapes.items()}
-        self._grams = {layer: self._frozen_weight(shape, f"{layer}_gram") for layer, shape in self.shapes.items()}
+        self._grams = {layer: self.frozen_weight(shape, f"{layer}_gram") for layer, shape in self.shapes.items()}
         self.built = True
 
     @classmethod
@@ -252,13 +65,13 @@ class GramTargets(_FixedWeights):
         targets = cls({layer: g.shape for layer, g in grams.items()}, name=name)
         for layer, gram in grams.items():
             targets._grams[layer].assign(gram)
-        targets._mark_set()
+        targets.mark_set()
         return targets
 
     @property
     def grams(self) -> dict[str, keras.Variable]:
         """``{layer: [S, C, C]}``."""
-        self._require_weights()
+        self.require_weights()
         return dict(self._grams)
 
     def call(self, inputs: Any = None) -> dict[str, keras.Variable]:
@@ -268,56 +81,6 @@ class GramTargets(_FixedWeights):
         config = super().get_config()
         config["shapes"] = {layer: list(shape) for layer, shape in self.shapes.items()}
         return config
-
-
-def _check_layers(layers: Sequence[str], available: Sequence[str]) -> None:
-    if not layers:
-        raise NeuralStyleError("no layers requested from the feature extractor")
-    unknown = sorted(set(layers).difference(available))
-    if unknown:
-        raise NeuralStyleError(f"layer(s) {', '.join(unknown)} are not in the network; it has {', '.join(available)}")
-
-
-def _vgg_weights(network: VggWeights | str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None) -> VggWeights:
-    if isinstance(network, VggWeights):
-        return network
-    if isinstance(network, (str, os.PathLike)):
-        return load_vgg(network, cache_dir=cache_dir)
-    raise NeuralStyleError(
-        f"network is a {type(network).__name__}; give a .mat path, VggWeights or a VggFeatures layer"
-    )
-
-
-def feature_extractor(
-    network: VggWeights | str | os.PathLike[str],
-    layers: Sequence[str],
-    *,
-    pooling: str = "max",
-    cache_dir: str | os.PathLike[str] | None = None,
-    name: str = "vgg_features",
-) -> keras.Model:
-    """A frozen Keras model from RGB images in 0..255 to VGG activations.
-
-    Args:
-        network: loaded weights or the path of a MatConvNet ``.mat`` file.
-        layers: names of the layers to return, e.g. ``("relu1_1", "relu4_2")``.
-        pooling: ``"max"`` or ``"avg"``.
-        cache_dir: with a path, where :func:`neural_style.load_vgg` keeps its conv-only cache; None: no cache.
-        name: the Keras model's name.
-
-    Returns:
-        A model mapping [N, H, W, 3] float RGB in 0..255 to ``{layer: [N, H', W', C]}``, its network a
-        :class:`VggFeatures` layer; saved as ``.keras`` it reloads without the ``.mat`` file.
-
-    Raises:
-        NeuralStyleError: the file cannot be read, or an unknown layer or pooling.
-    """
-    weights = _vgg_weights(network, cache_dir)
-    features = VggFeatures.from_weights(weights, layers, pooling=pooling, name=name)
-    inputs = keras.Input(shape=(None, None, 3), dtype="float32", name="image")
-    model = keras.Model(inputs, features(inputs), name=name)
-    model.trainable = False
-    return model
 
 
 def _features_for(
@@ -338,8 +101,7 @@ def _features_for(
                 f"it returns {', '.join(given.outputs)}"
             )
         return given
-    weights = _vgg_weights(given, cache_dir)
-    return VggFeatures.from_weights(weights, layers, pooling=pooling)
+    return VggFeatures.from_weights(vgg_weights(given, cache_dir), layers, pooling=pooling)
 
 
 def _style_list(style_images: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -410,11 +172,8 @@ class _StyleTerm:
         if self.targets is not None:
             return losses.style_loss(grams, self.targets.grams, self.layer_weights, self.blend)
         assert features_true is not None
-        # One target per image (y_true): mean((G - A)^2) per image is content_loss applied to the Gram matrices
-        # as [N, C, C, 1] maps; style_loss would compare every image with every target.
-        own = {layer: grams[layer][..., None] for layer in self.layer_weights}
-        true = {layer: losses.gram_matrix(features_true[layer])[..., None] for layer in self.layer_weights}
-        return losses.content_loss(own, true, self.layer_weights)
+        true = {layer: losses.gram_matrix(features_true[layer]) for layer in self.layer_weights}
+        return losses.paired_style_loss(grams, true, self.layer_weights)
 
     def _style_config(self) -> dict[str, Any]:
         return {
@@ -619,20 +378,23 @@ class PerceptualLoss(_StyleTerm, keras.losses.Loss):
         Returns:
             ``{"content", "style", "tv", "total"}``, each [N], weighted; total = content + style + tv.
         """
-        y_true = keras.ops.cast(y_true, "float32")
-        y_pred = keras.ops.cast(y_pred, "float32")
-        features = self.network(y_pred)
-        features_true = self.network(y_true)
-        grams = {layer: losses.gram_matrix(features[layer]) for layer in self.layer_weights}
-        content = losses.content_loss(features, features_true, self.content_layer_weights)
-        style = self._style(grams, features_true)
-        return losses.total_loss(
-            content,
-            style,
-            losses.tv_loss(y_pred),
+        fixed = self.targets is not None
+        objective = losses.Objective(
+            self.network,
+            self.content_layer_weights,
+            self.layer_weights,
             content_weight=self.content_weight,
             style_weight=self.style_weight,
             tv_weight=self.tv_weight,
+            style_targets=self.targets.grams if self.targets is not None else None,
+            blend=self.blend,
+        )
+        # One pass over y_true gives the content targets and, without fixed styles, each image's style target.
+        features_true = self.network(keras.ops.cast(y_true, "float32"), layers=objective.layers)
+        return objective(
+            keras.ops.cast(y_pred, "float32"),
+            content_targets=features_true,
+            style_targets=None if fixed else {k: losses.gram_matrix(features_true[k]) for k in self.layer_weights},
         )
 
     def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:

@@ -3,13 +3,12 @@
 The transformer (:mod:`neural_style.transformer`) learns to stylize any image in one pass: on batches of photos it
 minimises ``content_weight x content + style_weight x style + tv_weight x tv`` where the content term compares its
 output's VGG activations with the photo's, the style term compares their Gram matrices with one style image's, and
-the tv term smooths the output. The math is :mod:`neural_style.losses`; the loss network is
-:func:`neural_style.vgg.build_feature_extractor`, frozen.
+the tv term smooths the output. The loss is :class:`neural_style.losses.Objective` on the frozen
+:class:`neural_style.vgg.VggFeatures`; the settings are :class:`neural_style.config.TrainConfig`.
 
-* :class:`TrainConfig` holds the settings; :func:`scan_images` checks a folder of training images with Pillow and
-  reports the files it skips; neither needs TensorFlow, so a command can check its inputs in a fraction of a second.
-  TensorFlow is imported by the functions and classes that need it.
-  :func:`check_model_file` checks a trained network's file the same way.
+* :func:`scan_images` checks a folder of training images with Pillow and reports the files it skips; it needs no
+  TensorFlow, so a command can check its inputs in a fraction of a second. TensorFlow is imported by the functions
+  and classes that need it.
 * :func:`make_dataset` is the ``tf.data`` pipeline: parallel decode, resize and random crop, shuffle, prefetch.
 * :class:`Trainer` holds the model, the Adam optimizer, the step counter (all three in ``trainer.checkpoint``, a
   ``tf.train.Checkpoint``) and one compiled training step; :meth:`Trainer.train` yields a :class:`TrainProgress`
@@ -25,9 +24,7 @@ on a mean. Only the ratios matter to Adam. They are a starting point for the rea
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -35,108 +32,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from neural_style.config import POOLING
 from neural_style.errors import NeuralStyleError
 
 if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
+    from neural_style.config import TrainConfig
     from neural_style.matconvnet import VggWeights
 
-__all__ = [
-    "CONTENT_LAYERS",
-    "STYLE_LAYERS",
-    "ImageFolder",
-    "TrainConfig",
-    "TrainProgress",
-    "Trainer",
-    "center_crops",
-    "check_model_file",
-    "make_dataset",
-    "scan_images",
-]
-
-CONTENT_LAYERS = ("relu3_3",)
-STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+__all__ = ["ImageFolder", "TrainProgress", "Trainer", "center_crops", "make_dataset", "scan_images"]
 
 # Formats tf.io.decode_image reads (MPO is how Pillow names many camera JPEGs).
 _DECODABLE = frozenset({"JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP"})
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Settings of a training run; see the module docstring for the choice of loss weights."""
-
-    image_size: int = 256  # side of the square training crops, in pixels
-    batch_size: int = 4  # images per step
-    epochs: int = 2  # passes over the training images, when steps is None
-    steps: int | None = None  # optimisation steps in all; overrides epochs
-    content_weight: float = 1.0  # weight of the content loss
-    style_weight: float = 20.0  # weight of the style loss
-    tv_weight: float = 1.0  # weight of the total variation loss
-    learning_rate: float = 1e-3  # Adam step size
-    content_layers: tuple[str, ...] = CONTENT_LAYERS  # compared with the photo's activations, equal weights
-    style_layers: tuple[str, ...] = STYLE_LAYERS  # compared with the style's Gram matrices
-    style_layer_weight_exp: float = 1.0  # style layers weigh 1, e, e^2, ... (normalised), as in neural-style
-    style_size: int | None = None  # the style image's longer side is resized to this; None: image_size
-    pooling: str = "max"  # pooling of the loss network, "max" or "avg"
-    base_filters: int = 32  # transformer width (the paper's 32); smaller for quick experiments
-    residual_blocks: int = 5  # transformer residual blocks (the paper's 5)
-    seed: int | None = None  # seed of the initial weights, the shuffling and the crops; None: fresh each run
-
-    def validate(self, layer_names: Sequence[str] | None = None) -> None:
-        """Raises NeuralStyleError naming the first setting out of range.
-
-        Args:
-            layer_names: the loss network's layers, to check the content and style layers against.
-        """
-        for name in ("image_size", "batch_size", "epochs", "base_filters"):
-            if getattr(self, name) < 1:
-                raise NeuralStyleError(f"--{name} is {getattr(self, name)}; it must be at least 1")
-        if self.steps is not None and self.steps < 1:
-            raise NeuralStyleError(f"--steps is {self.steps}; it must be at least 1")
-        if self.style_size is not None and self.style_size < 1:
-            raise NeuralStyleError(f"--style_size is {self.style_size}; it must be at least 1")
-        if self.residual_blocks < 0:
-            raise NeuralStyleError(f"--residual_blocks is {self.residual_blocks}; it must be 0 or more")
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise NeuralStyleError(f"--{name} is {value}; it must be a finite number >= 0")
-        if not self.content_weight + self.style_weight + self.tv_weight > 0:
-            raise NeuralStyleError("--content_weight, --style_weight and --tv_weight are all 0; nothing to learn")
-        if not (math.isfinite(self.style_layer_weight_exp) and self.style_layer_weight_exp > 0):
-            raise NeuralStyleError(
-                f"--style_layer_weight_exp is {self.style_layer_weight_exp}; it must be a positive number"
-            )
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise NeuralStyleError(f"--learning_rate is {self.learning_rate}; it must be a positive number")
-        if self.pooling not in POOLING:
-            raise NeuralStyleError(f"--pooling is '{self.pooling}'; use one of: {', '.join(POOLING)}")
-        for flag, layers in (("content_layers", self.content_layers), ("style_layers", self.style_layers)):
-            if not layers:
-                raise NeuralStyleError(f"--{flag} is empty; name at least one layer, e.g. {STYLE_LAYERS[0]}")
-            if len(set(layers)) != len(layers):
-                raise NeuralStyleError(f"--{flag} names a layer twice: {','.join(layers)}")
-            if layer_names is not None:
-                unknown = [layer for layer in layers if layer not in layer_names]
-                if unknown:
-                    relus = [name for name in layer_names if name.startswith("relu")]
-                    raise NeuralStyleError(
-                        f"--{flag}: {', '.join(unknown)} not in the network; its ReLU layers are {', '.join(relus)}"
-                    )
-
-    def total_steps(self, n_images: int) -> int:
-        """``steps``, or enough steps for ``epochs`` passes over ``n_images`` images (the last batch rounded up)."""
-        if self.steps is not None:
-            return self.steps
-        return max(1, math.ceil(self.epochs * n_images / self.batch_size))
-
-    @property
-    def loss_layers(self) -> tuple[str, ...]:
-        """Content then style layers, each once."""
-        return tuple(dict.fromkeys(self.content_layers + self.style_layers))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +79,7 @@ def _check_image(path: str) -> str | None:
     return None
 
 
-def scan_images(directory: str | os.PathLike[str], *, what: str = "--data", workers: int = 2) -> ImageFolder:
+def scan_images(directory: str | os.PathLike[str], *, what: str = "training folder", workers: int = 2) -> ImageFolder:
     """Finds the training images in a folder and its subfolders (hidden files and folders are left out).
 
     Every file is decoded once with Pillow; those that fail, or that are in a format the ``tf.data`` decoder does not
@@ -284,28 +192,6 @@ def center_crops(paths: Iterable[str], image_size: int) -> np.ndarray:
     return np.stack(crops).astype(np.float32)
 
 
-def check_model_file(path: str | os.PathLike[str], *, what: str = "--model") -> None:
-    """Checks that ``path`` looks like a ``.keras`` archive (a zip holding ``config.json``), without TensorFlow.
-
-    Raises:
-        NeuralStyleError: the file is missing, a directory, unreadable or not a ``.keras`` archive.
-    """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise NeuralStyleError(f"{what} {path} is a directory; give a .keras file")
-    if not os.path.exists(path):
-        raise NeuralStyleError(f"{what} {path} does not exist; train one with neural-style-train")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-    except PermissionError:
-        raise NeuralStyleError(f"{what} {path} cannot be read (permission denied); fix its permissions") from None
-    except (OSError, zipfile.BadZipFile):
-        raise NeuralStyleError(f"{what} {path} is not a .keras model file; train one with neural-style-train") from None
-    if "config.json" not in names:
-        raise NeuralStyleError(f"{what} {path} is not a .keras model file; train one with neural-style-train")
-
-
 def _resize_style(style: np.ndarray, longer_side: int) -> np.ndarray:
     from neural_style.image_io import resize
 
@@ -328,10 +214,10 @@ class TrainProgress:
 
 
 class Trainer:
-    """A transformer, its optimizer and step counter, the frozen loss network, and one compiled training step.
+    """A transformer, its optimizer and step counter, the loss objective, and one compiled training step.
 
     ``trainer.checkpoint`` (a ``tf.train.Checkpoint`` of ``model``, ``optimizer`` and ``step``) saves and restores
-    all of the training state, e.g. through a ``tf.train.CheckpointManager``.
+    all of the training state, e.g. through :class:`neural_style.run_state.RunState`.
     """
 
     def __init__(
@@ -358,7 +244,7 @@ class Trainer:
 
         from neural_style import losses
         from neural_style.transformer import build_transformer
-        from neural_style.vgg import build_feature_extractor, preprocess
+        from neural_style.vgg import VggFeatures
 
         config.validate(weights.layer_names)
         self.config = config
@@ -370,53 +256,39 @@ class Trainer:
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
 
-        self._mean_pixel = np.asarray(weights.mean_pixel, np.float32)
-        self._loss_net = build_feature_extractor(weights, config.loss_layers, pooling=config.pooling, name="loss_net")
-        # The photos' activations are only needed at the content layers, which are usually shallower.
-        self._content_net = build_feature_extractor(
-            weights, config.content_layers, pooling=config.pooling, name="content_net"
+        network = VggFeatures.from_weights(weights, config.loss_layers, pooling=config.pooling, name="loss_net")
+        objective = losses.Objective(
+            network,
+            {layer: 1.0 / len(config.content_layers) for layer in config.content_layers},
+            losses.style_layer_weights(config.style_layer_weight_exp, config.style_layers),
+            content_weight=config.content_weight,
+            style_weight=config.style_weight,
+            tv_weight=config.tv_weight,
         )
-        self._content_weights = {layer: 1.0 / len(config.content_layers) for layer in config.content_layers}
-        self._style_weights = losses.style_layer_weights(config.style_layer_weight_exp, config.style_layers)
         style = _resize_style(np.asarray(style_image, np.float32), config.style_size or config.image_size)
-        features = self._loss_net(preprocess(style, self._mean_pixel)[None])
-        self._style_targets = {layer: losses.gram_matrix(features[layer]) for layer in config.style_layers}
-        self._preprocess = preprocess
+        self.objective = objective.with_targets(styles=[style])
         # No AutoGraph: the steps have no tensor-dependent Python control flow, and unconverted code traces faster.
         self._train_step = tf.function(self._step, reduce_retracing=True, autograph=False)
         self._compute_losses = tf.function(self._losses, reduce_retracing=True, autograph=False)
 
-    def _terms(self, outputs: tf.Tensor, content_targets: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        import tensorflow as tf
-
-        from neural_style import losses
-
-        features = self._loss_net(self._preprocess(outputs, self._mean_pixel))
-        grams = {layer: losses.gram_matrix(features[layer]) for layer in self.config.style_layers}
-        return losses.total_loss(
-            losses.content_loss(features, content_targets, self._content_weights),
-            losses.style_loss(grams, self._style_targets, self._style_weights, tf.ones([1])),
-            losses.tv_loss(outputs),
-            content_weight=self.config.content_weight,
-            style_weight=self.config.style_weight,
-            tv_weight=self.config.tv_weight,
-        )
-
     def _step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         import tensorflow as tf
 
-        content_targets = self._content_net(self._preprocess(images, self._mean_pixel))
-        with tf.GradientTape() as tape:
-            terms = self._terms(self.model(images, training=True), content_targets)
-            loss = tf.reduce_mean(terms["total"])
+        from neural_style.engines import value_and_gradient
+
+        # The photos' activations are only needed at the content layers, which are usually shallower.
+        targets = self.objective.content_features(images)
         variables = self.model.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        terms, gradients = value_and_gradient(
+            lambda: self.objective(self.model(images, training=True), content_targets=targets), variables, mean=True
+        )
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         self.step.assign_add(1)
         return {key: tf.reduce_mean(value) for key, value in terms.items()}
 
-    def _losses(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        content_targets = self._content_net(self._preprocess(images, self._mean_pixel))
-        return self._terms(self.model(images, training=False), content_targets)
+    def _losses(self, images: tf.Tensor) -> Mapping[str, tf.Tensor]:
+        targets = self.objective.content_features(images)
+        return self.objective(self.model(images, training=False), content_targets=targets)
 
     def train_step(self, images: np.ndarray | tf.Tensor) -> TrainProgress:
         """One Adam step on a batch [N, H, W, 3] (RGB, 0..255); the losses are those before the update."""

@@ -33,8 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from neural_style.errors import NeuralStyleError
-from neural_style.image_io import new_file_mode
-from neural_style.train import check_model_file
+from neural_style.image_io import check_model_file, new_file_mode
 
 __all__ = [
     "CropToMatch",
@@ -151,9 +150,9 @@ def build_transformer(
         NeuralStyleError: ``base_filters`` or ``residual_blocks`` out of range.
     """
     if base_filters < 1:
-        raise NeuralStyleError(f"--base_filters is {base_filters}; it must be at least 1")
+        raise NeuralStyleError(f"is {base_filters}; it must be at least 1", setting="base_filters")
     if residual_blocks < 0:
-        raise NeuralStyleError(f"--residual_blocks is {residual_blocks}; it must be 0 or more")
+        raise NeuralStyleError(f"is {residual_blocks}; it must be 0 or more", setting="residual_blocks")
     counter = iter(range(1_000_000))
 
     def initializer() -> keras.initializers.Initializer:
@@ -218,7 +217,7 @@ def save_transformer(model: keras.Model, path: str | os.PathLike[str]) -> None:
             os.unlink(tmp)
 
 
-def load_transformer(path: str | os.PathLike[str], *, what: str = "--model") -> keras.Model:
+def load_transformer(path: str | os.PathLike[str], *, what: str = "model") -> keras.Model:
     """Loads a transformer saved by :func:`save_transformer` (or any Keras model mapping [N, H, W, 3] to itself).
 
     Raises:

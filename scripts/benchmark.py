@@ -91,7 +91,7 @@ def _inputs():
     from neural_style.config import StyleConfig
     from neural_style.image_io import read_image, resize, scaled_size
     from neural_style.matconvnet import load_vgg
-    from neural_style.stylize import initial_image
+    from neural_style.stylization import initial_image
 
     weights = load_vgg(FLAGS.network, cache_dir=FLAGS.cache_dir)
     content = read_image(FLAGS.content, what="--content image")
@@ -109,7 +109,7 @@ def _child_ours() -> None:
     weights, content, styles, config, _ = _inputs()
     import tensorflow as tf
 
-    from neural_style.stylize import stylize
+    from neural_style.stylization import stylize
 
     times = []
     last = time.perf_counter()

@@ -55,9 +55,10 @@ def main(argv: list[str]) -> None:
     import numpy as np
     import tensorflow as tf
 
+    from neural_style.config import TrainConfig
     from neural_style.image_io import read_image
     from neural_style.matconvnet import default_cache_dir, load_vgg
-    from neural_style.train import TrainConfig, Trainer
+    from neural_style.train import Trainer
     from neural_style.transformer import apply_transformer, build_transformer
 
     rng = np.random.default_rng(0)

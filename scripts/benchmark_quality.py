@@ -260,11 +260,11 @@ def _float32_losses(traces: Sequence[Trace], weights, content: np.ndarray, style
     import tensorflow as tf
 
     from neural_style.image_io import resize, style_size
-    from neural_style.stylize import StyleObjective
+    from neural_style.stylization import build_objective
     from neural_style.vgg import preprocess
 
     styles = [resize(style, style_size(style.shape, 1.0, content.shape[1]))]
-    objective = StyleObjective(weights, content, styles, dataclasses.replace(base, precision="float32"))
+    objective = build_objective(weights, content, styles, dataclasses.replace(base, precision="float32"))
     for trace in traces:
         image = preprocess(np.asarray(trace.image_at_n, np.float32), weights.mean_pixel)[None].astype(np.float32)
         trace.f32_at_n = float(objective(tf.constant(image))["total"][0])
@@ -492,8 +492,8 @@ def _vgg_forward_flops(weights, layers: Sequence[str], height: int, width: int) 
 def _microbench() -> None:
     import tensorflow as tf
 
-    from neural_style.losses import CONTENT_LAYERS, STYLE_LAYERS
-    from neural_style.vgg import build_feature_extractor
+    from neural_style.config import CONTENT_LAYERS, STYLE_LAYERS
+    from neural_style.vgg import feature_extractor
 
     with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
         cpu = f.read()
@@ -529,7 +529,7 @@ def _microbench() -> None:
     print(f"\nVGG-19 forward + backward (to the input) at {width}x{height}, up to relu5_1; {flops / 1e9:.1f} GFLOP:")
     vgg: dict[str, float] = {}
     for precision in ("float32", "bfloat16"):
-        model = build_feature_extractor(weights, layers, precision=precision)
+        model = feature_extractor(weights, layers, precision=precision, preprocessed=True)
         for xla in (False, True):
 
             @tf.function(jit_compile=xla)

@@ -36,8 +36,8 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
-from neural_style.config import Candidate
-from neural_style.sweep import candidate_label, candidate_path, even_blends
+from neural_style.cli.sweep import candidate_label, candidate_path
+from neural_style.config import Candidate, even_blends
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("network", None, "MatConvNet VGG .mat file.")

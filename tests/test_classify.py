@@ -18,7 +18,7 @@ from neural_style.classify import INPUT_SIZE, ImageNetClassifier, check_classifi
 from neural_style.errors import NeuralStyleError
 from neural_style.image_io import resize
 from neural_style.matconvnet import read_matconvnet
-from neural_style.vgg import build_feature_extractor
+from neural_style.vgg import feature_extractor
 
 N_CLASSES = 8
 RED_CLASS = 3  # what the planted network answers for a red image
@@ -145,7 +145,7 @@ def test_fc_head_of_a_random_network_equals_numpy(tmp_path):
     weights = read_matconvnet(mat.path, keep_classifier=True)
     image = np.random.default_rng(4).uniform(0, 255, (230, 260, 3)).astype(np.float32)
     crop = classifier_input(image, weights.mean_pixel)
-    pool5 = build_feature_extractor(weights, ["pool5"])(crop[None])["pool5"].numpy()[0].astype(np.float64)
+    pool5 = feature_extractor(weights, ["pool5"], preprocessed=True)(crop[None])["pool5"].numpy()[0].astype(np.float64)
     assert pool5.shape == (7, 7, 5)
     x = np.maximum(np.einsum("hwi,hwio->o", pool5, mat.kernels["fc6"]) + mat.biases["fc6"], 0)
     x = np.maximum(x @ mat.kernels["fc7"][0, 0] + mat.biases["fc7"], 0)
@@ -184,9 +184,9 @@ def test_missing_class_names_are_numbered(planted):
 _RUNNER = (
     "import atexit, os, sys\n"
     "atexit.register(lambda: open(os.environ['IMPORTS_MARKER'], 'w').write(str('tensorflow' in sys.modules)))\n"
-    "from neural_style.cli_network import run_classify\n"
+    "from neural_style.cli.classify import main\n"
     "sys.argv[0] = 'neural-style-classify'\n"
-    "run_classify()\n"
+    "main()\n"
 )
 
 

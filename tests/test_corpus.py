@@ -50,12 +50,13 @@ from test_cli import (
 )
 from test_matconvnet import _write_v73
 
-from neural_style import cli
-from neural_style.config import Candidate, StyleConfig, check_blend_weights
+from neural_style.cli import stylize as stylize_cli
+from neural_style.cli import sweep as sweep_cli
+from neural_style.cli.command import floats
+from neural_style.config import Candidate, StyleConfig, check_blend_weights, make_candidates
 from neural_style.errors import NeuralStyleError
 from neural_style.image_io import check_writable, read_image, resize, scaled_size, write_image
 from neural_style.matconvnet import read_matconvnet
-from neural_style.sweep import make_candidates, parse_blends
 
 _IS_ROOT = getattr(os, "geteuid", lambda: -1)() == 0
 
@@ -615,7 +616,7 @@ def tiny_network(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _stylize(weights, content: np.ndarray, style: np.ndarray) -> np.ndarray:
-    from neural_style.stylize import Stylization  # TensorFlow only for these tests
+    from neural_style.stylization import Stylization  # TensorFlow only for these tests
 
     records = list(Stylization(weights, content, [style], StyleConfig(iterations=2, seed=0)))
     assert records[-1].images is not None
@@ -925,7 +926,7 @@ _FLAG_TEXT = st.lists(_TOKENS, max_size=8).map("".join) | st.text(
 @example(text="0\n", n_styles=2)
 def test_parse_blends_only_raises_neural_style_error(text: str, n_styles: int) -> None:
     try:
-        blends = parse_blends(text, n_styles)
+        blends = sweep_cli.parse_blends(text, n_styles)
         candidates = make_candidates(StyleConfig(), n_styles, blends)
     except NeuralStyleError:
         return  # (the message may quote the text, newlines and all: the CLI folds it onto one line)
@@ -955,7 +956,7 @@ def test_check_blend_weights_accepts_only_normalisable_weights(weights: list[flo
 @given(values=st.lists(_FLAG_TEXT, max_size=4))
 def test_floats_only_raises_neural_style_error(values: list[str]) -> None:
     try:
-        parsed = cli._floats("style_blend_weights", values)
+        parsed = floats("style_blend_weights", values)
     except NeuralStyleError as e:
         assert "--style_blend_weights" in str(e)
         return
@@ -967,13 +968,11 @@ _PATTERN_TOKENS = st.sampled_from(
 )
 
 
-@contextlib.contextmanager
-def _flags(*argv: str) -> Iterator[None]:
-    try:
-        cli.FLAGS(["neural-style", *argv])
-        yield
-    finally:
-        cli.FLAGS.unparse_flags()
+def _flags(*argv: str) -> flags.FlagValues:
+    """Fresh ``neural-style`` flag values with ``argv`` parsed."""
+    fv = stylize_cli.flag_values()
+    fv(["neural-style", *argv])
+    return fv
 
 
 @PROPERTIES
@@ -982,14 +981,14 @@ def _flags(*argv: str) -> Iterator[None]:
 @example(pattern="out_%.png")
 def test_checkpoint_output_pattern_is_checked(pattern: str) -> None:
     """Any --checkpoint_output pattern is refused with NeuralStyleError or names distinct files per iteration."""
-    with _flags("--content=c.png", "--styles=s.png", "--output=o.png", "--checkpoint_iterations=1"):
-        cli.FLAGS["checkpoint_output"].value = pattern
-        try:
-            cli._config()
-        except NeuralStyleError as e:
-            assert "--checkpoint_output" in str(e)
-            return
-        assert cli._checkpoint_path(pattern, 1) != cli._checkpoint_path(pattern, 2)
+    fv = _flags("--content=c.png", "--styles=s.png", "--output=o.png", "--checkpoint_iterations=1")
+    fv["checkpoint_output"].value = pattern
+    try:
+        stylize_cli.style_config(fv)
+    except NeuralStyleError as e:
+        assert "--checkpoint_output" in str(e)
+        return
+    assert stylize_cli.checkpoint_path(pattern, 1) != stylize_cli.checkpoint_path(pattern, 2)
 
 
 _LIST_AND_NUMBER_FLAGS = [
@@ -1014,14 +1013,11 @@ _LIST_AND_NUMBER_FLAGS = [
 def test_flag_values_parse_or_fail_cleanly(flag: str, text: str) -> None:
     """Any value of a numeric or list flag: absl rejects it, or the settings checks raise only NeuralStyleError."""
     try:
-        cli.FLAGS(["neural-style", "--content=c.png", "--styles=a.png,b.png", "--output=o.png", f"--{flag}={text}"])
+        fv = _flags("--content=c.png", "--styles=a.png,b.png", "--output=o.png", f"--{flag}={text}")
     except flags.Error:
-        cli.FLAGS.unparse_flags()
         return
     try:
-        cli._config()
-        cli._sweep()
+        stylize_cli.style_config(fv)
+        sweep_cli.plan(fv)
     except NeuralStyleError:
         pass
-    finally:
-        cli.FLAGS.unparse_flags()

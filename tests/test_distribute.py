@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent(
 
     from neural_style.config import Candidate, StyleConfig
     from neural_style.matconvnet import read_matconvnet
-    from neural_style.sweep import sweep
+    from neural_style.stylization import sweep
 
     weights = read_matconvnet(sys.argv[1])
     rng = np.random.default_rng(0)

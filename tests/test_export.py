@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import write_vgg_mat
 
-from neural_style import cli_network
+from neural_style.cli import export as export_cli
 from neural_style.errors import NeuralStyleError
 
 LAYERS = ("relu1_1", "pool3", "relu4_2", "relu5_1")
@@ -23,9 +23,9 @@ LAYERS = ("relu1_1", "pool3", "relu4_2", "relu5_1")
 _RUNNER = (
     "import atexit, os, sys\n"
     "atexit.register(lambda: open(os.environ['IMPORTS_MARKER'], 'w').write(str('tensorflow' in sys.modules)))\n"
-    "from neural_style.cli_network import run_export\n"
+    "from neural_style.cli.export import main\n"
     "sys.argv[0] = 'neural-style-export'\n"
-    "run_export()\n"
+    "main()\n"
 )
 
 # Loads both exports in a fresh process (only TensorFlow, Keras and the registered classes) and saves activations.
@@ -84,7 +84,7 @@ def _export(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str
 
 def test_export_round_trip_without_the_mat(tmp_path):
     """Export, delete the .mat, load both formats in a fresh process: the activations are the in-memory model's."""
-    from neural_style.perceptual import feature_extractor
+    from neural_style.vgg import feature_extractor
 
     mat = write_vgg_mat(tmp_path / "vgg.mat", channels=(4, 6, 8, 8, 8), tamper=_he_scaled)
     images = np.random.default_rng(0).uniform(0, 255, (2, 27, 21, 3)).astype(np.float32)
@@ -132,7 +132,7 @@ def test_bad_input_is_refused_before_tensorflow(tmp_path):
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "notes.txt").write_text("keep me")
     (tmp_path / "earlier").mkdir()
-    (tmp_path / "earlier" / cli_network.METADATA_FILE).write_text("{}")
+    (tmp_path / "earlier" / export_cli.METADATA_FILE).write_text("{}")
     network = f"--network={mat.path}"
     cases = [
         ([network], "--output_dir is required"),
@@ -174,31 +174,33 @@ def _tree(root: Path) -> dict[str, str]:
 def test_install_dir_replaces_whole(tmp_path, existing):
     new = tmp_path / ".tmp-export-x"
     (new / "saved_model").mkdir(parents=True)
-    (new / cli_network.METADATA_FILE).write_text("new")
+    (new / export_cli.METADATA_FILE).write_text("new")
     (new / "saved_model" / "saved_model.pb").write_text("new model")
     target = tmp_path / "out"
     if existing != "missing":
         target.mkdir()
     if existing == "earlier export":
-        (target / cli_network.METADATA_FILE).write_text("old")
+        (target / export_cli.METADATA_FILE).write_text("old")
         (target / "stale.txt").write_text("old")
-        cli_network._check_output_dir(str(target), overwrite=True)
+        export_cli.check_output_dir(str(target), overwrite=True)
         with pytest.raises(NeuralStyleError, match="pass --overwrite"):
-            cli_network._check_output_dir(str(target), overwrite=False)
-    cli_network._install_dir(str(new), str(target))
-    assert _tree(target) == {cli_network.METADATA_FILE: "new", "saved_model/saved_model.pb": "new model"}
+            export_cli.check_output_dir(str(target), overwrite=False)
+    export_cli.install_dir(str(new), str(target))
+    assert _tree(target) == {export_cli.METADATA_FILE: "new", "saved_model/saved_model.pb": "new model"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_default_layers_are_neural_styles():
-    from neural_style.losses import CONTENT_LAYERS, STYLE_LAYERS
+    from neural_style.config import CONTENT_LAYERS, EXPORT_LAYERS, STYLE_LAYERS
 
-    assert set(cli_network.DEFAULT_LAYERS) == set(STYLE_LAYERS) | set(CONTENT_LAYERS)
+    assert set(EXPORT_LAYERS) == set(STYLE_LAYERS) | set(CONTENT_LAYERS)
+    assert export_cli.flag_values()["layers"].default == list(EXPORT_LAYERS)
 
 
 def test_importing_the_package_and_commands_does_not_import_tensorflow(tmp_path):
     code = (
-        "import sys, neural_style, neural_style.cli_network, neural_style.classify; print('tensorflow' in sys.modules)"
+        "import sys, neural_style, neural_style.cli.export, neural_style.cli.classify; "
+        "print('tensorflow' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], env=_env(tmp_path), capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr

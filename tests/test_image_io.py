@@ -1,8 +1,7 @@
-"""Tests of reading, resizing and writing images, and of the progress table and plot (no TensorFlow needed)."""
+"""Tests of reading, resizing and writing images (no TensorFlow needed)."""
 
 from __future__ import annotations
 
-import math
 import os
 import stat
 import warnings
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neural_style import image_io, progress
+from neural_style import image_io
 from neural_style.errors import NeuralStyleError
 from neural_style.image_io import check_writable, read_image, resize, scaled_size, write_image
 
@@ -375,70 +374,3 @@ def test_check_writable_read_only_directory(tmp_path: Path) -> None:
             check_writable(directory / "out.png", overwrite=False)
     finally:
         directory.chmod(0o755)
-
-
-# ------------------------------------------------------------------------------------------------------ progress
-
-
-ROWS = [0, 10, 20]
-LOSSES = {
-    "content": [1.5e6, 2.25e5, 1.0e5],
-    "style": [3.0e8, 1.0e7, 123456.789],
-    "tv": [0.5, 1.0e3, 2.0e3],
-    "total": [3.015e8, 1.02260e7, 225456.789],
-}
-
-
-def test_format_table_parses_back() -> None:
-    """The table's header is exact and np.loadtxt reads back the very numbers given."""
-    text = progress.format_table(ROWS, LOSSES)
-    assert text.splitlines()[0] == "# itr content style tv total"
-    table = np.loadtxt(text.splitlines())
-    expected = np.column_stack([ROWS] + [LOSSES[k] for k in progress.LOSS_KEYS])
-    np.testing.assert_array_equal(table, expected)
-
-
-def test_format_table_single_row() -> None:
-    """One row still parses as one row of five columns."""
-    text = progress.format_table([0], {k: [1.0] for k in progress.LOSS_KEYS})
-    assert np.loadtxt(text.splitlines(), ndmin=2).shape == (1, 5)
-
-
-@pytest.mark.parametrize("size", [(640, 400), (300, 200)])
-def test_plot_losses_size(size: tuple[int, int]) -> None:
-    """The plot is an RGB image of the requested size, not blank."""
-    plot = progress.plot_losses(ROWS, LOSSES, size=size)
-    assert plot.mode == "RGB"
-    assert plot.size == size
-    assert len(plot.getcolors(maxcolors=1 << 16) or ()) != 1
-
-
-def test_plot_losses_default_size() -> None:
-    """Without a size the plot is 640x400."""
-    assert progress.plot_losses(ROWS, LOSSES).size == (640, 400)
-
-
-@pytest.mark.parametrize(
-    ("rows", "losses"),
-    [
-        (ROWS, {"content": [0.0, 0.0, 0.0], "style": [-1.0, 5.0, 2.0], "tv": [0.0, 0.0, 1.0], "total": [1, 5, 3]}),
-        (ROWS, {k: [0.0, 0.0, 0.0] for k in progress.LOSS_KEYS}),
-        (ROWS, {k: [math.nan, math.inf, -math.inf] for k in progress.LOSS_KEYS}),
-        ([0], {k: [7.0] for k in progress.LOSS_KEYS}),
-        ([], {k: [] for k in progress.LOSS_KEYS}),
-    ],
-    ids=["some-non-positive", "all-zero", "non-finite", "one-point", "empty"],
-)
-def test_plot_losses_tolerates_unplottable_values(rows: list[int], losses: dict[str, list[float]]) -> None:
-    """Zero, negative and non-finite losses (and one or no rows) are left out, not a crash."""
-    plot = progress.plot_losses(rows, losses, size=(200, 150))
-    assert plot.size == (200, 150)
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(3725, "1 hr 2 min"), (125, "2 min 5 sec"), (5, "5 sec"), (0, "0 sec"), (59.9, "59 sec"), (3600, "1 hr 0 min")],
-)
-def test_hms(seconds: float, text: str) -> None:
-    """hms formats seconds as hours and minutes, minutes and seconds, or seconds."""
-    assert progress.hms(seconds) == text

@@ -8,8 +8,9 @@ import pytest
 import tensorflow as tf
 
 from neural_style.color import preserve_colors
+from neural_style.engines import Adam
 from neural_style.errors import NeuralStyleError
-from neural_style.stylize import NOISE_SCALE, Adam, initial_image
+from neural_style.stylization import NOISE_SCALE, initial_image
 from neural_style.vgg import preprocess
 
 # Adam settings with a non-negligible epsilon, so where epsilon goes (outside the square root) matters.

@@ -12,6 +12,7 @@ from conftest import write_vgg_mat
 
 import neural_style
 from neural_style import losses as L
+from neural_style.config import CONTENT_LAYERS, POOLING, STYLE_LAYERS
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import Layer, VggWeights, read_matconvnet
 from neural_style.perceptual import (
@@ -20,10 +21,8 @@ from neural_style.perceptual import (
     PerceptualLoss,
     StyleLoss,
     TotalVariationLoss,
-    VggFeatures,
-    feature_extractor,
 )
-from neural_style.vgg import POOLING, build_feature_extractor, preprocess
+from neural_style.vgg import VggFeatures, feature_extractor, preprocess
 
 CHANNELS = (4, 6, 8, 8, 8)
 LAYERS = ("relu1_1", "pool2", "relu4_2", "relu5_1")
@@ -87,12 +86,14 @@ TV_PRED = 25 / 6 + 25 / 6
 
 
 @pytest.mark.parametrize("pooling", POOLING)
-def test_feature_extractor_equals_build_feature_extractor_on_preprocessed_input(vgg, pooling):
+def test_rgb_input_equals_preprocessed_input(vgg, pooling):
     """0..255 input with the preprocessing built in gives the activations of the library's network."""
     _, weights = vgg
     images = _images(2, 21, 19)  # odd sizes exercise SAME pooling
     ours = feature_extractor(weights, LAYERS, pooling=pooling)(images)
-    theirs = build_feature_extractor(weights, LAYERS, pooling=pooling)(preprocess(images, weights.mean_pixel))
+    theirs = feature_extractor(weights, LAYERS, pooling=pooling, preprocessed=True)(
+        preprocess(images, weights.mean_pixel)
+    )
     assert list(ours) == list(LAYERS)
     for layer in LAYERS:
         assert ours[layer].shape == theirs[layer].shape
@@ -195,13 +196,13 @@ def test_default_reduction_averages_over_the_batch():
 
 
 def test_losses_equal_the_library_functions_on_a_random_network(vgg):
-    """Each loss is neural_style.losses applied to build_feature_extractor's activations, image by image."""
+    """Each loss is neural_style.losses applied to the network's activations, image by image."""
     _, weights = vgg
     y_true, y_pred = _images(2, seed=1), _images(2, seed=2)
     styles = [_images(1, 16, 16, seed=3)[0], _images(1, 12, 20, seed=4)[0]]
     content_w = L.content_layer_weights(0.5)
     style_w = L.style_layer_weights(2.0)
-    net = build_feature_extractor(weights, [*L.STYLE_LAYERS, *L.CONTENT_LAYERS])
+    net = feature_extractor(weights, [*STYLE_LAYERS, *CONTENT_LAYERS], preprocessed=True)
 
     def feats(images):
         return net(preprocess(np.asarray(images, np.float32), weights.mean_pixel))
@@ -242,7 +243,7 @@ def test_losses_equal_the_library_functions_on_a_random_network(vgg):
 
 def test_losses_share_a_given_feature_layer(vgg):
     _, weights = vgg
-    features = VggFeatures.from_weights(weights, [*L.STYLE_LAYERS, *L.CONTENT_LAYERS])
+    features = VggFeatures.from_weights(weights, [*STYLE_LAYERS, *CONTENT_LAYERS])
     assert ContentLoss(features).network is features
     assert PerceptualLoss(features).network is features
     with pytest.raises(NeuralStyleError, match="does not return relu4_2"):

@@ -19,9 +19,10 @@ import tensorflow as tf
 from conftest import write_vgg_mat
 
 from neural_style.config import StyleConfig
+from neural_style.engines import Adam
 from neural_style.image_io import read_image, resize, scaled_size
 from neural_style.matconvnet import VggWeights, load_vgg
-from neural_style.stylize import Adam, initial_image, stylize
+from neural_style.stylization import initial_image, stylize
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REAL_FILE = SHARED / "weights" / "vgg19-layout-hed-edges.mat"

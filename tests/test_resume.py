@@ -18,13 +18,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 from conftest import write_vgg_mat
 from PIL import Image
 from test_cli import (
@@ -41,11 +42,12 @@ from test_cli import (
     _workspace,
 )
 
-from neural_style import cli, memory
+from neural_style import memory
+from neural_style.cli import stylize as stylize_cli
 from neural_style.config import StyleConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights, read_matconvnet
-from neural_style.stylize import Progress, Stylization
+from neural_style.stylization import Progress, Stylization
 
 # ------------------------------------------------------------------------------------------- library-level resume
 
@@ -72,10 +74,15 @@ def _stylization(tiny: tuple[VggWeights, np.ndarray, np.ndarray], config: StyleC
 
 
 @pytest.fixture
-def parsed_flags() -> Iterator[None]:
-    """Leaves the CLI's flags unparsed after an in-process test."""
-    yield
-    cli.FLAGS.unparse_flags()
+def parsed_flags() -> Callable[..., flags.FlagValues]:
+    """Parses a ``neural-style`` command line (flags only) into fresh flag values, for in-process tests."""
+
+    def parse(*argv: str) -> flags.FlagValues:
+        fv = stylize_cli.flag_values()
+        fv(["neural-style", *argv])
+        return fv
+
+    return parse
 
 
 @pytest.fixture(scope="module")
@@ -132,11 +139,11 @@ def saved(tiny, tmp_path_factory: pytest.TempPathFactory) -> dict[int, Saved]:
 def test_state_holds_the_run_not_the_network(saved: dict[int, Saved]) -> None:
     """Image, Adam moments and step, iteration, best image and loss, loss history; no network weights."""
     names = {name.split("/.ATTRIBUTES")[0] for name, _ in tf.train.list_variables(saved[4].path)}
-    assert {"image", "optimizer/m", "optimizer/v", "optimizer/step", "iteration", "best", "best_loss"} <= names
-    assert {"has_best", "history"} <= names
+    engine = {"engine/image", "engine/optimizer/m", "engine/optimizer/v", "engine/optimizer/step"}
+    assert engine | {"iteration", "best", "best_loss", "has_best", "history"} <= names
     assert not any("kernel" in name or "bias" in name for name in names), names
     assert tf.train.load_variable(saved[4].path, "iteration/.ATTRIBUTES/VARIABLE_VALUE") == 4
-    assert tf.train.load_variable(saved[3].path, "optimizer/step/.ATTRIBUTES/VARIABLE_VALUE") == 3
+    assert tf.train.load_variable(saved[3].path, "engine/optimizer/step/.ATTRIBUTES/VARIABLE_VALUE") == 3
 
 
 @pytest.mark.parametrize(
@@ -474,22 +481,22 @@ def test_resume_with_iterations_already_done_loses_nothing(tiny, tmp_path: Path,
         Image.fromarray(image.astype(np.uint8)).save(files[name])
     output = tmp_path / "out.png"
 
-    def single_run(*extra: str) -> cli._SingleRun:
-        cli.FLAGS.unparse_flags()
-        cli.FLAGS(
-            ["neural-style", f"--content={files['content']}", f"--styles={files['style']}", f"--output={output}"]
-            + ["--seed=0", "--checkpoint_iterations=2", f"--checkpoint_output={tmp_path / 'ck_{}.png'}", *extra]
+    def single_run(*extra: str) -> stylize_cli.SingleRun:
+        fv = parsed_flags(
+            *(f"--content={files['content']}", f"--styles={files['style']}", f"--output={output}", "--seed=0"),
+            *("--checkpoint_iterations=2", f"--checkpoint_output={tmp_path / 'ck_{}.png'}", *extra),
         )
-        config = cli._config()
-        paths = {"output": str(output)}
-        return cli._SingleRun(weights, content, [style], None, config, [20], [config.iterations], paths, time.time())
+        config = stylize_cli.style_config(fv)
+        inputs = stylize_cli.Inputs(content, [style], None, weights)
+        stages = stylize_cli.Stages([20], [config.iterations])
+        return stylize_cli.SingleRun(fv, inputs, config, stages, {"output": str(output)}, time.time())
 
     first = single_run("--iterations=8")
-    first.run_object = Stylization(weights, content, [style], first.config)
-    for record in first.run_object:
+    run = Stylization(weights, content, [style], first.config)
+    for record in run:
         if record.iteration == 4:
             break
-    cli._RunState(first.run_object, first.fingerprint()).save()
+    stylize_cli.SavedState(first.fv, run, first.config, weights).save()
     with contextlib.suppress(NeuralStyleError):  # refusing is one fix
         single_run("--iterations=3", "--resume").run()
     assert Path(f"{output}.state").is_dir() or output.exists(), "the state was deleted and nothing was written"
@@ -655,20 +662,16 @@ def test_check_memory_in_process(tiny_weights: VggWeights, parsed_flags, monkeyp
     """Too large for the available memory: NeuralStyleError naming --width and the width that fits."""
     available = RUNTIME_BYTES + TINY_WEIGHT_BYTES + 1_429_688  # 100 x 100 fits (see above)
     monkeypatch.setattr(memory, "available_bytes", lambda *args, **kwargs: available)
-    cli.FLAGS(["neural-style"])
-    cli._check_memory(tiny_weights, 100, 100, 1)
+    fv = parsed_flags()
+    stylize_cli.check_memory(fv, tiny_weights, 100, 100, 1)
     with pytest.raises(NeuralStyleError, match=r"use --width 100 or less") as info:
-        cli._check_memory(tiny_weights, 200, 200, 1)
+        stylize_cli.check_memory(fv, tiny_weights, 200, 200, 1)
     assert "--nomemory_guard" in str(info.value)
     with pytest.raises(NeuralStyleError, match=r"--batch_size"):
-        cli._check_memory(tiny_weights, 100, 100, 2)
-    cli.FLAGS.unparse_flags()
-    cli.FLAGS(["neural-style", "--nomemory_guard"])
-    cli._check_memory(tiny_weights, 20000, 20000, 8)  # not checked
+        stylize_cli.check_memory(fv, tiny_weights, 100, 100, 2)
+    stylize_cli.check_memory(parsed_flags("--nomemory_guard"), tiny_weights, 20000, 20000, 8)  # not checked
     monkeypatch.setattr(memory, "available_bytes", lambda *args, **kwargs: None)
-    cli.FLAGS.unparse_flags()
-    cli.FLAGS(["neural-style"])
-    cli._check_memory(tiny_weights, 20000, 20000, 8)  # unknown memory: not refused
+    stylize_cli.check_memory(fv, tiny_weights, 20000, 20000, 8)  # unknown memory: not refused
 
 
 GUARD_CHANNELS = (128, 128, 64, 64, 64)  # ~3.6 kB per pixel: the guard refuses a few thousand pixels wide
@@ -696,9 +699,7 @@ def test_memory_guard_refuses_too_large_width_before_tensorflow(tmp_path: Path) 
     env["NEURAL_STYLE_TEST_IMPORTS"] = str(tmp_path / IMPORTS_MARKER)
     before = sorted(p.name for p in ws.work.iterdir())
 
-    start = time.monotonic()
     result = _run(ws, ws.args(f"--width={width}", "--iterations=5"), env=env)
-    elapsed = time.monotonic() - start
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
@@ -710,7 +711,6 @@ def test_memory_guard_refuses_too_large_width_before_tensorflow(tmp_path: Path) 
     assert abs(int(suggested.group(1)) - fits) <= max(10, fits // 20)  # the memory available moved a little
     assert (tmp_path / IMPORTS_MARKER).read_text() == "", "refused before TensorFlow is imported"
     assert sorted(p.name for p in ws.work.iterdir()) == before
-    assert elapsed < 60, elapsed
 
 
 def test_nomemory_guard_flag_is_accepted(tmp_path: Path) -> None:
@@ -726,10 +726,11 @@ def test_nomemory_guard_flag_is_accepted(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------- saving the state
 
 
-def test_state_save_failure_is_a_neural_style_error(tiny, tmp_path: Path, parsed_flags) -> None:
+def test_state_save_failure_is_a_neural_style_error(tiny, tmp_path: Path) -> None:
+    from neural_style.run_state import RunState
+
     output = tmp_path / "out.png"
     Path(f"{output}.state").write_text("a file where the state directory goes\n")
-    cli.FLAGS(["neural-style", f"--output={output}"])
     run = _stylization(tiny)
     with pytest.raises(NeuralStyleError, match=r"out\.png\.state"):
-        cli._RunState(run, {"--seed": 0}).save()
+        RunState(stylize_cli.state_dir(str(output)), {"run": run.state}, {"--seed": 0}).save()

@@ -36,10 +36,11 @@ from test_cli import (
 
 from neural_style.coarse import MIN_STAGE_WIDTH, check_widths, coarse_to_fine, split_iterations, stage_widths
 from neural_style.config import TOLERANCE_WINDOW, Candidate, StyleConfig
+from neural_style.engines import AdamEngine
 from neural_style.errors import NeuralStyleError
 from neural_style.image_io import resize, style_size
 from neural_style.matconvnet import VggWeights, load_vgg
-from neural_style.stylize import Adam, Progress, StyleObjective, _SingleDevice, initial_image, stylize
+from neural_style.stylization import Progress, build_objective, initial_image, stylize
 from neural_style.vgg import preprocess
 
 LOSS_KEYS = ("content", "style", "tv", "total")
@@ -213,7 +214,7 @@ def test_stage_widths() -> None:
     assert stage_widths(300, 2) == [150, 300]
     assert stage_widths(250, 3) == [62, 125, 250]  # 62.5 rounds to even
     assert stage_widths(128, 3) == [32, 64, 128]
-    with pytest.raises(NeuralStyleError, match="--scales is 0"):
+    with pytest.raises(NeuralStyleError, match="^scales is 0"):
         stage_widths(256, 0)
     with pytest.raises(NeuralStyleError, match="first stage 16 px wide"):
         stage_widths(128, 4)
@@ -226,7 +227,7 @@ def test_split_iterations() -> None:
     assert split_iterations(5, 2) == [2, 3]
     assert split_iterations(7, 1) == [7]
     assert split_iterations(3, 3) == [1, 1, 1]
-    with pytest.raises(NeuralStyleError, match="--iterations 2 cannot be shared by 3 scales"):
+    with pytest.raises(NeuralStyleError, match="^iterations 2 cannot be shared by 3 scales"):
         split_iterations(2, 3)
 
 
@@ -260,7 +261,7 @@ def test_coarse_to_fine_stages(tiny: Tiny) -> None:
     # Stage 1's first step starts from stage 0's result resized to 64x48, without noise; the style image is
     # resized to the stage width as a single run at 64 px would.
     style = resize(tiny.style, style_size(tiny.style.shape, 1.0, 64))
-    objective = StyleObjective(tiny.weights, content, [style], config)
+    objective = build_objective(tiny.weights, content, [style], config)
     start = preprocess(resize(coarse, (48, 64)), tiny.weights.mean_pixel)[None].astype(np.float32)
     np.testing.assert_allclose(_step_loss(records[3][1]), objective(tf.constant(start))["total"].numpy(), rtol=1e-4)
 
@@ -269,9 +270,9 @@ def test_coarse_to_fine_stages(tiny: Tiny) -> None:
 
 
 def test_compiled_step_equals_the_eager_computation(tiny: Tiny) -> None:
-    """One compiled Adam step (_SingleDevice) = an eager gradient and the update rule worked out in NumPy."""
+    """One compiled Adam step (AdamEngine) = an eager gradient and the update rule worked out in NumPy."""
     config = _config(**LINEAR_ADAM)
-    objective = StyleObjective(tiny.weights, tiny.content, [tiny.style], config)
+    objective = build_objective(tiny.weights, tiny.content, [tiny.style], config)
     start = initial_image(tiny.content, tiny.weights.mean_pixel, seed=0)
 
     x = tf.constant(start)
@@ -286,9 +287,8 @@ def test_compiled_step_equals_the_eager_computation(tiny: Tiny) -> None:
     alpha = config.learning_rate * np.sqrt(1 - config.beta2) / (1 - config.beta1)
     expected = start - alpha * m / (np.sqrt(v) + config.epsilon)
 
-    image = tf.Variable(start)
-    adam = Adam(image, config.learning_rate, config.beta1, config.beta2, config.epsilon)
-    engine = _SingleDevice(objective, image, adam)
+    settings = (config.learning_rate, config.beta1, config.beta2, config.epsilon)
+    engine = AdamEngine(objective, start, {}, settings)
     step_losses = engine.step()  # the loss terms of the start image, computed on the way
 
     for key in LOSS_KEYS:
@@ -298,16 +298,16 @@ def test_compiled_step_equals_the_eager_computation(tiny: Tiny) -> None:
     np.testing.assert_allclose(engine.images(), expected, rtol=0, atol=1e-4)
     np.testing.assert_allclose(engine.images() - start, expected - start, rtol=1e-4, atol=1e-5)
     # The compiled gradient differs from the eager one by oneDNN's summation order: ~1e-5 of its largest component.
-    np.testing.assert_allclose(adam.m.numpy(), m, rtol=1e-4, atol=1e-5 * np.abs(m).max())
+    np.testing.assert_allclose(engine.optimizer.m.numpy(), m, rtol=1e-4, atol=1e-5 * np.abs(m).max())
 
 
 def test_bfloat16_losses_stay_close_to_float32(tiny: Tiny) -> None:
     """bfloat16 convolutions change each loss term by a few % at most, on a noise image and a half-noise one."""
     objectives = {
-        p: StyleObjective(tiny.weights, tiny.content, [tiny.style], _config(precision=p))
+        p: build_objective(tiny.weights, tiny.content, [tiny.style], _config(precision=p))
         for p in ("float32", "bfloat16")
     }
-    assert objectives["bfloat16"].model.get_layer("conv1_1").compute_dtype == "bfloat16"
+    assert objectives["bfloat16"].network.precision == "bfloat16"
     for noiseblend in (1.0, 0.5):
         x = tf.constant(initial_image(tiny.content, tiny.weights.mean_pixel, noiseblend=noiseblend, seed=0))
         f32, bf16 = ({k: v.numpy() for k, v in objectives[p](x).items()} for p in ("float32", "bfloat16"))
@@ -326,7 +326,7 @@ def test_bfloat16_run_stays_close_to_float32(tiny: Tiny) -> None:
     """
     runs = {p: _run_stylize(tiny, _config(iterations=3, precision=p)) for p in ("float32", "bfloat16")}
     np.testing.assert_allclose(_step_losses(runs["bfloat16"]), _step_losses(runs["float32"]), rtol=0.05)
-    objective = StyleObjective(tiny.weights, tiny.content, [tiny.style], _config())
+    objective = build_objective(tiny.weights, tiny.content, [tiny.style], _config())
     losses = {
         p: float(objective(tf.constant(preprocess(_image(records[-1]), tiny.weights.mean_pixel)[None]))["total"][0])
         for p, records in runs.items()
@@ -402,7 +402,8 @@ BAD_FLAGS = {
     "scales_empty": (["--scales="], "--scales must be a count or increasing widths"),
     "scales_superscript": (["--scales=\u00b2"], "--scales must be a count or increasing widths"),
 }
-# cli._stages: min([]) raises ValueError for an empty list; '²'.isdigit() is true but int('²') raises ValueError.
+# Stages.plan (neural_style.cli.stylize): min([]) raises ValueError for an empty list; '²'.isdigit() is true but
+# int('²') raises ValueError.
 BAD_FLAG_CASES = [pytest.param(case, id=case) for case in BAD_FLAGS]
 
 

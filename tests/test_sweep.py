@@ -33,19 +33,11 @@ from test_cli import (
     _workspace,
 )
 
-from neural_style.config import Candidate, StyleConfig
+from neural_style.cli.sweep import candidate_label, candidate_path, parse_blends, sheet_path
+from neural_style.config import Candidate, StyleConfig, even_blends, make_candidates
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights, load_vgg
-from neural_style.sweep import (
-    candidate_label,
-    candidate_path,
-    contact_sheet,
-    even_blends,
-    make_candidates,
-    parse_blends,
-    sheet_path,
-    sweep,
-)
+from neural_style.stylization import sweep
 
 # ---------------------------------------------------------------------------------------------------- helpers
 
@@ -61,7 +53,7 @@ def test_even_blends_two_is_both_pure_styles() -> None:
 
 @pytest.mark.parametrize("k", [1, 0, -3])
 def test_even_blends_needs_two(k: int) -> None:
-    with pytest.raises(NeuralStyleError, match="--blend_sweep"):
+    with pytest.raises(NeuralStyleError, match="^blend_sweep"):
         even_blends(k)
 
 
@@ -137,47 +129,6 @@ def test_candidate_and_sheet_paths() -> None:
     assert sheet_path("/tmp/a/b.jpeg") == "/tmp/a/b_sheet.jpeg"
 
 
-# Five 20x10 images on a sheet of 40-pixel tiles: the code's margin is 6 and the caption strip 18 pixels high.
-SHEET_COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (200, 100, 50), (10, 20, 30)]
-TILE_W, TILE_H, MARGIN, CAPTION = 40, 20, 6, 18  # tile height = 10 * 40 / 20
-
-
-def test_contact_sheet_size_and_tiles() -> None:
-    """4 columns x 2 rows; each tile is its (constant-colour) image scaled to 40x20, the gaps stay white."""
-    images = [np.full((10, 20, 3), colour, np.float32) for colour in SHEET_COLOURS]
-    sheet = contact_sheet(images, [f"tile {i}" for i in range(5)], tile_width=TILE_W)
-    # Width 4 (40 + 6) + 6 = 190, height 2 (20 + 18 + 6) + 6 = 94.
-    assert sheet.size == (190, 94)
-    assert sheet.mode == "RGB"
-    pixels = np.asarray(sheet)
-    for i, colour in enumerate(SHEET_COLOURS):
-        x = MARGIN + (i % 4) * (TILE_W + MARGIN)  # 6, 52, 98, 144
-        y = MARGIN + (i // 4) * (TILE_H + CAPTION + MARGIN)  # 6, 50
-        tile = pixels[y : y + TILE_H, x : x + TILE_W]
-        assert (tile == colour).all(), (i, np.unique(tile.reshape(-1, 3), axis=0))
-        assert (pixels[y - 1, x : x + TILE_W] == 255).all() and (pixels[y : y + TILE_H, x - 1] == 255).all()
-        caption = pixels[y + TILE_H : y + TILE_H + CAPTION, x : x + TILE_W]
-        assert (caption < 128).any(), f"caption {i} is missing"  # black text on white
-    assert (pixels[50:, 52:] == 255).all(), "the unused cells of the last row stay white"
-
-
-def test_contact_sheet_scales_rounds_and_clips() -> None:
-    """Tiles keep the aspect ratio (height rounded); values outside 0..255 are clipped."""
-    images = [np.full((7, 9, 3), 300.0, np.float32), np.full((7, 9, 3), -5.0, np.float32)]
-    sheet = contact_sheet(images, ["a", "b"], tile_width=30)
-    tile_height = round(7 * 30 / 9)  # 23.33 -> 23
-    assert sheet.size == (2 * (30 + MARGIN) + MARGIN, tile_height + CAPTION + 2 * MARGIN)
-    pixels = np.asarray(sheet)
-    assert (pixels[MARGIN : MARGIN + tile_height, MARGIN : MARGIN + 30] == 255).all()
-    assert (pixels[MARGIN : MARGIN + tile_height, 2 * MARGIN + 30 : 2 * MARGIN + 60] == 0).all()
-
-
-@pytest.mark.parametrize("n_images, n_captions", [(0, 0), (2, 1)])
-def test_contact_sheet_needs_one_caption_per_image(n_images: int, n_captions: int) -> None:
-    with pytest.raises(ValueError):
-        contact_sheet([np.zeros((4, 4, 3))] * n_images, ["x"] * n_captions)
-
-
 # -------------------------------------------------------------------------------------- batched = single runs
 
 CONTENT_SHAPE = (16, 20, 3)
@@ -244,7 +195,7 @@ def _sweep_results(
 @pytest.fixture(scope="module", params=["max", "avg"])
 def singles(request: pytest.FixtureRequest, tiny: Tiny) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
     """Each candidate run alone (``stylize(candidates=[c])``): pooling, images [3, H, W, 3], losses {term: [3]}."""
-    from neural_style.stylize import stylize
+    from neural_style.stylization import stylize
 
     pooling = request.param
     runs = [
@@ -275,7 +226,7 @@ def test_sweep_candidate_equals_single_run(tiny: Tiny, singles, batch_size: int 
 
 def test_single_candidate_equals_config_run(tiny: Tiny) -> None:
     """``candidates=[c]`` is the same run as a config with c's blend and style weight (what the CLI does)."""
-    from neural_style.stylize import stylize
+    from neural_style.stylization import stylize
 
     candidate = Candidate.make((1, 3), 200.0)
     config = _config("max")
@@ -285,18 +236,18 @@ def test_single_candidate_equals_config_run(tiny: Tiny) -> None:
 
 
 def test_targets_are_computed_once_for_a_chunked_sweep(tiny: Tiny, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One StyleObjective (one set of Gram targets) serves all chunks; chunks are batch_size candidates at once."""
+    """One objective (one set of Gram targets) serves all chunks; chunks are batch_size candidates at once."""
     import tensorflow as tf
 
     from neural_style import losses
-    from neural_style import stylize as stylize_module
+    from neural_style import stylization as stylization_module
 
     objectives: list[object] = []
-    original_init = stylize_module.StyleObjective.__init__
+    original_build = stylization_module.build_objective
 
-    def counting_init(self, *args, **kwargs) -> None:
-        objectives.append(self)
-        original_init(self, *args, **kwargs)
+    def counting_build(*args, **kwargs):
+        objectives.append(original_build(*args, **kwargs))
+        return objectives[-1]
 
     eager_grams: list[int] = []
     original_gram = losses.gram_matrix
@@ -307,15 +258,15 @@ def test_targets_are_computed_once_for_a_chunked_sweep(tiny: Tiny, monkeypatch: 
         return original_gram(features)
 
     chunks: list[tuple[int, object]] = []
-    original_stylize = stylize_module.stylize
+    original_stylize = stylization_module.stylize
 
     def recording_stylize(*args, candidates=None, objective=None, **kwargs):
         chunks.append((len(candidates), objective))
         return original_stylize(*args, candidates=candidates, objective=objective, **kwargs)
 
-    monkeypatch.setattr(stylize_module.StyleObjective, "__init__", counting_init)
+    monkeypatch.setattr(stylization_module, "build_objective", counting_build)
     monkeypatch.setattr(losses, "gram_matrix", counting_gram)
-    monkeypatch.setattr(stylize_module, "stylize", recording_stylize)
+    monkeypatch.setattr(stylization_module, "stylize", recording_stylize)
 
     config = dataclasses.replace(_config("max"), iterations=2)
     images, _ = _sweep_results(tiny, config, CANDIDATES, batch_size=2)
@@ -327,7 +278,7 @@ def test_targets_are_computed_once_for_a_chunked_sweep(tiny: Tiny, monkeypatch: 
 
 
 def test_sweep_rejects_bad_batch_size(tiny: Tiny) -> None:
-    with pytest.raises(NeuralStyleError, match="--batch_size"):
+    with pytest.raises(NeuralStyleError, match="^batch_size"):
         next(sweep(tiny.weights, tiny.content, tiny.styles, _config("max"), CANDIDATES, batch_size=0))
 
 
@@ -365,10 +316,11 @@ def _size(path: Path) -> tuple[int, int]:
 
 
 def _sheet_size(n: int, width: int = CONTENT_SIZE[0], height: int = CONTENT_SIZE[1]) -> tuple[int, int]:
-    """The contact sheet of n content-sized images with the CLI's 256-pixel tiles (see the sheet tests above)."""
+    """The contact sheet of n content-sized images with the CLI's 256-pixel tiles (see test_report.py)."""
+    margin, caption = 6, 18  # the margins and the caption strip of neural_style.cli.report.contact_sheet
     columns, rows = min(n, 4), -(-n // 4)
     tile_height = round(height * 256 / width)  # 20 * 256 / 24 = 213.3 -> 213
-    return columns * (256 + MARGIN) + MARGIN, rows * (tile_height + CAPTION + MARGIN) + MARGIN
+    return columns * (256 + margin) + margin, rows * (tile_height + caption + margin) + margin
 
 
 def test_cli_blend_sweep(tmp_path: Path) -> None:

@@ -24,17 +24,12 @@ from conftest import write_vgg_mat
 from PIL import Image
 from tensorflow.core.util import event_pb2
 
-from neural_style import cli_fast
+from neural_style.cli import train as train_cli
+from neural_style.config import TrainConfig
 from neural_style.errors import NeuralStyleError
+from neural_style.image_io import check_model_file
 from neural_style.matconvnet import VggWeights, load_vgg
-from neural_style.train import (
-    TrainConfig,
-    Trainer,
-    center_crops,
-    check_model_file,
-    make_dataset,
-    scan_images,
-)
+from neural_style.train import Trainer, center_crops, make_dataset, scan_images
 from neural_style.transformer import apply_transformer, load_transformer
 
 CHANNELS = (4, 6, 8, 8, 8)
@@ -112,26 +107,29 @@ def test_total_steps() -> None:
 
 
 @pytest.mark.parametrize(
-    ("changes", "mention"),
+    ("changes", "setting", "mention"),
     [
-        ({"image_size": 0}, "--image_size"),
-        ({"batch_size": 0}, "--batch_size"),
-        ({"steps": 0}, "--steps"),
-        ({"style_weight": -1.0}, "--style_weight"),
-        ({"tv_weight": float("nan")}, "--tv_weight"),
-        ({"content_weight": 0.0, "style_weight": 0.0, "tv_weight": 0.0}, "all 0"),
-        ({"learning_rate": 0.0}, "--learning_rate"),
-        ({"content_layers": ()}, "--content_layers"),
-        ({"style_layers": ("relu1_2", "relu1_2")}, "twice"),
-        ({"style_layers": ("relu9_9",)}, "relu9_9"),
-        ({"pooling": "median"}, "--pooling"),
-        ({"residual_blocks": -1}, "--residual_blocks"),
-        ({"style_layer_weight_exp": 0.0}, "--style_layer_weight_exp"),
+        ({"image_size": 0}, "image_size", "is 0"),
+        ({"batch_size": 0}, "batch_size", "is 0"),
+        ({"steps": 0}, "steps", "is 0"),
+        ({"style_weight": -1.0}, "style_weight", "is -1.0"),
+        ({"tv_weight": float("nan")}, "tv_weight", "is nan"),
+        ({"content_weight": 0.0, "style_weight": 0.0, "tv_weight": 0.0}, "content_weight", "nothing to learn"),
+        ({"learning_rate": 0.0}, "learning_rate", "positive"),
+        ({"content_layers": ()}, "content_layers", "empty"),
+        ({"style_layers": ("relu1_2", "relu1_2")}, "style_layers", "twice"),
+        ({"style_layers": ("relu9_9",)}, "style_layers", "relu9_9"),
+        ({"pooling": "median"}, "pooling", "median"),
+        ({"residual_blocks": -1}, "residual_blocks", "is -1"),
+        ({"style_layer_weight_exp": 0.0}, "style_layer_weight_exp", "positive"),
     ],
 )
-def test_config_validation(vgg: VggWeights, changes: dict, mention: str) -> None:
-    with pytest.raises(NeuralStyleError, match=mention):
+def test_config_validation(vgg: VggWeights, changes: dict, setting: str, mention: str) -> None:
+    """Each bad setting is refused by name (the command turns the name into its flag) with what is wrong."""
+    with pytest.raises(NeuralStyleError, match=mention) as info:
         TrainConfig(**changes).validate(vgg.layer_names)
+    assert info.value.setting == setting
+    assert str(info.value).startswith(setting)
 
 
 def test_scan_skips_and_counts_unreadable_files(data: Path) -> None:
@@ -262,7 +260,7 @@ def test_train_command_trains_resumes_and_writes_a_model(
         "--checkpoint_every=2",
         *TINY,
     ]
-    cli_fast.run_train([*args, "--steps=3"])
+    train_cli.main([*args, "--steps=3"])
     out, err = capsys.readouterr()
     warnings = err.splitlines()
     assert any("skipping" in line and "broken.jpg" in line for line in warnings)
@@ -277,7 +275,7 @@ def test_train_command_trains_resumes_and_writes_a_model(
     assert tags["loss/total"] == [1, 2, 3] and tags["content"] == [0] and tags["stylized"] == [2, 3]
 
     before = hashlib.sha256(model.read_bytes()).hexdigest()
-    cli_fast.run_train([*args, "--steps=4", "--overwrite"])
+    train_cli.main([*args, "--steps=4", "--overwrite"])
     out, _ = capsys.readouterr()
     assert f"Resuming from step 3 ({checkpoints / 'ckpt-3'})" in out
     assert "Step      4/4" in out and "Step      1/" not in out
@@ -285,10 +283,10 @@ def test_train_command_trains_resumes_and_writes_a_model(
     assert sorted(p.name for p in checkpoints.glob("*.index"))[-1] == "ckpt-4.index"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")) == []
 
-    with pytest.raises(SystemExit) as info:  # a checkpoint of another network
-        cli_fast.run_train([*args, "--steps=5", "--overwrite", "--base_filters=8"])
+    with pytest.raises(SystemExit) as info:  # a checkpoint made with other settings
+        train_cli.main([*args, "--steps=5", "--overwrite", "--base_filters=8"])
     assert info.value.code == 2
-    assert "does not match this network" in capsys.readouterr().err.splitlines()[-1]
+    assert "--base_filters" in capsys.readouterr().err.splitlines()[-1]  # the fingerprint names the setting
 
 
 @pytest.fixture(scope="module")
@@ -345,7 +343,7 @@ def test_train_bad_input_is_one_error_line(network: Path, tmp_path: Path, import
         PYTHONPATH=os.pathsep.join(p for p in (str(import_probe), os.environ.get("PYTHONPATH")) if p),
     )
     args = [f"--network={network}", "--style=style.png", "--data=data", "--model_out=m.keras", "--steps=2", *extra]
-    code = "import sys; from neural_style.cli_fast import run_train; sys.argv[0] = 'neural-style-train'; run_train()"
+    code = "import sys; from neural_style.cli.train import main; sys.argv[0] = 'neural-style-train'; main()"
     result = subprocess.run(
         [sys.executable, "-c", code, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )

@@ -21,7 +21,7 @@ import pytest
 from conftest import IMPORT_PROBE as _PROBE
 from PIL import Image
 
-from neural_style import cli_fast
+from neural_style.cli import apply as apply_cli
 from neural_style.errors import NeuralStyleError
 from neural_style.transformer import (
     CropToMatch,
@@ -240,7 +240,7 @@ def aws(tmp_path: Path, model_file: Path) -> ApplyWorkspace:
 
 
 def _apply(aws: ApplyWorkspace, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    code = "import sys; from neural_style.cli_fast import run_apply; sys.argv[0] = 'neural-style-apply'; run_apply()"
+    code = "import sys; from neural_style.cli.apply import main; sys.argv[0] = 'neural-style-apply'; main()"
     return subprocess.run(
         [sys.executable, "-c", code, *args],
         cwd=aws.root,
@@ -270,12 +270,12 @@ def test_apply_folder_keeps_sizes_names_and_formats(aws: ApplyWorkspace) -> None
 
 def test_apply_one_image_in_process(aws: ApplyWorkspace, capsys: pytest.CaptureFixture[str]) -> None:
     out = aws.root / "one.png"
-    cli_fast.run_apply(["neural-style-apply", f"--model={aws.model}", f"--content={aws.photo}", f"--output={out}"])
+    apply_cli.main(["neural-style-apply", f"--model={aws.model}", f"--content={aws.photo}", f"--output={out}"])
     with Image.open(out) as image:
         assert (image.height, image.width) == SIZES["a.png"]
     assert f"Wrote {out}" in capsys.readouterr().out
     with pytest.raises(SystemExit) as info:  # exists now
-        cli_fast.run_apply(["neural-style-apply", f"--model={aws.model}", f"--content={aws.photo}", f"--output={out}"])
+        apply_cli.main(["neural-style-apply", f"--model={aws.model}", f"--content={aws.photo}", f"--output={out}"])
     assert info.value.code == 2
     assert capsys.readouterr().err.startswith(ERROR_PREFIX)
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import MEAN_PIXEL
 
+from neural_style.config import POOLING
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import Layer, VggWeights, read_matconvnet
-from neural_style.vgg import POOLING, build_feature_extractor, preprocess, unprocess
+from neural_style.vgg import VggFeatures, feature_extractor, preprocess, unprocess
 
 POOLINGS = pytest.mark.parametrize("pooling", POOLING)
 
@@ -61,7 +61,7 @@ def _one_channel_network() -> VggWeights:
 
 def _pool_of(plane: np.ndarray, pooling: str) -> np.ndarray:
     """pool1 of the one-channel network for an image whose red channel is ``plane`` (non-negative)."""
-    model = build_feature_extractor(_one_channel_network(), ["pool1"], pooling=pooling)
+    model = feature_extractor(_one_channel_network(), ["pool1"], pooling=pooling, preprocessed=True)
     image = np.zeros((1, *plane.shape, 3), np.float32)
     image[0, :, :, 0] = plane
     return model(tf.constant(image))["pool1"].numpy()[0, :, :, 0]
@@ -71,7 +71,7 @@ def test_returns_exactly_the_requested_layers(vgg):
     """The output dict has exactly the requested layer names, in any order asked."""
     _, weights = vgg
     requested = ["relu2_1", "conv1_1", "relu1_1"]
-    model = build_feature_extractor(weights, requested)
+    model = feature_extractor(weights, requested, preprocessed=True)
     features = model(tf.zeros((1, 8, 8, 3)))
     assert set(features) == set(requested)
     assert features["conv1_1"].shape == (1, 8, 8, 2)
@@ -80,14 +80,18 @@ def test_returns_exactly_the_requested_layers(vgg):
 
 @pytest.mark.parametrize("requested, deepest", [(["relu1_1"], "relu1_1"), (["relu4_2", "relu2_1"], "relu4_2")])
 def test_stops_at_the_deepest_requested_layer(vgg, requested, deepest):
-    """The model ends at the deepest requested layer: no layer after it is built."""
+    """The network ends at the deepest requested layer: no layer after it is built, and every weight is frozen."""
     _, weights = vgg
-    model = build_feature_extractor(weights, requested)
-    assert model.layers[-1].name == deepest
-    built = {layer.name for layer in model.layers}
+    model = feature_extractor(weights, requested, preprocessed=True)
+    network = model.layers[-1]
+    assert isinstance(network, VggFeatures)
+    assert network.layer_specs[-1][0] == deepest
+    built = {name for name, _, _ in network.layer_specs}
     later = weights.layer_names[weights.layer_names.index(deepest) + 1 :]
     assert built.isdisjoint(later)
-    assert not model.trainable
+    convs = [name for name in built if name.startswith("conv")]
+    assert len(network.weights) == 2 * len(convs)  # a kernel and a bias each, nothing for later layers
+    assert not model.trainable and not network.trainable_weights
 
 
 def test_conv1_1_matches_a_direct_numpy_convolution(vgg):
@@ -95,7 +99,7 @@ def test_conv1_1_matches_a_direct_numpy_convolution(vgg):
     mat, weights = vgg
     rng = np.random.default_rng(3)
     image = rng.normal(0, 1, (5, 7, 3)).astype(np.float32)  # non-square, so a transposed kernel cannot pass
-    model = build_feature_extractor(weights, ["conv1_1", "relu1_1"])
+    model = feature_extractor(weights, ["conv1_1", "relu1_1"], preprocessed=True)
     features = model(tf.constant(image[None]))
     expected = _conv_same_reference(image.astype(np.float64), mat.kernels["conv1_1"], mat.biases["conv1_1"])
     np.testing.assert_allclose(features["conv1_1"].numpy()[0], expected, rtol=1e-5, atol=1e-5)
@@ -143,14 +147,12 @@ def test_pooling_same_padding_on_odd_size_by_hand(pooling, expected):
 def test_pool1_of_the_network_matches_numpy_pooling(vgg, pooling):
     """pool1 of the synthetic network is the NumPy SAME pooling of its relu1_2, for an odd-sized image."""
     _, weights = vgg
-    model = build_feature_extractor(weights, ["relu1_2", "pool1"], pooling=pooling)
+    model = feature_extractor(weights, ["relu1_2", "pool1"], pooling=pooling, preprocessed=True)
     image = np.random.default_rng(4).normal(0, 1, (1, 7, 9, 3)).astype(np.float32)
     features = model(tf.constant(image))
     expected = _pool_same_reference(features["relu1_2"].numpy()[0].astype(np.float64), pooling)
     assert features["pool1"].shape == (1, 4, 5, 2)
     np.testing.assert_allclose(features["pool1"].numpy()[0], expected, rtol=1e-5, atol=1e-6)
-    kind = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
-    assert isinstance(model.get_layer("pool1"), kind)
 
 
 @POOLINGS
@@ -158,21 +160,21 @@ def test_unknown_layer_is_an_error(vgg, pooling):
     """A layer name not in the network raises NeuralStyleError naming it."""
     _, weights = vgg
     with pytest.raises(NeuralStyleError, match="relu9_9"):
-        build_feature_extractor(weights, ["relu1_1", "relu9_9"], pooling=pooling)
+        feature_extractor(weights, ["relu1_1", "relu9_9"], pooling=pooling, preprocessed=True)
 
 
 def test_unknown_pooling_is_an_error(vgg):
-    """A pooling other than max or avg raises NeuralStyleError naming --pooling."""
+    """A pooling other than max or avg raises NeuralStyleError naming the pooling setting."""
     _, weights = vgg
-    with pytest.raises(NeuralStyleError, match="--pooling"):
-        build_feature_extractor(weights, ["relu1_1"], pooling="min")
+    with pytest.raises(NeuralStyleError, match="^pooling"):
+        feature_extractor(weights, ["relu1_1"], pooling="min", preprocessed=True)
 
 
 def test_no_layers_is_an_error(vgg):
     """Asking for no layer at all raises NeuralStyleError."""
     _, weights = vgg
     with pytest.raises(NeuralStyleError):
-        build_feature_extractor(weights, [])
+        feature_extractor(weights, [], preprocessed=True)
 
 
 def test_preprocess_subtracts_the_mean_pixel(vgg):

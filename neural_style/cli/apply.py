@@ -1,0 +1,139 @@
+"""The ``neural-style-apply`` command: runs a network trained by ``neural-style-train`` on an image or a folder.
+
+Every input (the model file, each image, each output path) is checked before TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+from absl import flags
+
+from neural_style.cli.command import Command, check_directory_target, require
+from neural_style.errors import NeuralStyleError
+
+__all__ = ["flag_values", "main"]
+
+_USAGE = """Usage: neural-style-apply --model MODEL.keras --content IMAGE|DIR --output FILE|DIR [--overwrite]
+
+Stylizes an image, or every image in a folder, with a network trained by neural-style-train. Images keep their size.
+"""
+
+
+def flag_values() -> flags.FlagValues:
+    """The flags of ``neural-style-apply``, on a fresh FlagValues."""
+    fv = flags.FlagValues()
+    flags.DEFINE_string("model", None, "Trained network, a .keras file from neural-style-train.", flag_values=fv)
+    flags.DEFINE_string("content", None, "Image to stylize, or a folder of images.", flag_values=fv)
+    flags.DEFINE_string(
+        "output",
+        None,
+        "Output image (the format follows the extension), or a folder when --content is one; images keep their "
+        "names (and their format when Pillow can write it, else PNG).",
+        flag_values=fv,
+    )
+    flags.DEFINE_boolean("overwrite", False, "Replace output images that exist.", flag_values=fv)
+    return fv
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point of ``neural-style-apply``; ``argv`` defaults to ``sys.argv``."""
+    fv = flag_values()
+    Command("neural-style-apply", fv, _USAGE, __name__).run(argv, lambda _: _apply(fv))
+
+
+def _image_extensions() -> dict[str, str]:
+    """{extension: Pillow format} of the formats Pillow reads."""
+    from PIL import Image
+
+    Image.init()
+    return {ext: fmt for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+
+
+def _output_name(name: str) -> str:
+    """The input's file name when Pillow can write its format, else the same stem with .png."""
+    from PIL import Image
+
+    Image.init()
+    stem, ext = os.path.splitext(name)
+    return name if Image.registered_extensions().get(ext.lower()) in Image.SAVE else stem + ".png"
+
+
+def _folder_jobs(content: str, output: str, overwrite: bool) -> list[tuple[str, str]]:
+    """(input, output) pairs for the images of the folder ``content``, every one checked."""
+    from neural_style.image_io import read_image
+
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise NeuralStyleError(f"--output {output} is a file, but --content {content} is a folder; give a folder")
+    if os.path.exists(output) and os.path.samefile(content, output):
+        raise NeuralStyleError(f"--output {output} is the --content folder; write the results to another folder")
+    check_directory_target(output, "output")
+    extensions = _image_extensions()
+    names = sorted(
+        n
+        for n in os.listdir(content)
+        if not n.startswith(".")
+        and os.path.isfile(os.path.join(content, n))
+        and os.path.splitext(n)[1].lower() in extensions
+    )
+    if not names:
+        raise NeuralStyleError(f"--content {content} holds no image files")
+    jobs = []
+    for name in names:
+        source, target = os.path.join(content, name), os.path.join(output, _output_name(name))
+        read_image(source, what="--content image")
+        if os.path.isdir(target):
+            raise NeuralStyleError(f"--output {target} is a directory; move it out of the way")
+        if os.path.exists(target) and not overwrite:
+            raise NeuralStyleError(f"--output {target} already exists; pass --overwrite or choose another folder")
+        jobs.append((source, target))
+    targets = [target for _, target in jobs]
+    if len(set(targets)) != len(targets):
+        raise NeuralStyleError(f"--content {content} has images whose outputs would share a name (e.g. a.gif, a.png)")
+    return jobs
+
+
+def _jobs(content: str, output: str, overwrite: bool) -> list[tuple[str, str]]:
+    """(input, output) pairs, every one checked."""
+    from neural_style.image_io import check_writable, read_image
+
+    if os.path.isdir(content):
+        return _folder_jobs(content, output, overwrite)
+    if not os.path.exists(content):
+        raise NeuralStyleError(f"--content {content} does not exist; give an image or a folder of images")
+    read_image(content, what="--content image")
+    check_writable(output, overwrite=overwrite, what="--output")
+    return [(content, output)]
+
+
+def _apply(fv: flags.FlagValues) -> None:
+    start = time.time()
+    model_path, content, output = (
+        require(fv, name, what)
+        for name, what in (
+            ("model", "a network trained by neural-style-train (.keras)"),
+            ("content", "an image or a folder of images"),
+            ("output", "where to write the result"),
+        )
+    )
+    from neural_style.image_io import check_model_file
+
+    check_model_file(model_path, what="--model")
+    jobs = _jobs(content, output, fv.overwrite)
+
+    from neural_style.image_io import read_image, write_image
+    from neural_style.transformer import apply_transformer, load_transformer
+
+    model = load_transformer(model_path)
+    if os.path.isdir(content):
+        os.makedirs(output, exist_ok=True)
+    for source, target in jobs:
+        image = read_image(source, what="--content image")
+        began = time.time()
+        result = apply_transformer(model, image)
+        write_image(target, result)
+        print(f"Wrote {target} ({image.shape[1]}x{image.shape[0]}, {time.time() - began:.2f} s)")
+    if len(jobs) > 1:
+        print(f"Stylized {len(jobs)} images in {time.time() - start:.1f} s")

@@ -1,0 +1,201 @@
+"""What every command does the same way: help, flag parsing, one-line errors, exit statuses, Ctrl-C / SIGTERM.
+
+Also the input checks several commands share (a required flag, numbers in a list flag, a directory to write to,
+the network file). The command modules define their flags and call :meth:`Command.run`; library modules never do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NoReturn
+
+from absl import flags
+from absl import logging as absl_logging
+
+from neural_style import weights as weights_lib
+from neural_style.errors import NeuralStyleError
+
+__all__ = [
+    "HELP_ARGS",
+    "Command",
+    "Interruption",
+    "NETWORK_HELP",
+    "check_directory_target",
+    "define_network",
+    "flag_settings",
+    "floats",
+    "interruptible",
+    "network_path",
+    "require",
+]
+
+HELP_ARGS = ("-h", "-?", "--help", "--helpshort", "--helpfull")
+
+
+class Command:
+    """One command's name, flags and error reporting.
+
+    Bad input (a :class:`NeuralStyleError` with ``usage``, or a flag parsing error) prints one stderr line
+    ``PROG: error: ...`` and exits 2; a failed run exits 1; Ctrl-C that reaches here exits 130. A library error
+    about a setting (``NeuralStyleError.setting``) is told with the command's flag for that setting.
+    """
+
+    def __init__(
+        self,
+        prog: str,
+        flag_values: flags.FlagValues,
+        usage: str,
+        modules: str | Sequence[str],
+        *,
+        setting_flags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Args:
+        prog: the command's name, printed before its messages.
+        flag_values: the command's flags.
+        usage: text printed by ``--help`` above the flags.
+        modules: the module(s) that defined the flags (their flags are the ones ``--help`` lists).
+        setting_flags: {setting: flag name} where a flag is not named after the library setting it sets.
+        """
+        self.prog = prog
+        self.flags = flag_values
+        self.usage = usage
+        self.modules = (modules,) if isinstance(modules, str) else tuple(modules)
+        self.setting_flags = dict(setting_flags or {})
+
+    def fail(self, message: str, status: int) -> NoReturn:
+        """Prints ``PROG: error: message`` on one stderr line and exits with ``status``."""
+        print(f"{self.prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+        sys.exit(status)
+
+    def warn(self, message: str) -> None:
+        """Prints ``PROG: warning: message`` on one stderr line."""
+        print(f"{self.prog}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    def message(self, error: NeuralStyleError) -> str:
+        """The error as the user sees it: a setting's name becomes ``--flag``."""
+        setting = getattr(error, "setting", None)
+        if setting is None:
+            return str(error)
+        return f"--{self.setting_flags.get(setting, setting)} {error.detail}"
+
+    def run(self, argv: Sequence[str] | None, body: Callable[[list[str]], None], *, positional: bool = False) -> None:
+        """Parses ``argv`` (default ``sys.argv``) and runs ``body(positional arguments)`` under the error rules.
+
+        Args:
+            argv: the command line, program name first.
+            body: the command's work; receives the arguments that are not flags.
+            positional: whether the command takes such arguments (otherwise any is an error).
+        """
+        argv = list(sys.argv if argv is None else argv)
+        if any(arg in HELP_ARGS for arg in argv[1:]):
+            print(self.usage)
+            print("\n".join(self.flags.module_help(sys.modules[module]) for module in self.modules))
+            sys.exit(0)
+        try:
+            rest = self.flags(argv)[1:]
+        except flags.Error as e:
+            self.fail(str(e), 2)
+        if rest and not positional:
+            self.fail(f"unexpected argument '{rest[0]}'; every setting is a --flag (see --help)", 2)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter is not for users
+        absl_logging.set_verbosity(absl_logging.WARNING)  # nor are TensorFlow's INFO lines (checkpoints, assets)
+        try:
+            body(rest)
+        except NeuralStyleError as e:
+            self.fail(self.message(e), 2 if e.usage else 1)
+        except KeyboardInterrupt:
+            self.fail("interrupted", 130)
+        except MemoryError:
+            self.fail("out of memory; try smaller images (--width) or a smaller --batch_size", 1)
+
+
+class Interruption:
+    """Whether Ctrl-C or SIGTERM arrived: ``reason`` is None, ``"interrupted"`` or ``"terminated"``."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.reason is not None
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[Interruption]:
+    """Turns the first SIGINT or SIGTERM into a request to stop at the next step boundary.
+
+    The work checks the yielded :class:`Interruption` between steps, saves what it can and stops. A second signal
+    raises KeyboardInterrupt at once (stop now, without saving). The previous handlers are restored on exit.
+    """
+    interruption = Interruption()
+
+    def on_signal(signum: int, frame: object) -> None:
+        if interruption.reason is not None:  # a second Ctrl-C: stop now, without saving
+            raise KeyboardInterrupt
+        interruption.reason = "interrupted" if signum == signal.SIGINT else "terminated"
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield interruption
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def require(fv: flags.FlagValues, name: str, what: str) -> str:
+    """The value of the flag ``name``; NeuralStyleError ``--NAME is required: WHAT`` when it is not given."""
+    value = fv[name].value
+    if not value:
+        raise NeuralStyleError(f"--{name} is required: {what}")
+    return value
+
+
+def flag_settings(fv: flags.FlagValues, names: Sequence[str]) -> dict[str, Any]:
+    """{name: value} of the flags ``names``: the settings of a config that have a flag of their own name."""
+    return {name: fv[name].value for name in names}
+
+
+def floats(name: str, values: Sequence[str] | None) -> tuple[float, ...] | None:
+    """The numbers of the list flag ``name`` (None when it is not given)."""
+    if values is None:
+        return None
+    try:
+        return tuple(float(v) for v in values)
+    except ValueError:
+        raise NeuralStyleError(f"--{name} must be comma-separated numbers, got '{','.join(values)}'") from None
+
+
+def check_directory_target(path: str, flag: str) -> None:
+    """``path`` is a writable directory, or one that can be created (its parent exists and is writable)."""
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise NeuralStyleError(f"--{flag} {path} is a file; give a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise NeuralStyleError(f"--{flag} {path} is not writable; choose another location")
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise NeuralStyleError(f"--{flag} {path}: its parent directory {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise NeuralStyleError(f"--{flag} {path} cannot be created: {parent} is not writable")
+
+
+NETWORK_HELP = (
+    "MatConvNet VGG-19 (or VGG-16) .mat file{}. When the default is absent, $NEURAL_STYLE_WEIGHTS and the Keras "
+    "cache (~/.keras/models) are searched."
+)
+
+
+def define_network(fv: flags.FlagValues, module: str, purpose: str = "") -> None:
+    """Defines ``--network`` on ``fv`` for the command module ``module`` (``purpose`` follows the file kind)."""
+    flags.DEFINE_string(
+        "network", weights_lib.DEFAULT_NETWORK, NETWORK_HELP.format(purpose), flag_values=fv, module_name=module
+    )
+
+
+def network_path(fv: flags.FlagValues) -> str:
+    """The network file: ``--network`` when given, else the default one found (NeuralStyleError when none is)."""
+    return weights_lib.find_network(fv.network if fv["network"].present else None)

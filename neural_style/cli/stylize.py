@@ -1,0 +1,666 @@
+"""The ``neural-style`` command: its flags, the checked settings, and one output image (or a sweep) written.
+
+Every input is checked before TensorFlow is imported, so a mistake costs a fraction of a second and one line on
+stderr. A single run is made of parts that each do one job: :class:`Inputs` (the images at the output size and the
+network), :class:`Stages` (coarse to fine), :class:`SavedState` (what ``--resume`` continues), :class:`RunReport`
+(progress and loss lines, the history, TensorBoard, checkpoint images and sheet) and :class:`SingleRun`, which runs
+the loop and writes the output, also on Ctrl-C. Sweeps are in :mod:`neural_style.cli.sweep`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from absl import flags
+
+from neural_style.cli import report
+from neural_style.cli import sweep as sweep_cli
+from neural_style.cli.command import (
+    Command,
+    Interruption,
+    define_network,
+    flag_settings,
+    floats,
+    interruptible,
+    require,
+)
+from neural_style.config import OPTIMIZERS, POOLING, PRECISIONS, StyleConfig
+from neural_style.errors import NeuralStyleError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from neural_style.matconvnet import VggWeights
+    from neural_style.run_state import RunState
+    from neural_style.stylization import Progress, Stylization
+
+__all__ = [
+    "SETTING_FLAGS",
+    "Inputs",
+    "RunReport",
+    "SavedState",
+    "SingleRun",
+    "Stages",
+    "check_memory",
+    "checkpoint_path",
+    "fingerprint",
+    "flag_values",
+    "main",
+    "outputs",
+    "state_dir",
+    "style_config",
+]
+
+# The StyleConfig settings whose flag has another name.
+SETTING_FLAGS = {"epsilon": "eps"}
+# The StyleConfig settings given by the flag of the same name, as they are (the others are converted).
+_CONFIG_FLAGS = (
+    *("iterations", "content_weight", "content_weight_blend", "style_weight", "style_layer_weight_exp", "tv_weight"),
+    *("learning_rate", "beta1", "beta2", "pooling", "initial_noiseblend", "preserve_colors", "print_iterations"),
+    *("checkpoint_iterations", "seed", "optimizer", "lbfgs_memory", "stop_at_loss", "tolerance", "precision", "xla"),
+)
+
+_USAGE = """Usage: neural-style --content IMAGE --styles STYLE[,STYLE...] --output FILE [flags]
+
+Blends the style of one or more images into a content image (Gatys et al.), as neural-style does.
+"""
+
+
+def flag_values() -> flags.FlagValues:
+    """The flags of ``neural-style``, sweep flags included, on a fresh FlagValues."""
+    fv = flags.FlagValues()
+
+    def string(name: str, default: str | None, text: str) -> None:
+        flags.DEFINE_string(name, default, text, flag_values=fv, module_name=__name__)
+
+    def integer(name: str, default: int | None, text: str) -> None:
+        flags.DEFINE_integer(name, default, text, flag_values=fv, module_name=__name__)
+
+    def number(name: str, default: float | None, text: str) -> None:
+        flags.DEFINE_float(name, default, text, flag_values=fv, module_name=__name__)
+
+    def boolean(name: str, default: bool, text: str) -> None:
+        flags.DEFINE_boolean(name, default, text, flag_values=fv, module_name=__name__)
+
+    def listing(name: str, text: str) -> None:
+        flags.DEFINE_list(name, None, text, flag_values=fv, module_name=__name__)
+
+    def enum(name: str, default: str, values: Sequence[str], text: str) -> None:
+        flags.DEFINE_enum(name, default, list(values), text, flag_values=fv, module_name=__name__)
+
+    string("content", None, "Content image.")
+    listing("styles", "One or more style images, comma-separated.")
+    string("output", None, "Output image; the format follows the extension (.png, .jpg, ...).")
+    integer("iterations", 1000, "Adam steps.")
+    integer("print_iterations", None, "Print all loss terms every this many iterations (and at the end).")
+    string("checkpoint_output", None, "Checkpoint image name with {} or %d for the iteration, e.g. out_{}.jpg.")
+    every = "Write the best image so far every this many iterations (with --checkpoint_output)."
+    integer("checkpoint_iterations", None, every)
+    boolean("progress_write", False, "Write the loss history to progress.txt beside the output.")
+    boolean("progress_plot", False, "Plot the loss history (log scale) to progress.png beside the output.")
+    integer("width", None, "Output width in pixels; the height keeps the content's aspect ratio.")
+    listing("style_scales", "One scale per style (default 1.0 each): style width = scale x output width.")
+    define_network(fv, __name__)
+    number("content_weight", 5e0, "Content weight.")
+    number("content_weight_blend", 1.0, "Content layers: relu4_2 x blend + relu5_2 x (1 - blend).")
+    number("style_weight", 5e2, "Style weight.")
+    number(
+        "style_layer_weight_exp", 1.0, "Style layer weights grow by this factor from relu1_1 to relu5_1 (normalised)."
+    )
+    listing("style_blend_weights", "One weight per style, normalised to sum 1 (default equal).")
+    number("tv_weight", 1e2, "Total variation (smoothness) weight.")
+    number("learning_rate", 1e1, "Adam learning rate.")
+    number("beta1", 0.9, "Adam beta1.")
+    number("beta2", 0.999, "Adam beta2.")
+    number("eps", 1e-8, "Adam epsilon.")
+    string("initial", None, "Initial image (default: noise, or the content with --initial_noiseblend < 1).")
+    number("initial_noiseblend", None, "Share of noise in the initial image, 0..1 (default 0 with --initial, else 1).")
+    boolean("preserve_colors", False, "Keep the content's colours: luminance transfer on every image written.")
+    enum("pooling", "max", POOLING, "Pooling layers: max or avg.")
+    boolean("overwrite", False, "Replace output, checkpoint and progress files that already exist.")
+    integer("seed", None, "Seed of the initial noise, for reproducible runs.")
+    enum(
+        "optimizer",
+        "adam",
+        OPTIMIZERS,
+        "adam: an iteration is one Adam step. lbfgs: an iteration is one L-BFGS-B iteration (scipy), which may "
+        "evaluate the loss several times; pixels are kept within 0..255.",
+    )
+    integer("lbfgs_memory", 10, "L-BFGS: number of past gradients kept (history size).")
+    number("stop_at_loss", None, "Stop as soon as the total loss is at or below this value.")
+    number(
+        "tolerance", None, "Stop when the total loss improved by less than this fraction over the last 20 iterations."
+    )
+    listing(
+        "scales",
+        "Coarse to fine: a count N (widths doubling up to the output width) or increasing widths such as "
+        "128,256,512. The iterations are shared equally between stages (the remainder goes to the last).",
+    )
+    enum(
+        "precision",
+        "float32",
+        PRECISIONS,
+        "Precision of the VGG convolutions; the image, Gram matrices, losses and optimiser stay float32. bfloat16 "
+        "needs AVX512-BF16/AMX or a recent GPU; float16 needs a GPU.",
+    )
+    boolean("xla", False, "Compile the optimisation step with XLA (jit_compile).")
+    resume = "Continue the run saved in <output>.state (at checkpoints and on Ctrl-C); same settings needed."
+    boolean("resume", False, resume)
+    string("tensorboard_dir", None, "Write loss terms (every iteration) and images for TensorBoard here.")
+    integer("tensorboard_images", 100, "With --tensorboard_dir: write the current image every N iterations.")
+    boolean(
+        "checkpoint_sheet",
+        False,
+        "Write a contact sheet of the checkpoint images, <output>_checkpoints.<ext>, at the end.",
+    )
+    boolean("memory_guard", True, "Refuse, before starting, a size whose estimated memory exceeds what is available.")
+    sweep_cli.define_flags(fv, __name__)
+    return fv
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point of ``neural-style``: exits 2 on bad input, 1 when the run fails, 130 on Ctrl-C."""
+    fv = flag_values()
+    command = Command("neural-style", fv, _USAGE, __name__, setting_flags=SETTING_FLAGS)
+    command.run(argv, lambda _: _stylize_to_files(fv))
+
+
+# ------------------------------------------------------------------------------------------------ settings
+
+
+def checkpoint_path(pattern: str, iteration: int) -> str:
+    """The checkpoint image of ``iteration``: ``pattern`` with ``{}`` or ``%d`` replaced by it."""
+    return pattern.replace("{}", str(iteration)) if "{}" in pattern else pattern % iteration
+
+
+def state_dir(output: str) -> str:
+    """Where the resumable state of ``output`` lives: ``<output>.state/``."""
+    return f"{output}.state"
+
+
+def _check_checkpoint_flags(fv: flags.FlagValues) -> None:
+    if (fv.checkpoint_output is None) != (fv.checkpoint_iterations is None):
+        raise NeuralStyleError("--checkpoint_output and --checkpoint_iterations go together: give both or neither")
+    if fv.checkpoint_output is not None:
+        pattern = fv.checkpoint_output
+        try:
+            distinct = checkpoint_path(pattern, 1) != checkpoint_path(pattern, 2)
+        except (TypeError, ValueError):
+            distinct = False
+        if not distinct:
+            raise NeuralStyleError(
+                f"--checkpoint_output '{pattern}' needs one placeholder for the iteration, "
+                "{} or %d (e.g. out_{}.jpg)"
+            )
+
+
+def style_config(fv: flags.FlagValues) -> StyleConfig:
+    """The settings of the run, every flag they come from checked."""
+    require(fv, "content", "the image whose content is kept")
+    require(fv, "styles", "one or more style images, comma-separated")
+    require(fv, "output", "where to write the result")
+    scales = floats("style_scales", fv.style_scales)
+    if scales is not None and len(scales) != len(fv.styles):
+        raise NeuralStyleError(f"--style_scales has {len(scales)} values for {len(fv.styles)} styles; give one each")
+    if scales is not None and not all(s > 0 for s in scales):
+        raise NeuralStyleError("--style_scales must be positive")
+    if fv.width is not None and fv.width < 1:
+        raise NeuralStyleError(f"--width is {fv.width}; it must be at least 1")
+    _check_checkpoint_flags(fv)
+    config = StyleConfig(
+        **flag_settings(fv, _CONFIG_FLAGS),
+        epsilon=fv.eps,
+        style_blend_weights=floats("style_blend_weights", fv.style_blend_weights),
+    )
+    config.validate(len(fv.styles))
+    return config
+
+
+def outputs(fv: flags.FlagValues, config: StyleConfig) -> dict[str, str]:
+    """Every file a single run will write, checked before any work: {purpose: path}."""
+    from neural_style.image_io import check_writable
+
+    paths = {"output": fv.output}
+    if fv.checkpoint_output:
+        assert config.checkpoint_iterations is not None
+        for k in range(config.checkpoint_iterations, config.iterations + 1, config.checkpoint_iterations):
+            paths[f"checkpoint {k}"] = checkpoint_path(fv.checkpoint_output, k)
+    directory = os.path.dirname(os.path.abspath(fv.output))
+    if fv.progress_write:
+        paths["progress_write"] = os.path.join(directory, "progress.txt")
+    if fv.progress_plot:
+        paths["progress_plot"] = os.path.join(directory, "progress.png")
+    if fv.checkpoint_sheet:
+        if not config.checkpoint_iterations:
+            raise NeuralStyleError("--checkpoint_sheet needs --checkpoint_iterations (and --checkpoint_output)")
+        paths["checkpoint_sheet"] = sweep_cli.candidate_path(fv.output, "checkpoints")
+    # A resumed run rewrites its own files: the output written on Ctrl-C, earlier checkpoints, the history.
+    overwrite = fv.overwrite or fv.resume
+    for purpose, path in paths.items():
+        if purpose == "progress_write":
+            if os.path.isdir(path):
+                raise NeuralStyleError(f"{path} is a directory (--progress_write); move it or write elsewhere")
+            if os.path.exists(path) and not overwrite:
+                raise NeuralStyleError(f"{path} already exists (--progress_write); pass --overwrite or move it")
+            continue
+        check_writable(path, overwrite=overwrite, what=purpose if purpose == "output" else f"--{purpose}")
+    if fv.resume:
+        if config.optimizer != "adam" or fv.scales is not None:
+            raise NeuralStyleError("--resume works for Adam runs at one scale (not --optimizer lbfgs or --scales)")
+        if not os.path.isfile(os.path.join(state_dir(fv.output), "checkpoint")):
+            raise NeuralStyleError(f"--resume: no saved state in {state_dir(fv.output)}; run without --resume")
+    if fv.tensorboard_images < 1:
+        raise NeuralStyleError(f"--tensorboard_images is {fv.tensorboard_images}; it must be at least 1")
+    return paths
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+
+def check_memory(fv: flags.FlagValues, vgg: VggWeights, height: int, width: int, batch: int) -> None:
+    """Refuses, within seconds, a size that would not fit in memory, naming the largest --width that would."""
+    from neural_style import memory
+
+    if not fv.memory_guard:
+        return
+    available = memory.available_bytes()
+    needed = memory.estimate_bytes(vgg, height, width, batch=batch)
+    if available is None or needed <= available:
+        return
+    fits = memory.largest_width(vgg, height / width, available, batch=batch)
+    gib = 2**30
+    raise NeuralStyleError(
+        f"{width}x{height} (x{batch}) needs about {needed / gib:.1f} GiB but {available / gib:.1f} GiB is available; "
+        f"use --width {fits} or less{' or a smaller --batch_size' if batch > 1 else ''} (or --nomemory_guard)"
+    )
+
+
+def _check_precision(precision: str) -> None:
+    """Refuses a precision the hardware has no fast support for, instead of running slower than float32."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+        needed = (8, 0) if precision == "bfloat16" else (7, 0)
+        if tuple(capability) < needed:
+            raise NeuralStyleError(
+                f"--precision {precision} needs a GPU of compute capability {needed[0]}.{needed[1]} or newer; "
+                f"this one is {capability[0]}.{capability[1]}: use --precision float32"
+            )
+        return
+    if precision == "float16":
+        raise NeuralStyleError("--precision float16 is for GPUs (none is visible); use bfloat16 or float32")
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            cpu_flags = f.read()
+    except OSError:
+        cpu_flags = ""
+    if "avx512_bf16" not in cpu_flags and "amx_bf16" not in cpu_flags:
+        raise NeuralStyleError(
+            "--precision bfloat16 needs a CPU with AVX512-BF16 or AMX (or a recent GPU); this one would run it "
+            "slower than float32: use --precision float32"
+        )
+
+
+@dataclasses.dataclass
+class Inputs:
+    """What a run reads, checked: the images (content and initial at the output size, styles as read) and the
+    network."""
+
+    content: np.ndarray
+    styles: list[np.ndarray]
+    initial: np.ndarray | None
+    vgg: VggWeights
+
+    @classmethod
+    def read(cls, fv: flags.FlagValues, config: StyleConfig, batch: int) -> tuple[Inputs, Stages]:
+        """Reads the images and the network, checks the size (memory, precision) and plans the stages.
+
+        Nothing is resized before the memory guard has seen the size.
+        """
+        from neural_style.image_io import read_image, resize, scaled_size
+        from neural_style.matconvnet import default_cache_dir, load_vgg
+        from neural_style.weights import find_network
+
+        content = read_image(fv.content, what="--content image")
+        height, width = content.shape[:2] if fv.width is None else scaled_size(content.shape, fv.width)
+        if min(height, width) < 2:
+            raise NeuralStyleError(
+                f"the output would be {width}x{height} pixels; it needs at least 2x2 (check --content and --width)"
+            )
+        height, width = int(height), int(width)
+        styles = [read_image(path, what="--styles image") for path in fv.styles]
+        initial = read_image(fv.initial, what="--initial image") if fv.initial else None
+        stages = Stages.plan(fv, width, config.iterations)
+        vgg = load_vgg(find_network(fv.network if fv["network"].present else None), cache_dir=default_cache_dir())
+        check_memory(fv, vgg, height, width, batch)
+        if config.precision != "float32":
+            _check_precision(config.precision)
+        content = resize(content, (height, width))
+        initial = None if initial is None else resize(initial, (height, width))
+        return cls(content, styles, initial, vgg), stages
+
+    def scaled_styles(self, fv: flags.FlagValues) -> list[np.ndarray]:
+        """The style images resized by --style_scales against the output width."""
+        from neural_style.image_io import resize_styles
+
+        return resize_styles(self.styles, floats("style_scales", fv.style_scales), self.content.shape[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class Stages:
+    """The coarse-to-fine stages (--scales): the width and iterations of each; one stage without --scales."""
+
+    widths: list[int]
+    iterations: list[int]
+
+    @classmethod
+    def plan(cls, fv: flags.FlagValues, width: int, iterations: int) -> Stages:
+        """The stages of --scales for an output ``width`` pixels wide and ``iterations`` in all."""
+        from neural_style import coarse
+
+        if fv.scales is None:
+            return cls([width], [iterations])
+        try:
+            values = [int(v) for v in fv.scales]
+        except ValueError:
+            values = []
+        if not values or min(values) < 1:
+            raise NeuralStyleError(
+                f"--scales must be a count or increasing widths in pixels, got '{','.join(fv.scales)}'"
+            )
+        if len(values) == 1:
+            widths = coarse.stage_widths(width, values[0])
+        else:
+            coarse.check_widths(values, width)
+            widths = values
+        return cls(widths, coarse.split_iterations(iterations, len(widths)))
+
+    @property
+    def offsets(self) -> list[int]:
+        """The iterations done before each stage."""
+        return [sum(self.iterations[:i]) for i in range(len(self.widths))]
+
+    def describe(self) -> str | None:
+        """``Coarse to fine: N at W px, ...``, or None for one stage."""
+        if len(self.widths) == 1:
+            return None
+        return "Coarse to fine: " + ", ".join(
+            f"{n} at {w} px" for w, n in zip(self.widths, self.iterations, strict=True)
+        )
+
+
+# ------------------------------------------------------------------------------------------------ resumable state
+
+
+def fingerprint(fv: flags.FlagValues, config: StyleConfig, vgg: VggWeights) -> dict[str, object]:
+    """The settings a saved state must share with this run to be resumed by it."""
+    from neural_style.run_state import file_sha256
+
+    skip = {"iterations", "print_iterations", "checkpoint_iterations"}
+    settings: dict[str, object] = {f"--{k}": v for k, v in dataclasses.asdict(config).items() if k not in skip}
+    settings["--content"] = file_sha256(fv.content)
+    settings["--styles"] = [file_sha256(path) for path in fv.styles]
+    settings["--initial"] = file_sha256(fv.initial) if fv.initial else None
+    settings["--width"] = fv.width
+    settings["--style_scales"] = fv.style_scales
+    settings["--network"] = vgg.md5
+    return json.loads(json.dumps(settings))  # tuples become lists, as they come back from the saved state
+
+
+class SavedState:
+    """The resumable state of a single-stage Adam run: a RunState in ``<output>.state`` with the settings
+    fingerprint, saved at checkpoints and on Ctrl-C (the finished run deletes the directory)."""
+
+    def __init__(self, fv: flags.FlagValues, run: Stylization, config: StyleConfig, vgg: VggWeights) -> None:
+        from neural_style.run_state import RunState
+
+        self.directory = state_dir(fv.output)
+        # max_to_keep=2: the previous state survives until the new one is complete (a kill -9 mid-write is safe)
+        self.state: RunState = RunState(
+            self.directory, {"run": run.state}, fingerprint(fv, config, vgg), max_to_keep=2, checkpoint_name="state"
+        )
+
+    def resume(self, run: Stylization, iterations: int) -> None:
+        """Restores the saved state into ``run``, which must then have fewer than ``iterations`` done."""
+        try:
+            restored = self.state.restore()
+        except NeuralStyleError as e:
+            raise NeuralStyleError(f"--resume: {e}", usage=e.usage) from None
+        if restored is None:
+            raise NeuralStyleError(f"--resume: no saved state in {self.directory}; run without --resume")
+        done = run.iteration
+        if done >= iterations:
+            raise NeuralStyleError(
+                f"--resume: the saved run is at iteration {done}; give --iterations above {done} to continue it"
+            )
+        print(f"Resumed at iteration {done}/{iterations}")
+
+    def save(self) -> None:
+        """Saves the run's state now."""
+        self.state.save()
+
+
+# ------------------------------------------------------------------------------------------------ reporting
+
+
+class RunReport:
+    """Everything a single run reports as it goes: progress lines with an ETA, loss lines and their history,
+    TensorBoard records, checkpoint images and the checkpoint sheet; and the best image so far."""
+
+    def __init__(self, fv: flags.FlagValues, config: StyleConfig, stages: Stages, paths: dict[str, str], start: float):
+        self.fv, self.config, self.stages, self.paths = fv, config, stages, paths
+        self.clock = report.EtaClock(config.iterations, start)
+        self.history = report.LossHistory()
+        self.sheet: list[tuple[int, np.ndarray]] = []
+        self.evaluations = [0] * len(stages.widths)  # L-BFGS evaluations of each stage so far
+        self.best: np.ndarray | None = None
+        self.writer: Any = None
+        if fv.tensorboard_dir:
+            import tensorflow as tf
+
+            self.writer = tf.summary.create_file_writer(fv.tensorboard_dir)
+
+    def record(self, stage: int, done: int, record: Progress, run: Stylization | None) -> None:
+        """Reports a record of ``stage``, ``done`` iterations into the whole run (``run``: the stage's
+        Stylization, when it is one, for the current image)."""
+        line = self.clock.tick(done if record.iteration > 0 else None, self._extra(stage, record))
+        if line is not None:
+            print(line)
+        if self.writer is not None and record.step_losses is not None:
+            self._tensorboard(done, record, run)
+        if record.losses is not None and (record.iteration > 0 or stage == 0):
+            report.print_losses(record.losses)
+            self.history.add(done, record.losses)
+        if record.image is not None:
+            self.best = record.image
+            if self.is_checkpoint(done):
+                if self.fv.checkpoint_output:
+                    _write(checkpoint_path(self.fv.checkpoint_output, done), record.image)
+                if self.fv.checkpoint_sheet:
+                    self.sheet.append((done, record.image))
+
+    def is_checkpoint(self, done: int) -> bool:
+        """Whether ``done`` iterations is a checkpoint (--checkpoint_iterations)."""
+        every = self.config.checkpoint_iterations
+        return every is not None and done % every == 0
+
+    def _extra(self, stage: int, record: Progress) -> str:
+        extra = f" (scale {stage + 1}/{len(self.stages.widths)})" if len(self.stages.widths) > 1 else ""
+        if record.evaluations is not None:
+            self.evaluations[stage] = record.evaluations
+            extra += f" [{sum(self.evaluations)} evaluations]"
+        return extra
+
+    def _tensorboard(self, done: int, record: Progress, run: Stylization | None) -> None:
+        assert record.step_losses is not None
+        with self.writer.as_default():
+            for key, value in record.step_losses.items():  # the losses of the image the step started from
+                report.scalar_summary(f"loss/{key}", float(value[0]), step=done - 1)
+            if done % self.fv.tensorboard_images == 0 or record.final:
+                image = run.current_images() if run is not None else record.images
+                if image is not None:
+                    report.image_summary("image", image[:1], step=done)
+        self.writer.flush()
+
+    def write_history(self) -> None:
+        """Writes progress.txt / progress.png as asked (--progress_write, --progress_plot)."""
+        self.history.write(self.paths.get("progress_write"), self.paths.get("progress_plot"))
+
+    def finish(self) -> None:
+        """Writes the history and the checkpoint sheet at the end of the run."""
+        self.write_history()
+        if self.sheet:
+            images = [image for _, image in self.sheet]
+            captions = [f"iteration {k}" for k, _ in self.sheet]
+            _write(self.paths["checkpoint_sheet"], report.contact_sheet(images, captions))
+
+
+def _write(path: str, image: Any) -> None:
+    """Writes an image (an RGB array in 0..255 or a PIL image) to ``path``."""
+    from neural_style.image_io import write_image
+
+    write_image(path, image)
+
+
+# ------------------------------------------------------------------------------------------------ the single run
+
+
+class SingleRun:
+    """One output image: the stages' records through the report, the state saved at checkpoints, the output written
+    at the end or on Ctrl-C / SIGTERM (exit 130), or the best image so far when the loss stops being finite."""
+
+    def __init__(
+        self,
+        fv: flags.FlagValues,
+        inputs: Inputs,
+        config: StyleConfig,
+        stages: Stages,
+        paths: dict[str, str],
+        start: float,
+    ) -> None:
+        self.fv, self.inputs, self.config, self.stages, self.start = fv, inputs, config, stages, start
+        self.report = RunReport(fv, config, stages, paths, start)
+        self.run_object: Stylization | None = None
+        self.saved: SavedState | None = None  # single-stage Adam runs only
+
+    def records(self) -> Iterator[tuple[int, Progress]]:
+        """(stage, record) pairs; a single stage is one resumable Stylization."""
+        from neural_style.coarse import coarse_to_fine
+        from neural_style.stylization import Stylization
+
+        inputs, config = self.inputs, self.config
+        if len(self.stages.widths) > 1:
+            yield from coarse_to_fine(
+                inputs.vgg,
+                inputs.content,
+                inputs.styles,
+                config,
+                widths=self.stages.widths,
+                iterations=self.stages.iterations,
+                style_scales=floats("style_scales", self.fv.style_scales),
+                initial=inputs.initial,
+            )
+            return
+        run = Stylization(inputs.vgg, inputs.content, inputs.scaled_styles(self.fv), config, initial=inputs.initial)
+        self.run_object = run
+        if run.state is not None:
+            self.saved = SavedState(self.fv, run, config, inputs.vgg)
+        if self.fv.resume:
+            assert self.saved is not None  # --resume is refused up front for runs without state
+            self.saved.resume(run, config.iterations)
+        for record in run:
+            yield 0, record
+
+    def run(self) -> None:
+        """Runs to the end and writes the output; exits 130 on Ctrl-C / SIGTERM after writing what it has."""
+        from neural_style.errors import NonFiniteLossError
+
+        content = self.inputs.content
+        network = self.fv.network if self.fv["network"].present else "found by default"
+        styles = len(self.inputs.styles)
+        print(f"Stylizing {content.shape[1]}x{content.shape[0]} with {styles} style(s), network {network}")
+        plan = self.stages.describe()
+        if plan is not None:
+            print(plan)
+        with interruptible() as interruption:
+            try:
+                stopped = self._loop(interruption)
+            except NonFiniteLossError as e:
+                self.report.write_history()
+                if e.best is None:
+                    message = f"{e}; no checkpoint was reached, so no image was written"
+                    raise NeuralStyleError(message, usage=False) from None
+                _write(self.fv.output, e.best[0])
+                raise NeuralStyleError(f"{e}; the best image so far is in {self.fv.output}", usage=False) from None
+            if stopped:
+                assert interruption.reason is not None
+                self._stop(interruption.reason)
+        self.report.finish()
+        if os.path.isdir(state_dir(self.fv.output)):
+            import shutil
+
+            shutil.rmtree(state_dir(self.fv.output), ignore_errors=True)  # the run is complete: nothing to resume
+        print(f"Wrote {self.fv.output} in {report.hms(time.time() - self.start)}")
+
+    def _loop(self, interruption: Interruption) -> bool:
+        """Reports every record; returns whether ``interruption`` stopped the run before its last record."""
+        offsets = self.stages.offsets
+        last_stage = len(self.stages.widths) - 1
+        for stage, record in self.records():
+            done = offsets[stage] + record.iteration
+            self.report.record(stage, done, record, self.run_object)
+            if record.image is not None:
+                if self.report.is_checkpoint(done) and self.saved is not None and not record.final:
+                    self.saved.save()
+                if record.final and stage == last_stage:
+                    _write(self.fv.output, record.image)
+            if interruption and not record.final:
+                return True
+        return False
+
+    def _stop(self, why: str) -> NoReturn:
+        """Ctrl-C / SIGTERM: the best image so far to the output, the state saved, how to resume; exit 130."""
+        self.report.write_history()
+        image = self.report.best
+        if self.run_object is not None:
+            best = self.run_object.best_images()
+            image = best[0] if best is not None else self.run_object.current_images()[0]
+        output = self.fv.output
+        if image is not None:
+            _write(output, image)
+        wrote = f"wrote the best image so far to {output}" if image is not None else "no image written"
+        if self.saved is not None:
+            self.saved.save()
+            again = shlex.join(["neural-style", *(a for a in sys.argv[1:] if a not in ("--resume", "--noresume"))])
+            hint = f"; resume with: {again} --resume"
+        else:
+            hint = "; L-BFGS and coarse-to-fine runs cannot be resumed"
+        it = self.run_object.iteration if self.run_object is not None else None
+        where = f" at iteration {it}" if it is not None else ""
+        print(f"neural-style: {why}{where}: {wrote}{hint}", file=sys.stderr)
+        sys.exit(130)
+
+
+# ------------------------------------------------------------------------------------------------ the command
+
+
+def _stylize_to_files(fv: flags.FlagValues) -> None:
+    start = time.time()
+    config = style_config(fv)
+    sweep = sweep_cli.plan(fv)
+    paths = outputs(fv, config) if sweep is None else sweep_cli.outputs(fv, sweep)
+    batch = 1 if sweep is None else (fv.batch_size or len(sweep.candidates))
+    inputs, stages = Inputs.read(fv, config, batch)
+    if sweep is not None:
+        sweep_cli.run(fv, inputs.vgg, inputs.content, inputs.styles, inputs.initial, config, sweep, paths, start)
+        return
+    SingleRun(fv, inputs, config, stages, paths, start).run()

@@ -1,0 +1,442 @@
+"""The optimisers of a stylization behind one protocol: Adam on one device, Adam across replicas, and L-BFGS-B.
+
+An engine holds the images being optimised (preprocessed, [N, H, W, 3]) and its optimiser state, and takes a loss
+callable ``loss(images, **params) -> {"total": [N], ...}``, where ``params`` are per-image arrays (e.g. each
+candidate's blend and style weight) that a replicated engine splits with the images. Engines know nothing of the
+objective or of the loop that drives them: :mod:`neural_style.stylization` calls :meth:`Engine.step` and reads
+:meth:`Engine.evaluate` and :meth:`Engine.images`, never asking which engine it has.
+
+Every engine computes its gradient with :func:`value_and_gradient`, the one GradientTape of the project (the
+feed-forward trainer uses it too). Adam's update rule is the pure :meth:`Adam.update`, so the single-device and
+replicated engines step identically.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import scipy.optimize
+import tensorflow as tf
+
+from neural_style.config import StyleConfig
+from neural_style.errors import NeuralStyleError
+
+__all__ = [
+    "Adam",
+    "AdamEngine",
+    "Engine",
+    "LbfgsEngine",
+    "LossFn",
+    "ReplicatedAdamEngine",
+    "make_engine",
+    "value_and_gradient",
+]
+
+LossFn = Callable[..., Mapping[str, tf.Tensor]]
+
+
+def value_and_gradient(
+    loss: Callable[[], Mapping[str, tf.Tensor]], wrt: Any, *, mean: bool = False
+) -> tuple[Mapping[str, tf.Tensor], Any]:
+    """The loss terms and the gradient of their summed (or mean) ``"total"`` with respect to ``wrt``.
+
+    For a batch of independent images the sum's gradient with respect to image i is that of image i's loss alone.
+
+    Args:
+        loss: computes the terms ({"total": [N], ...}) from the current values of ``wrt``.
+        wrt: a tensor, a variable or a list of variables.
+        mean: differentiate the batch mean of the total (training) instead of its sum.
+
+    Returns:
+        (the terms, the gradient with the structure of ``wrt``).
+    """
+    with tf.GradientTape() as tape:
+        if tf.is_tensor(wrt) and not isinstance(wrt, tf.Variable):
+            tape.watch(wrt)  # trainable variables are watched already
+        terms = loss()
+        total = tf.reduce_mean(terms["total"]) if mean else tf.reduce_sum(terms["total"])
+    return terms, tape.gradient(total, wrt)
+
+
+class Adam(tf.Module):
+    """Adam with TF/Keras's update rule: var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)."""
+
+    def __init__(
+        self,
+        variable: tf.Variable | None,
+        learning_rate: float = 1e1,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+    ) -> None:
+        super().__init__(name="adam")
+        self.learning_rate = learning_rate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        if variable is not None:  # without a variable only the pure update() is used
+            self.m = tf.Variable(tf.zeros_like(variable), trainable=False, name="m")
+            self.v = tf.Variable(tf.zeros_like(variable), trainable=False, name="v")
+
+    def update(
+        self, value: tf.Tensor, gradient: tf.Tensor, m: tf.Tensor, v: tf.Tensor, t: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The update rule as a pure function: step ``t`` (1-based, float) -> (new value, new m, new v)."""
+        # 1 - beta in the variable's precision, like beta^t: in float64 it would not cancel the bias correction
+        # exactly, and every step would come out slightly short of TF/Keras's.
+        beta1 = tf.constant(self.beta1, value.dtype)
+        beta2 = tf.constant(self.beta2, value.dtype)
+        m = beta1 * m + (1.0 - beta1) * gradient
+        v = beta2 * v + (1.0 - beta2) * tf.square(gradient)
+        alpha = self.learning_rate * tf.sqrt(1.0 - tf.pow(beta2, t)) / (1.0 - tf.pow(beta1, t))
+        return value - alpha * m / (tf.sqrt(v) + self.epsilon), m, v
+
+    def apply(self, gradient: tf.Tensor, variable: tf.Variable) -> None:
+        """One step on ``variable`` (the one given at construction), keeping the moments in this module."""
+        t = tf.cast(self.step.assign_add(1), tf.float32)
+        value, m, v = self.update(variable, gradient, self.m, self.v, t)
+        self.m.assign(m)
+        self.v.assign(v)
+        variable.assign(value)
+
+
+class Engine(Protocol):
+    """Holds the images being optimised and the optimiser's state on the device(s)."""
+
+    finished: bool  # the optimiser ended by itself (only L-BFGS does)
+
+    @property
+    def evaluations(self) -> int | None:
+        """Loss evaluations so far when a step may take several (L-BFGS), else None."""
+        ...
+
+    @property
+    def state(self) -> tf.train.Checkpoint | None:
+        """Everything a saved run needs to continue exactly (a ``tf.train.Checkpoint``), or None if not saveable."""
+        ...
+
+    def step(self) -> dict[str, np.ndarray]:
+        """One optimisation step; returns loss terms ([N] each, at least "total") it computed on its way."""
+        ...
+
+    def evaluate(self) -> dict[str, np.ndarray]:
+        """The weighted loss terms of the current images, [N] each."""
+        ...
+
+    def images(self) -> np.ndarray:
+        """The current images, preprocessed, [N, H, W, 3]."""
+        ...
+
+    def revert(self) -> None:
+        """Puts back the images the last step's reported losses belong to (Adam: those it started from)."""
+        ...
+
+    def close(self) -> None:
+        """Releases what the engine holds beyond its tensors (L-BFGS's worker thread)."""
+        ...
+
+
+def _numpy(terms: Mapping[str, tf.Tensor]) -> dict[str, np.ndarray]:
+    return {key: value.numpy() for key, value in terms.items()}
+
+
+class AdamEngine:
+    """All images as one batch on the default device: one compiled step updates a variable in place."""
+
+    finished = False
+    evaluations = None
+
+    def __init__(
+        self,
+        loss: LossFn,
+        start: np.ndarray,
+        params: Mapping[str, np.ndarray],
+        settings: Sequence[float] = (1e1, 0.9, 0.999, 1e-8),
+        *,
+        jit_compile: bool = False,
+    ) -> None:
+        """Args:
+        loss: ``loss(images, **params)`` -> terms.
+        start: [N, H, W, 3] preprocessed start images.
+        params: per-image arrays passed to ``loss``.
+        settings: Adam's learning rate, beta1, beta2 and epsilon.
+        jit_compile: compile the step with XLA.
+        """
+        self.image = tf.Variable(start, name="image")
+        self.optimizer = Adam(self.image, *settings)
+        self._previous = tf.Variable(tf.zeros_like(self.image), trainable=False, name="previous")
+        constants = {key: tf.constant(value) for key, value in params.items()}
+        image, adam = self.image, self.optimizer
+
+        @tf.function(jit_compile=jit_compile)
+        def step() -> Mapping[str, tf.Tensor]:
+            self._previous.assign(image)
+            terms, gradient = value_and_gradient(lambda: loss(image, **constants), image)
+            adam.apply(gradient, image)
+            return terms
+
+        self._step = step
+        self._evaluate = tf.function(lambda: loss(image, **constants))
+
+    @property
+    def state(self) -> tf.train.Checkpoint:
+        return tf.train.Checkpoint(image=self.image, optimizer=self.optimizer)
+
+    def step(self) -> dict[str, np.ndarray]:
+        return _numpy(self._step())
+
+    def evaluate(self) -> dict[str, np.ndarray]:
+        return _numpy(self._evaluate())
+
+    def images(self) -> np.ndarray:
+        return self.image.numpy()
+
+    def revert(self) -> None:
+        self.image.assign(self._previous)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class ReplicatedAdamEngine:
+    """Images split across the replicas of a ``tf.distribute`` strategy, each replica optimising its share.
+
+    The network's weights are mirrored (the loss must be built in the strategy's scope); each replica keeps its own
+    images, per-image params and Adam moments as per-replica values, so no gradients are exchanged between devices.
+    """
+
+    finished = False
+    evaluations = None
+    state = None
+
+    def __init__(
+        self,
+        loss: LossFn,
+        start: np.ndarray,
+        params: Mapping[str, np.ndarray],
+        optimizer: Adam,
+        strategy: tf.distribute.Strategy,
+    ) -> None:
+        replicas = strategy.num_replicas_in_sync
+        n = start.shape[0]
+        if n < replicas:
+            raise NeuralStyleError(f"{n} image(s) cannot be split over {replicas} devices; use fewer devices")
+        bounds = np.linspace(0, n, replicas + 1).round().astype(int)
+        self._strategy = strategy
+
+        def split(values: np.ndarray) -> Any:
+            parts = [values[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            return strategy.experimental_distribute_values_from_function(
+                lambda ctx: tf.constant(parts[ctx.replica_id_in_sync_group])
+            )
+
+        self._images = split(start)
+        self._m = split(np.zeros_like(start))
+        self._v = split(np.zeros_like(start))
+        self._params = {key: split(np.asarray(value)) for key, value in params.items()}
+        self._t = 0
+        self._previous = self._images
+
+        def replica_step(images, m, v, t, params):
+            terms, gradient = value_and_gradient(lambda: loss(images, **params), images)
+            images, m, v = optimizer.update(images, gradient, m, v, t)
+            return images, m, v, terms
+
+        self._step = tf.function(lambda *args: strategy.run(replica_step, args=args))
+        self._evaluate = tf.function(lambda images, params: strategy.run(lambda x, p: loss(x, **p), (images, params)))
+
+    def _gather(self, value: Any) -> np.ndarray:
+        return np.concatenate([part.numpy() for part in self._strategy.experimental_local_results(value)])
+
+    def step(self) -> dict[str, np.ndarray]:
+        self._t += 1
+        self._previous = self._images
+        self._images, self._m, self._v, terms = self._step(
+            self._images, self._m, self._v, tf.constant(self._t, tf.float32), self._params
+        )
+        return {key: self._gather(value) for key, value in terms.items()}
+
+    def evaluate(self) -> dict[str, np.ndarray]:
+        terms = self._evaluate(self._images, self._params)
+        return {key: self._gather(value) for key, value in terms.items()}
+
+    def images(self) -> np.ndarray:
+        return self._gather(self._images)
+
+    def revert(self) -> None:
+        self._images = self._previous
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+_DONE = object()
+
+
+class LbfgsEngine:
+    """L-BFGS-B (scipy) within pixel bounds, driven one iteration at a time; one image.
+
+    ``scipy.optimize.minimize`` owns its loop; it runs on a worker thread that hands each accepted iterate over
+    through a queue and waits until the next iteration is asked for, so the caller can report progress and stop
+    whenever it likes. One :meth:`step` is one L-BFGS iteration, which may evaluate the loss several times (line
+    search); :attr:`evaluations` counts them. When scipy ends on its own (e.g. the line search cannot make
+    progress), :attr:`finished` becomes true. float64 is used only at the scipy boundary.
+    """
+
+    state = None
+
+    def __init__(
+        self,
+        loss: LossFn,
+        start: np.ndarray,
+        params: Mapping[str, np.ndarray],
+        *,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        memory: int = 10,
+        max_iterations: int = 1000,
+        jit_compile: bool = False,
+    ) -> None:
+        """Prepares the optimisation; nothing runs until the first :meth:`step`.
+
+        Args:
+            loss: ``loss(images, **params)`` -> terms.
+            start: [1, H, W, 3] float32 start image (preprocessed).
+            params: per-image arrays passed to ``loss``.
+            lower, upper: [3] per-channel bounds of the pixels (preprocessed), e.g. -mean and 255 - mean.
+            memory: number of correction pairs kept (scipy's ``maxcor``).
+            max_iterations: most iterations scipy is allowed.
+            jit_compile: compile the loss and gradient with XLA.
+        """
+        if start.shape[0] != 1:
+            raise NeuralStyleError("L-BFGS optimises one image at a time; sweep with Adam or one image per batch")
+        self._shape = start.shape
+        self._x = np.asarray(start, np.float32)
+        self._bounds = scipy.optimize.Bounds(
+            np.broadcast_to(np.asarray(lower, np.float64), start.shape).ravel(),
+            np.broadcast_to(np.asarray(upper, np.float64), start.shape).ravel(),
+        )
+        self._options = {"maxcor": memory, "maxiter": max_iterations, "maxfun": 50 * max_iterations}
+        self.evaluations = 0
+        self.finished = False
+        self._iterates: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._resume: queue.Queue[bool] = queue.Queue(maxsize=1)
+        self._thread: threading.Thread | None = None
+        constants = {key: tf.constant(value) for key, value in params.items()}
+
+        @tf.function(jit_compile=jit_compile)
+        def total_and_gradient(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            terms, gradient = value_and_gradient(lambda: loss(images, **constants), images)
+            return tf.reduce_sum(terms["total"]), gradient
+
+        self._value_and_gradient = total_and_gradient
+        self._evaluate = tf.function(lambda images: loss(images, **constants))
+
+    def _fun(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        self.evaluations += 1
+        value, gradient = self._value_and_gradient(tf.constant(x.reshape(self._shape), tf.float32))
+        return float(value), gradient.numpy().astype(np.float64).ravel()
+
+    def _callback(self, intermediate_result: scipy.optimize.OptimizeResult) -> None:
+        self._iterates.put((intermediate_result.x.astype(np.float32), float(intermediate_result.fun)))
+        if not self._resume.get():
+            raise StopIteration  # scipy ends the minimisation cleanly
+
+    def _run(self) -> None:
+        try:
+            scipy.optimize.minimize(
+                self._fun,
+                self._x.astype(np.float64).ravel(),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=self._bounds,
+                callback=self._callback,
+                # ftol and gtol 0: the caller decides when to stop (iterations, a target loss, a tolerance)
+                options={**self._options, "ftol": 0.0, "gtol": 0.0},
+            )
+        except BaseException as e:  # handed to the caller's thread
+            self._iterates.put(e)
+            return
+        self._iterates.put(_DONE)
+
+    def step(self) -> dict[str, np.ndarray]:
+        """Runs one L-BFGS iteration; returns {"total": [1]} at the new image (all terms if scipy ended)."""
+        if self.finished:
+            return self.evaluate()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="lbfgs", daemon=True)
+            self._thread.start()
+        else:
+            self._resume.put(True)
+        item = self._iterates.get()
+        if isinstance(item, BaseException):
+            self.finished = True
+            raise item
+        if item is _DONE:
+            self.finished = True
+            return self.evaluate()
+        x, value = item
+        self._x = x.reshape(self._shape)
+        return {"total": np.array([value], np.float32)}
+
+    def evaluate(self) -> dict[str, np.ndarray]:
+        return _numpy(self._evaluate(tf.constant(self._x)))
+
+    def images(self) -> np.ndarray:
+        return self._x.copy()
+
+    def revert(self) -> None:
+        """Nothing to undo: the losses a step reports are those of the image it arrived at."""
+
+    def close(self) -> None:
+        """Ends the worker thread if it is waiting for another iteration."""
+        if self._thread is not None and self._thread.is_alive() and not self.finished:
+            self._resume.put(False)
+            self._thread.join()
+        self.finished = True
+
+
+def make_engine(
+    loss: LossFn,
+    start: np.ndarray,
+    params: Mapping[str, np.ndarray],
+    config: StyleConfig,
+    *,
+    bounds: tuple[np.ndarray, np.ndarray] | Sequence[np.ndarray],
+    strategy: tf.distribute.Strategy | None = None,
+) -> Engine:
+    """The engine of ``config.optimizer``, on one device or across ``strategy``'s replicas.
+
+    Args:
+        loss: ``loss(images, **params)`` -> terms.
+        start: [N, H, W, 3] preprocessed start images.
+        params: per-image arrays passed to ``loss``.
+        config: the optimiser's settings (optimizer, Adam's, L-BFGS's, iterations, xla).
+        bounds: (lower, upper) [3] pixel bounds in the preprocessed space (L-BFGS keeps to them).
+        strategy: a ``tf.distribute`` strategy with several replicas, or None for the default device.
+    """
+    replicated = strategy is not None and strategy.num_replicas_in_sync > 1
+    if config.optimizer == "lbfgs":
+        if replicated:
+            raise NeuralStyleError("L-BFGS runs on one device; do not split it across devices")
+        lower, upper = bounds
+        return LbfgsEngine(
+            loss,
+            start,
+            params,
+            lower=lower,
+            upper=upper,
+            memory=config.lbfgs_memory,
+            max_iterations=config.iterations,
+            jit_compile=config.xla,
+        )
+    settings = (config.learning_rate, config.beta1, config.beta2, config.epsilon)
+    if replicated:
+        assert strategy is not None
+        return ReplicatedAdamEngine(loss, start, params, Adam(None, *settings), strategy)
+    return AdamEngine(loss, start, params, settings, jit_compile=config.xla)

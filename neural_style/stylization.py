@@ -1,0 +1,383 @@
+"""A stylization run: the objective and its targets built once, the loop, best-image tracking; yields progress.
+
+Nothing here prints or writes files: :func:`stylize` (and :class:`Stylization`, the same run as an object whose
+state can be saved) yields :class:`Progress` records and the caller decides what to show and save. The loop drives
+any :class:`neural_style.engines.Engine` the same way; :func:`sweep` runs many candidates (style blends x style
+weights) as batches that share one objective.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from neural_style import losses as L
+from neural_style.color import preserve_colors
+from neural_style.config import TOLERANCE_WINDOW, Candidate, StyleConfig
+from neural_style.engines import make_engine
+from neural_style.errors import NeuralStyleError, NonFiniteLossError
+from neural_style.matconvnet import VggWeights
+from neural_style.vgg import VggFeatures, preprocess, unprocess
+
+__all__ = [
+    "NOISE_SCALE",
+    "Progress",
+    "Stylization",
+    "build_objective",
+    "initial_image",
+    "stylize",
+    "sweep",
+]
+
+# Standard deviation of the initial noise in preprocessed (mean-subtracted 0..255) units, as in neural-style.
+NOISE_SCALE = 0.256
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """What :func:`stylize` reports after each step.
+
+    Attributes:
+        iteration: steps done so far, 0 (before the first, reported only with ``print_iterations``) to ``iterations``.
+        iterations: steps in the whole run.
+        step_loss: [N] total loss of the images the last step started from; None at iteration 0.
+        losses: {"content", "style", "tv", "total"}: [N] each, of the current images; at print iterations and the end.
+        images: [N, H, W, 3] float32 RGB 0..255, the lowest-loss images seen at checkpoints so far (colours
+            preserved if asked); at checkpoint iterations and the end, where it is the run's result.
+        final: true for the last record of the run: after ``iterations`` steps, or earlier when a stopping rule
+            (``stop_at_loss``, ``tolerance``) fired or L-BFGS ended by itself.
+        evaluations: L-BFGS only: loss and gradient evaluations so far.
+        step_losses: the loss terms ([N] each) the last step computed on its way, with no extra evaluation: for
+            Adam those of the images the step started from (all terms), for L-BFGS the total at the new images.
+    """
+
+    iteration: int
+    iterations: int
+    step_loss: np.ndarray | None = None
+    losses: dict[str, np.ndarray] | None = None
+    images: np.ndarray | None = None
+    final: bool = False
+    evaluations: int | None = None
+    step_losses: dict[str, np.ndarray] | None = None
+
+    @property
+    def image(self) -> np.ndarray | None:
+        """The first (for a single-image run, the only) image of :attr:`images`."""
+        return None if self.images is None else self.images[0]
+
+
+def build_objective(
+    weights: VggWeights, content: np.ndarray, styles: Sequence[np.ndarray], config: StyleConfig
+) -> L.Objective:
+    """neural-style's objective for one content image and S style images, its targets computed once.
+
+    The network takes preprocessed images (the optimised image lives in that space); the objective's default blend
+    and style weight are the config's, for one image (a batch of candidates gives its own per call).
+
+    Args:
+        weights: the VGG parameters.
+        content: [H, W, 3] RGB 0..255.
+        styles: S arrays [H_s, W_s, 3] RGB 0..255, already at the scale wanted.
+        config: the run's settings.
+    """
+    if not styles:
+        raise NeuralStyleError("no style images given; pass at least one")
+    if min(content.shape[:2]) < 2:  # total variation needs neighbours in both directions
+        height, width = content.shape[:2]
+        raise NeuralStyleError(f"the content image is {width}x{height} pixels; it needs at least 2x2")
+    content_layers = L.content_layer_weights(config.content_weight_blend)
+    style_layers = L.style_layer_weights(config.style_layer_weight_exp)
+    layers = tuple(dict.fromkeys([*content_layers, *style_layers]))
+    network = VggFeatures.from_weights(
+        weights, layers, pooling=config.pooling, precision=config.precision, preprocessed=True
+    )
+    objective = L.Objective(
+        network,
+        content_layers,
+        style_layers,
+        content_weight=config.content_weight,
+        style_weight=config.style_weight,
+        tv_weight=config.tv_weight,
+    )
+    mean = weights.mean_pixel
+    return objective.with_targets(
+        content=preprocess(np.asarray(content, np.float32), mean),
+        styles=[preprocess(np.asarray(style, np.float32), mean) for style in styles],
+        blend=config.style_blend_weights,
+    )
+
+
+def initial_image(
+    content: np.ndarray,
+    mean_pixel: np.ndarray,
+    *,
+    initial: np.ndarray | None = None,
+    noiseblend: float | None = None,
+    seed: int | None = None,
+) -> np.ndarray:
+    """The start image, preprocessed, as neural-style makes it.
+
+    ``base * (1 - noiseblend) + noise * noiseblend`` with noise N(0, 1) x 0.256 and base the initial image if
+    given, else the content image; noiseblend defaults to 0 with an initial image and to 1 (pure noise) without.
+
+    Args:
+        content: [H, W, 3] RGB 0..255.
+        mean_pixel: [3].
+        initial: [H, W, 3] RGB 0..255 or None.
+        noiseblend: share of noise in [0, 1], or None for the default.
+        seed: seed of the noise; None draws a fresh one.
+
+    Returns:
+        [1, H, W, 3] float32, preprocessed.
+    """
+    base = content if initial is None else initial
+    if base.shape != content.shape:
+        raise NeuralStyleError(f"the initial image is {base.shape[:2]} but the content is {content.shape[:2]}")
+    if noiseblend is None:
+        noiseblend = 0.0 if initial is not None else 1.0
+    noise = np.random.default_rng(seed).standard_normal((1, *content.shape), dtype=np.float32) * NOISE_SCALE
+    start = preprocess(np.asarray(base, np.float32)[None], mean_pixel) * (1.0 - noiseblend) + noise * noiseblend
+    return start.astype(np.float32)
+
+
+class Stylization:
+    """One optimisation run; iterate over it for :class:`Progress` records.
+
+    Its whole state (images, optimiser moments, iteration, best images and their losses, recent loss history)
+    lives in TensorFlow variables collected in :attr:`state`, a ``tf.train.Checkpoint``, so a run can be saved
+    between records and resumed later with the same result as an uninterrupted one. ``state`` is None when the
+    engine cannot be saved (L-BFGS, or Adam split across devices).
+    """
+
+    def __init__(
+        self,
+        weights: VggWeights,
+        content: np.ndarray,
+        styles: Sequence[np.ndarray],
+        config: StyleConfig | None = None,
+        *,
+        initial: np.ndarray | None = None,
+        candidates: Sequence[Candidate] | None = None,
+        objective: L.Objective | None = None,
+        strategy: tf.distribute.Strategy | None = None,
+    ) -> None:
+        """Builds the objective, targets and start images (see :func:`stylize` for the arguments)."""
+        config = config or StyleConfig()
+        config.validate(len(styles))
+        if objective is None:
+            with strategy.scope() if strategy is not None else contextlib.nullcontext():
+                objective = build_objective(weights, content, styles, config)
+        if candidates is None:  # one image with the objective's blend and the config's style weight
+            blends = np.asarray(objective.blend, np.float32).reshape(1, -1)
+            style_weights = np.asarray([config.style_weight], np.float32)
+        else:
+            blends = np.asarray([c.blend for c in candidates], np.float32).reshape(len(candidates), -1)
+            style_weights = np.asarray([c.style_weight for c in candidates], np.float32)
+        n_styles = int(np.asarray(objective.blend).shape[-1])
+        if not len(blends) or blends.shape[1] != n_styles:
+            raise NeuralStyleError(f"give one or more candidates, each with {n_styles} blend weights (one per style)")
+        start = initial_image(
+            content, weights.mean_pixel, initial=initial, noiseblend=config.initial_noiseblend, seed=config.seed
+        )
+        n = len(blends)
+        params = {"blend": blends, "style_weight": style_weights}
+        mean = np.asarray(weights.mean_pixel, np.float32)
+        self.config = config
+        self._weights = weights
+        self._content = content
+        self._engine = make_engine(
+            objective,
+            np.repeat(start, n, axis=0),
+            params,
+            config,
+            bounds=(-mean, 255.0 - mean),
+            strategy=strategy,
+        )
+        self._iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
+        self._best = tf.Variable(np.zeros((n, *start.shape[1:]), np.float32), trainable=False, name="best")
+        self._best_loss = tf.Variable(np.full(n, np.inf, np.float32), trainable=False, name="best_loss")
+        self._has_best = tf.Variable(False, trainable=False, name="has_best")
+        self._history = tf.Variable(np.zeros(TOLERANCE_WINDOW + 1, np.float32), trainable=False, name="history")
+        engine_state = self._engine.state
+        self.state: tf.train.Checkpoint | None = None
+        if engine_state is not None:
+            self.state = tf.train.Checkpoint(
+                engine=engine_state,
+                iteration=self._iteration,
+                best=self._best,
+                best_loss=self._best_loss,
+                has_best=self._has_best,
+                history=self._history,
+            )
+
+    @property
+    def iteration(self) -> int:
+        """Iterations done so far (after a restore, those of the saved run)."""
+        return int(self._iteration.numpy())
+
+    def best_images(self) -> np.ndarray | None:
+        """The best images seen at checkpoints so far, RGB 0..255 [N, H, W, 3], or None before the first."""
+        if not bool(self._has_best.numpy()):
+            return None
+        return self._result(self._best.numpy())
+
+    def current_images(self) -> np.ndarray:
+        """The images being optimised, RGB 0..255 [N, H, W, 3] (colours preserved if asked)."""
+        return self._result(self._engine.images())
+
+    def _result(self, images: np.ndarray) -> np.ndarray:
+        rgb = unprocess(images, self._weights.mean_pixel).astype(np.float32)
+        if self.config.preserve_colors:
+            rgb = np.stack([preserve_colors(image, self._content) for image in rgb])
+        return rgb
+
+    def __iter__(self) -> Iterator[Progress]:
+        try:
+            yield from self._optimise()
+        finally:
+            self._engine.close()
+
+    def _non_finite(self, what: str, losses: np.ndarray, k: int) -> NonFiniteLossError:
+        return NonFiniteLossError(
+            f"the loss became {losses.tolist()} {what} {k}; lower the learning rate or the loss weights",
+            self.best_images(),
+        )
+
+    def _optimise(self) -> Iterator[Progress]:
+        """The loop shared by every engine: steps, stopping rules, reports and best-image tracking."""
+        engine, config = self._engine, self.config
+        if config.print_iterations and self.iteration == 0:
+            yield Progress(0, config.iterations, losses=engine.evaluate())
+        for k in range(self.iteration + 1, config.iterations + 1):
+            step_losses = engine.step()
+            step_loss = step_losses["total"]
+            if not np.isfinite(step_loss).all():
+                raise self._non_finite("at iteration", step_loss, k)
+            self._history.assign(tf.concat([self._history[1:], [float(np.max(step_loss))]], axis=0))
+            self._iteration.assign(k)
+            reached = config.stop_at_loss is not None and float(np.max(step_loss)) <= config.stop_at_loss
+            if reached:
+                engine.revert()  # the image that reached the target is the one the step started from (Adam)
+            final = k == config.iterations or reached or self._should_stop(k) or engine.finished
+            printing = final or bool(config.print_iterations and k % config.print_iterations == 0)
+            losses = engine.evaluate() if printing else None
+            images = None
+            if final or (config.checkpoint_iterations and k % config.checkpoint_iterations == 0):
+                total = (losses if losses is not None else engine.evaluate())["total"]
+                if not np.isfinite(total).all():
+                    raise self._non_finite("after iteration", total, k)
+                improved = total < self._best_loss.numpy()
+                if improved.any():
+                    self._best.assign(np.where(improved[:, None, None, None], engine.images(), self._best.numpy()))
+                    self._best_loss.assign(np.where(improved, total, self._best_loss.numpy()))
+                    self._has_best.assign(True)
+                images = self.best_images()
+            yield Progress(
+                k,
+                config.iterations,
+                step_loss=step_loss,
+                losses=losses,
+                images=images,
+                final=final,
+                evaluations=engine.evaluations,
+                step_losses=step_losses,
+            )
+            if final:
+                return
+
+    def _should_stop(self, k: int) -> bool:
+        """--tolerance: the (largest) total loss improved by less than that fraction over the window."""
+        history = self._history.numpy()
+        if self.config.tolerance is not None and k > TOLERANCE_WINDOW:
+            before = float(history[0])
+            return before > 0 and (before - float(history[-1])) / before < self.config.tolerance
+        return False
+
+
+def stylize(
+    weights: VggWeights,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    config: StyleConfig | None = None,
+    *,
+    initial: np.ndarray | None = None,
+    candidates: Sequence[Candidate] | None = None,
+    objective: L.Objective | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> Iterator[Progress]:
+    """Optimises images to match the content of one image and the style of others.
+
+    The best (lowest total loss) images are tracked at every checkpoint iteration and at the end, as in
+    neural-style; the last record's ``images`` are the result. (:class:`Stylization` is the same run as an object
+    whose state can be saved and restored.)
+
+    Args:
+        weights: the VGG parameters.
+        content: [H, W, 3] RGB 0..255.
+        styles: S arrays [H_s, W_s, 3] RGB 0..255.
+        config: settings; neural-style's defaults when None.
+        initial: [H, W, 3] RGB 0..255 start image, or None (see :func:`initial_image`).
+        candidates: images optimised together as one batch, each with its own style blend and style weight;
+            None: one image with the config's blend and style weight.
+        objective: from :func:`build_objective` for these images and config, to reuse its network and targets
+            (e.g. when a large sweep runs in chunks); None builds one.
+        strategy: a ``tf.distribute`` strategy with several replicas (e.g. ``MirroredStrategy`` over GPUs) to split
+            the candidates across; the objective is then built in its scope. None: the default device.
+
+    Yields:
+        A :class:`Progress` after every step (and one at iteration 0 when ``print_iterations`` is set).
+
+    Raises:
+        NeuralStyleError: bad settings.
+        NonFiniteLossError: the loss became NaN or infinite; it carries the best images seen so far.
+    """
+    yield from Stylization(
+        weights, content, styles, config, initial=initial, candidates=candidates, objective=objective, strategy=strategy
+    )
+
+
+def sweep(
+    weights: VggWeights,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    config: StyleConfig,
+    candidates: Sequence[Candidate],
+    *,
+    batch_size: int | None = None,
+    initial: np.ndarray | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> Iterator[tuple[int, Progress]]:
+    """Optimises all candidates, ``batch_size`` at a time (all at once when None), sharing one objective.
+
+    Every chunk starts from the same initial image (same seed), so candidate i equals a run of that candidate
+    alone. With a ``tf.distribute`` strategy of R replicas, each chunk is split R ways across its devices.
+
+    Yields:
+        (index of the chunk's first candidate, :class:`Progress` of the chunk).
+    """
+    if batch_size is not None and batch_size < 1:
+        raise NeuralStyleError(f"is {batch_size}; it must be at least 1", setting="batch_size")
+    config.validate(len(styles))
+    if config.seed is None:  # every chunk must start from the same noise, as one batch would
+        config = dataclasses.replace(config, seed=int(np.random.SeedSequence().generate_state(1)[0]))
+    size = batch_size or len(candidates)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        objective = build_objective(weights, content, styles, config)
+    for start in range(0, len(candidates), size):
+        chunk = candidates[start : start + size]
+        replicated = strategy is not None and len(chunk) >= strategy.num_replicas_in_sync
+        for record in stylize(
+            weights,
+            content,
+            styles,
+            config,
+            initial=initial,
+            candidates=chunk,
+            objective=objective,
+            strategy=strategy if replicated else None,
+        ):
+            yield start, record

@@ -1,0 +1,224 @@
+"""Tests of what the commands report (neural_style.cli.report): the loss history table and plot, hms, the ETA
+lines, contact sheets and TensorBoard records; and of the plumbing every command shares (neural_style.cli.command):
+a library error about a setting told with the command's flag, and Ctrl-C / SIGTERM handling."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neural_style.cli import command, report
+from neural_style.errors import NeuralStyleError
+
+# ------------------------------------------------------------------------------------------------ loss history
+
+
+ROWS = [0, 10, 20]
+LOSSES = {
+    "content": [1.5e6, 2.25e5, 1.0e5],
+    "style": [3.0e8, 1.0e7, 123456.789],
+    "tv": [0.5, 1.0e3, 2.0e3],
+    "total": [3.015e8, 1.02260e7, 225456.789],
+}
+
+
+def test_format_table_parses_back() -> None:
+    """The table's header is exact and np.loadtxt reads back the very numbers given."""
+    text = report.format_table(ROWS, LOSSES)
+    assert text.splitlines()[0] == "# itr content style tv total"
+    table = np.loadtxt(text.splitlines())
+    expected = np.column_stack([ROWS] + [LOSSES[k] for k in report.LOSS_KEYS])
+    np.testing.assert_array_equal(table, expected)
+
+
+def test_format_table_single_row() -> None:
+    """One row still parses as one row of five columns."""
+    text = report.format_table([0], {k: [1.0] for k in report.LOSS_KEYS})
+    assert np.loadtxt(text.splitlines(), ndmin=2).shape == (1, 5)
+
+
+@pytest.mark.parametrize("size", [(640, 400), (300, 200)])
+def test_plot_losses_size(size: tuple[int, int]) -> None:
+    """The plot is an RGB image of the requested size, not blank."""
+    plot = report.plot_losses(ROWS, LOSSES, size=size)
+    assert plot.mode == "RGB"
+    assert plot.size == size
+    assert len(plot.getcolors(maxcolors=1 << 16) or ()) != 1
+
+
+def test_plot_losses_default_size() -> None:
+    """Without a size the plot is 640x400."""
+    assert report.plot_losses(ROWS, LOSSES).size == (640, 400)
+
+
+@pytest.mark.parametrize(
+    ("rows", "losses"),
+    [
+        (ROWS, {"content": [0.0, 0.0, 0.0], "style": [-1.0, 5.0, 2.0], "tv": [0.0, 0.0, 1.0], "total": [1, 5, 3]}),
+        (ROWS, {k: [0.0, 0.0, 0.0] for k in report.LOSS_KEYS}),
+        (ROWS, {k: [math.nan, math.inf, -math.inf] for k in report.LOSS_KEYS}),
+        ([0], {k: [7.0] for k in report.LOSS_KEYS}),
+        ([], {k: [] for k in report.LOSS_KEYS}),
+    ],
+    ids=["some-non-positive", "all-zero", "non-finite", "one-point", "empty"],
+)
+def test_plot_losses_tolerates_unplottable_values(rows: list[int], losses: dict[str, list[float]]) -> None:
+    """Zero, negative and non-finite losses (and one or no rows) are left out, not a crash."""
+    plot = report.plot_losses(rows, losses, size=(200, 150))
+    assert plot.size == (200, 150)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(3725, "1 hr 2 min"), (125, "2 min 5 sec"), (5, "5 sec"), (0, "0 sec"), (59.9, "59 sec"), (3600, "1 hr 0 min")],
+)
+def test_hms(seconds: float, text: str) -> None:
+    """hms formats seconds as hours and minutes, minutes and seconds, or seconds."""
+    assert report.hms(seconds) == text
+
+
+def test_loss_history_writes_the_table_and_plot(tmp_path: Path) -> None:
+    """Rows added one at a time come back from progress.txt; nothing is written before the first row."""
+    history = report.LossHistory()
+    table, plot = tmp_path / "progress.txt", tmp_path / "progress.png"
+    history.write(str(table), str(plot))
+    assert not table.exists() and not plot.exists()
+    for i, row in enumerate(ROWS):
+        history.add(row, {k: [0.0, LOSSES[k][i]] for k in report.LOSS_KEYS}, index=1)
+    history.write(str(table), None)
+    np.testing.assert_array_equal(np.loadtxt(table), np.column_stack([ROWS] + [LOSSES[k] for k in report.LOSS_KEYS]))
+    assert not plot.exists()
+    history.write(None, str(plot))
+    assert plot.stat().st_size > 0
+
+
+def test_print_losses(capsys: pytest.CaptureFixture[str]) -> None:
+    report.print_losses({k: [LOSSES[k][1], 0.0] for k in report.LOSS_KEYS})
+    assert capsys.readouterr().out.splitlines() == [
+        "content loss: 225000",
+        "  style loss: 1e+07",
+        "     tv loss: 1000",
+        "  total loss: 1.0226e+07",
+    ]
+
+
+def test_eta_line_uses_the_mean_step_time() -> None:
+    """10 of 100 done at 2 s each: 90 x 2 s = 3 min remaining."""
+    line = report.eta_line(10, 100, [1.0, 3.0], start=time.time(), extra=" (scale 1/2)")
+    assert line.startswith("Iteration   10/ 100 (scale 1/2) (")
+    assert line.endswith(" elapsed, 3 min 0 sec remaining)")
+
+
+def test_eta_clock_times_only_iterations() -> None:
+    """A record that starts a run (done None) gives no line and no timing; the window keeps the last 10."""
+    clock = report.EtaClock(total=50, start=0.0)
+    assert clock.tick(None) is None and clock.times == []
+    for done in range(1, 13):
+        line = clock.tick(done)
+        assert line is not None and line.startswith(f"Iteration {done:4d}/  50")
+    assert len(clock.times) == report.ETA_WINDOW
+
+
+def test_summaries_are_what_tensorboard_reads(tmp_path: Path) -> None:
+    """A scalar and an image record, with the plugin names and the (width, height, PNG...) image layout."""
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+        report.scalar_summary("loss/total", 2.5, step=3)
+        report.image_summary("image", np.full((1, 5, 7, 3), 300.0), step=4)
+    writer.flush()
+    seen = {}
+    for path in tmp_path.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                seen[value.tag] = (event.step, value.metadata.plugin_data.plugin_name, tf.make_ndarray(value.tensor))
+    step, plugin, tensor = seen["loss/total"]
+    assert (step, plugin, float(tensor)) == (3, "scalars", 2.5)
+    step, plugin, tensor = seen["image"]
+    assert (step, plugin) == (4, "images") and tensor[:2].tolist() == [b"7", b"5"]
+    assert (tf.io.decode_png(tensor[2]).numpy() == 255).all()  # clipped to 0..255
+
+
+# ------------------------------------------------------------------------------------------------ command plumbing
+
+
+def test_setting_errors_name_the_commands_flag() -> None:
+    """A library error about a setting is told with the flag that sets it; other errors are left as they are."""
+    cmd = command.Command("prog", command.flags.FlagValues(), "usage", __name__, setting_flags={"epsilon": "eps"})
+    assert cmd.message(NeuralStyleError("is 0; it must be at least 1", setting="iterations")) == (
+        "--iterations is 0; it must be at least 1"
+    )
+    assert cmd.message(NeuralStyleError("must be positive", setting="epsilon")) == "--eps must be positive"
+    assert cmd.message(NeuralStyleError("a.png does not exist")) == "a.png does not exist"
+
+
+def test_interruptible_stops_at_the_first_signal_and_aborts_at_the_second() -> None:
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with command.interruptible() as interruption:
+        assert not interruption and interruption.reason is None
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert interruption and interruption.reason == "terminated"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    with command.interruptible() as interruption:
+        os.kill(os.getpid(), signal.SIGINT)
+    assert interruption.reason == "interrupted"
+
+
+def test_floats_names_the_flag() -> None:
+    assert command.floats("style_scales", ["1", "0.5"]) == (1.0, 0.5)
+    assert command.floats("style_scales", None) is None
+    with pytest.raises(NeuralStyleError, match="^--style_scales must be comma-separated numbers, got '1,x'$"):
+        command.floats("style_scales", ["1", "x"])
+
+
+# ------------------------------------------------------------------------------------------------ contact sheets
+
+
+# Five 20x10 images on a sheet of 40-pixel tiles: the code's margin is 6 and the caption strip 18 pixels high.
+SHEET_COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (200, 100, 50), (10, 20, 30)]
+TILE_W, TILE_H, MARGIN, CAPTION = 40, 20, 6, 18  # tile height = 10 * 40 / 20
+
+
+def test_contact_sheet_size_and_tiles() -> None:
+    """4 columns x 2 rows; each tile is its (constant-colour) image scaled to 40x20, the gaps stay white."""
+    images = [np.full((10, 20, 3), colour, np.float32) for colour in SHEET_COLOURS]
+    sheet = report.contact_sheet(images, [f"tile {i}" for i in range(5)], tile_width=TILE_W)
+    # Width 4 (40 + 6) + 6 = 190, height 2 (20 + 18 + 6) + 6 = 94.
+    assert sheet.size == (190, 94)
+    assert sheet.mode == "RGB"
+    pixels = np.asarray(sheet)
+    for i, colour in enumerate(SHEET_COLOURS):
+        x = MARGIN + (i % 4) * (TILE_W + MARGIN)  # 6, 52, 98, 144
+        y = MARGIN + (i // 4) * (TILE_H + CAPTION + MARGIN)  # 6, 50
+        tile = pixels[y : y + TILE_H, x : x + TILE_W]
+        assert (tile == colour).all(), (i, np.unique(tile.reshape(-1, 3), axis=0))
+        assert (pixels[y - 1, x : x + TILE_W] == 255).all() and (pixels[y : y + TILE_H, x - 1] == 255).all()
+        caption = pixels[y + TILE_H : y + TILE_H + CAPTION, x : x + TILE_W]
+        assert (caption < 128).any(), f"caption {i} is missing"  # black text on white
+    assert (pixels[50:, 52:] == 255).all(), "the unused cells of the last row stay white"
+
+
+def test_contact_sheet_scales_rounds_and_clips() -> None:
+    """Tiles keep the aspect ratio (height rounded); values outside 0..255 are clipped."""
+    images = [np.full((7, 9, 3), 300.0, np.float32), np.full((7, 9, 3), -5.0, np.float32)]
+    sheet = report.contact_sheet(images, ["a", "b"], tile_width=30)
+    tile_height = round(7 * 30 / 9)  # 23.33 -> 23
+    assert sheet.size == (2 * (30 + MARGIN) + MARGIN, tile_height + CAPTION + 2 * MARGIN)
+    pixels = np.asarray(sheet)
+    assert (pixels[MARGIN : MARGIN + tile_height, MARGIN : MARGIN + 30] == 255).all()
+    assert (pixels[MARGIN : MARGIN + tile_height, 2 * MARGIN + 30 : 2 * MARGIN + 60] == 0).all()
+
+
+@pytest.mark.parametrize("n_images, n_captions", [(0, 0), (2, 1)])
+def test_contact_sheet_needs_one_caption_per_image(n_images: int, n_captions: int) -> None:
+    with pytest.raises(ValueError):
+        report.contact_sheet([np.zeros((4, 4, 3))] * n_images, ["x"] * n_captions)
