@@ -65,7 +65,11 @@ def check_blend_weights(weights: Sequence[float], n_styles: int | None) -> None:
         raise NeuralStyleError(
             f"has {len(weights)} values for {n_styles} styles; give one each", setting="style_blend_weights"
         )
-    if any(not (math.isfinite(w) and w >= 0) for w in weights) or not 0 < sum(weights) < math.inf:
+    if not all(math.isfinite(w) for w in weights):
+        raise NeuralStyleError(
+            f"has {', '.join(map(str, weights))}; give finite numbers", setting="style_blend_weights"
+        )
+    if any(w < 0 for w in weights) or not 0 < sum(weights) < math.inf:
         raise NeuralStyleError("must be non-negative numbers with a positive sum", setting="style_blend_weights")
 
 
@@ -150,8 +154,8 @@ class StyleConfig:
         if self.initial_noiseblend is not None and not 0.0 <= self.initial_noiseblend <= 1.0:
             raise NeuralStyleError(f"is {self.initial_noiseblend}; it must be in [0, 1]", setting="initial_noiseblend")
         for name in ("learning_rate", "epsilon"):
-            if not getattr(self, name) > 0:
-                raise NeuralStyleError("must be positive", setting=name)
+            if not 0 < getattr(self, name) < math.inf:
+                raise NeuralStyleError("must be a positive finite number", setting=name)
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise NeuralStyleError("must be in [0, 1)", setting=name)
@@ -173,8 +177,8 @@ class StyleConfig:
             raise NeuralStyleError(f"is {self.lbfgs_memory}; it must be at least 1", setting="lbfgs_memory")
         if self.tolerance is not None and not (math.isfinite(self.tolerance) and self.tolerance >= 0):
             raise NeuralStyleError(f"is {self.tolerance}; it must be a number >= 0", setting="tolerance")
-        if self.stop_at_loss is not None and math.isnan(self.stop_at_loss):
-            raise NeuralStyleError("must be a number", setting="stop_at_loss")
+        if self.stop_at_loss is not None and not math.isfinite(self.stop_at_loss):
+            raise NeuralStyleError(f"is {self.stop_at_loss}; it must be a finite number", setting="stop_at_loss")
         if self.precision not in PRECISIONS:
             raise NeuralStyleError(f"is '{self.precision}'; use one of: {', '.join(PRECISIONS)}", setting="precision")
 

@@ -185,9 +185,11 @@ def _loadmat(path: str) -> dict[str, Any]:
     from scipy.io.matlab import MatReadError
 
     if os.path.isdir(path):
-        raise NeuralStyleError(f"{path} is a directory, not a network file; pass the .mat file with --network")
+        raise NeuralStyleError(f"{path} is a directory, not a network file; give the .mat file", setting="network")
     if not os.path.exists(path):
-        raise NeuralStyleError(f"{path} does not exist; download it with neural-style-download or pass --network")
+        raise NeuralStyleError(
+            f"{path} does not exist; download it with neural-style-download or give its path", setting="network"
+        )
     try:
         return scipy.io.loadmat(path, variable_names=("layers", "meta", "normalization", "classes"), squeeze_me=False)
     except NotImplementedError:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from neural_style.cli.command import Command, check_directory_target, require
+from neural_style.cli.command import Command, check_directory_target, require, start_tensorflow
 from neural_style.errors import NeuralStyleError
 
 __all__ = ["flag_values", "main"]
@@ -123,6 +123,7 @@ def _apply(fv: flags.FlagValues) -> None:
     check_model_file(model_path, what="--model")
     jobs = _jobs(content, output, fv.overwrite)
 
+    start_tensorflow()
     from neural_style.image_io import read_image, write_image
     from neural_style.transformer import apply_transformer, load_transformer
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from neural_style.cli.command import Command, define_network, network_path
+from neural_style.cli.command import Command, define_network, network_path, start_tensorflow
 from neural_style.errors import NeuralStyleError
 
 __all__ = ["flag_values", "main"]
@@ -58,6 +58,7 @@ def _classify(fv: flags.FlagValues, images: Sequence[str]) -> None:
     if n_classes is not None and k > n_classes:
         raise NeuralStyleError(f"--top_k is {k} but {network} has only {n_classes} classes")
 
+    start_tensorflow()
     classifier = ImageNetClassifier(vgg, source=network)
     for path, image in zip(images, arrays, strict=True):
         for rank, (description, probability) in enumerate(classifier.top_k(image, k), start=1):

@@ -7,9 +7,11 @@ the network file). The command modules define their flags and call :meth:`Comman
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -31,7 +33,11 @@ __all__ = [
     "interruptible",
     "network_path",
     "require",
+    "start_tensorflow",
 ]
+
+# Set to 1 to see TensorFlow's own start-up log (held back by start_tensorflow otherwise).
+TF_LOG_ENV = "NEURAL_STYLE_TF_LOG"
 
 HELP_ARGS = ("-h", "-?", "--help", "--helpshort", "--helpfull")
 
@@ -101,6 +107,14 @@ class Command:
             self.fail(str(e), 2)
         if rest and not positional:
             self.fail(f"unexpected argument '{rest[0]}'; every setting is a --flag (see --help)", 2)
+        for name in self.flags:  # no setting of any command is meant to be NaN or infinite
+            value = self.flags[name].value
+            if (
+                isinstance(self.flags[name].parser, flags.FloatParser)
+                and value is not None
+                and not math.isfinite(value)
+            ):
+                self.fail(f"--{name} is {value}; give a finite number", 2)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter is not for users
         absl_logging.set_verbosity(absl_logging.WARNING)  # nor are TensorFlow's INFO lines (checkpoints, assets)
         try:
@@ -145,6 +159,52 @@ def interruptible() -> Iterator[Interruption]:
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def _stderr_to_file() -> Iterator[Any]:
+    """Sends file descriptor 2 (C and Python writes to stderr alike) to a temporary file for the duration."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield log
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def start_tensorflow() -> None:
+    """Imports TensorFlow and Keras and finds the devices, with TensorFlow's C++ start-up log held back.
+
+    TensorFlow prints several lines on stderr when it starts, whatever ``TF_CPP_MIN_LOG_LEVEL`` says, among them a
+    CUDA error on every machine without a GPU, which reads like a failure. They are replayed only when TensorFlow
+    fails to start, or shown as they come with ``NEURAL_STYLE_TF_LOG=1``. A GPU that TensorFlow found is named in
+    one line on stdout. The commands call this once, after every input has been checked.
+
+    Raises:
+        NeuralStyleError: TensorFlow could not be imported (its log is printed first).
+    """
+    show = os.environ.get(TF_LOG_ENV, "") not in ("", "0")
+    with contextlib.nullcontext() if show else _stderr_to_file() as log:
+        try:
+            import keras  # noqa: F401 - its start-up log belongs to the same capture
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            failure = None
+        except Exception as e:  # noqa: BLE001 - any failure to start is reported the same way
+            failure = e
+    if failure is not None:
+        if log is not None:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+        raise NeuralStyleError(f"TensorFlow failed to start: {' '.join(str(failure).split())}", usage=False)
+    tf.get_logger().setLevel("ERROR")  # its Python warnings (retracing, ...) are not for users either
+    if gpus:
+        print(f"Using {len(gpus)} GPU(s): {', '.join(gpu.name for gpu in gpus)}")
+
+
 def require(fv: flags.FlagValues, name: str, what: str) -> str:
     """The value of the flag ``name``; NeuralStyleError ``--NAME is required: WHAT`` when it is not given."""
     value = fv[name].value
@@ -163,9 +223,12 @@ def floats(name: str, values: Sequence[str] | None) -> tuple[float, ...] | None:
     if values is None:
         return None
     try:
-        return tuple(float(v) for v in values)
+        numbers = tuple(float(v) for v in values)
     except ValueError:
         raise NeuralStyleError(f"--{name} must be comma-separated numbers, got '{','.join(values)}'") from None
+    if not all(math.isfinite(v) for v in numbers):
+        raise NeuralStyleError(f"--{name} has {','.join(values)}; give finite numbers")
+    return numbers
 
 
 def check_directory_target(path: str, flag: str) -> None:

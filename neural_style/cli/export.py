@@ -18,7 +18,7 @@ from typing import Any
 
 from absl import flags
 
-from neural_style.cli.command import Command, define_network, network_path, require
+from neural_style.cli.command import Command, define_network, network_path, require, start_tensorflow
 from neural_style.config import EXPORT_LAYERS, POOLING
 from neural_style.errors import NeuralStyleError
 
@@ -145,6 +145,7 @@ def _export(fv: flags.FlagValues) -> None:
             f"--layers: {', '.join(unknown) or 'none given'} not in {network}; it has {', '.join(vgg.layer_names)}"
         )
 
+    start_tensorflow()
     from neural_style.vgg import feature_extractor
 
     model = feature_extractor(vgg, layers, pooling=fv.pooling)

@@ -29,7 +29,9 @@ from neural_style.cli.command import (
     flag_settings,
     floats,
     interruptible,
+    network_path,
     require,
+    start_tensorflow,
 )
 from neural_style.config import OPTIMIZERS, POOLING, PRECISIONS, StyleConfig
 from neural_style.errors import NeuralStyleError
@@ -328,7 +330,6 @@ class Inputs:
         """
         from neural_style.image_io import read_image, resize, scaled_size
         from neural_style.matconvnet import default_cache_dir, load_vgg
-        from neural_style.weights import find_network
 
         content = read_image(fv.content, what="--content image")
         height, width = content.shape[:2] if fv.width is None else scaled_size(content.shape, fv.width)
@@ -340,8 +341,9 @@ class Inputs:
         styles = [read_image(path, what="--styles image") for path in fv.styles]
         initial = read_image(fv.initial, what="--initial image") if fv.initial else None
         stages = Stages.plan(fv, width, config.iterations)
-        vgg = load_vgg(find_network(fv.network if fv["network"].present else None), cache_dir=default_cache_dir())
+        vgg = load_vgg(network_path(fv), cache_dir=default_cache_dir())
         check_memory(fv, vgg, height, width, batch)
+        start_tensorflow()  # every input is good: from here on TensorFlow is needed
         if config.precision != "float32":
             _check_precision(config.precision)
         content = resize(content, (height, width))

@@ -97,6 +97,8 @@ def parse_blends(text: str, n_styles: int) -> list[tuple[float, ...]]:
             raise NeuralStyleError(f"--blends has '{row}', which is not comma-separated numbers") from None
         if len(values) != n_styles:
             raise NeuralStyleError(f"--blends has '{row}' with {len(values)} weights for {n_styles} styles")
+        if not all(math.isfinite(v) for v in values):
+            raise NeuralStyleError(f"--blends has '{row}'; give finite numbers")
         if not all(math.isfinite(v) and v >= 0 for v in values) or not sum(values) > 0:
             raise NeuralStyleError(f"--blends has '{row}'; weights must be non-negative with a positive sum")
         blends.append(values)

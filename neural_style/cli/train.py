@@ -28,6 +28,7 @@ from neural_style.cli.command import (
     interruptible,
     network_path,
     require,
+    start_tensorflow,
 )
 from neural_style.config import POOLING, TRAIN_CONTENT_LAYERS, TRAIN_STYLE_LAYERS, TrainConfig
 from neural_style.errors import NeuralStyleError
@@ -246,7 +247,7 @@ def _train(cmd: Command) -> None:
         )
     total = config.total_steps(len(folder.paths))
 
-    # Every input is good: from here on TensorFlow is needed.
+    start_tensorflow()  # every input is good: from here on TensorFlow is needed
     from neural_style.run_state import RunState
     from neural_style.train import Trainer, center_crops, make_dataset
     from neural_style.transformer import save_transformer
