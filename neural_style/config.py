@@ -16,6 +16,7 @@ from neural_style.errors import NeuralStyleError
 __all__ = [
     "CONTENT_LAYERS",
     "EXPORT_LAYERS",
+    "MIN_IMAGE_SIZE",
     "OPTIMIZERS",
     "POOLING",
     "PRECISIONS",
@@ -38,6 +39,8 @@ PRECISIONS = ("float32", "bfloat16", "float16")
 # Iterations over which the tolerance rule measures the relative improvement of the loss.
 TOLERANCE_WINDOW = 20
 
+# The smallest image side: total variation compares each pixel with its neighbours below and to the right.
+MIN_IMAGE_SIZE = 2
 # neural-style's layers: content relu4_2 (and relu5_2 with a content weight blend), style relu1_1..relu5_1.
 CONTENT_LAYERS = ("relu4_2", "relu5_2")
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -210,7 +213,13 @@ class TrainConfig:
         Args:
             layer_names: the loss network's layers, to check the content and style layers against.
         """
-        for name in ("image_size", "batch_size", "epochs", "base_filters"):
+        if self.image_size < MIN_IMAGE_SIZE:
+            raise NeuralStyleError(
+                f"is {self.image_size}; the smallest size that works is {MIN_IMAGE_SIZE} (the total variation term "
+                "needs neighbouring pixels)",
+                setting="image_size",
+            )
+        for name in ("batch_size", "epochs", "base_filters"):
             if getattr(self, name) < 1:
                 raise NeuralStyleError(f"is {getattr(self, name)}; it must be at least 1", setting=name)
         for name in ("steps", "style_size"):

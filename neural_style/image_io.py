@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -31,17 +32,36 @@ __all__ = [
 ]
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+# Real photos go up to about 200 megapixels (medium-format cameras, stitched panoramas); a file claiming more is
+# refused as a decompression bomb (Pillow's own limit, 89 megapixels, refuses a 102-megapixel camera's photos).
+MAX_PIXELS = 250_000_000
+# Above this, a JPEG that will be shrunk is decoded at a reduced scale (smaller photos are decoded in full, so that
+# their working size does not depend on the decoder).
+_DRAFT_PIXELS = 40_000_000
 
 
-def read_image(path: str | os.PathLike[str], *, what: str = "image") -> np.ndarray:
+@contextlib.contextmanager
+def _pixel_limit(pixels: int) -> Iterator[None]:
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = pixels
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def read_image(path: str | os.PathLike[str], *, what: str = "image", min_width: int | None = None) -> np.ndarray:
     """Reads an image file as RGB.
 
     EXIF orientation is applied; grayscale, palette, CMYK and RGBA (alpha dropped) images become RGB; 16-bit
-    images are scaled to 0..255.
+    images are scaled to 0..255. Images of up to :data:`MAX_PIXELS` pixels are read; a file claiming more is refused.
 
     Args:
         path: the file.
         what: how to name the file in errors, e.g. ``"--content image"``.
+        min_width: the caller will shrink the image to this width: a JPEG of over 40 megapixels is then decoded at
+            a reduced scale (1/2, 1/4 or 1/8) that keeps it at least this wide (and as tall in proportion), which
+            saves time and memory on camera-size photos. None: full size.
 
     Returns:
         [H, W, 3] float32 in 0..255.
@@ -55,15 +75,24 @@ def read_image(path: str | os.PathLike[str], *, what: str = "image") -> np.ndarr
     if not os.path.exists(path):
         raise NeuralStyleError(f"{what} {path} does not exist; check the path")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _pixel_limit(MAX_PIXELS):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as opened:
+                shrunk = min_width is not None and opened.width > 2 * min_width
+                if shrunk and opened.format == "JPEG" and opened.width * opened.height > _DRAFT_PIXELS:
+                    # draft() keeps both sides at least the size asked; EXIF may swap them, so ask for the larger
+                    assert min_width is not None
+                    side = max(min_width, round(min_width * opened.height / opened.width))
+                    opened.draft("RGB", (side, side))
                 image = ImageOps.exif_transpose(opened)
                 image.load()
     except PermissionError:
         raise NeuralStyleError(f"{what} {path} cannot be read (permission denied); fix its permissions") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise NeuralStyleError(f"{what} {path} has too many pixels to be a real image; resize it first") from None
+        limit = MAX_PIXELS // 1_000_000
+        raise NeuralStyleError(
+            f"{what} {path} claims more than {limit} megapixels, too many for a real image; resize it first"
+        ) from None
     except UnidentifiedImageError:
         raise NeuralStyleError(f"{what} {path} is not an image Pillow can read; convert it to PNG or JPEG") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:
@@ -148,6 +177,8 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool, what: str =
             directory that is missing or not writable.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):  # before the extension, which a directory's name seldom has
+        check_target(path, overwrite=overwrite, what=what)
     _format_for(path)
     check_target(path, overwrite=overwrite, what=what)
 

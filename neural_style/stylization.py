@@ -3,7 +3,7 @@
 Nothing here prints or writes files: :func:`stylize` (and :class:`Stylization`, the same run as an object whose
 state can be saved) yields :class:`Progress` records and the caller decides what to show and save. The loop drives
 any :class:`neural_style.engines.Engine` the same way; :func:`sweep` runs many candidates (style blends x style
-weights) as batches that share one objective.
+weights) as batches that share one objective (:func:`sweep_runs`: the same batches as :class:`Stylization` objects).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ __all__ = [
     "initial_image",
     "stylize",
     "sweep",
+    "sweep_runs",
 ]
 
 # Standard deviation of the initial noise in preprocessed (mean-subtracted 0..255) units, as in neural-style.
@@ -340,6 +341,41 @@ def stylize(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class _Chunk:
+    """One chunk of a sweep: its first candidate's index and what its run takes besides the images."""
+
+    start: int
+    config: StyleConfig
+    candidates: Sequence[Candidate]
+    objective: L.Objective
+    strategy: tf.distribute.Strategy | None
+
+
+def _sweep_chunks(
+    weights: VggWeights,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    config: StyleConfig,
+    candidates: Sequence[Candidate],
+    batch_size: int | None,
+    strategy: tf.distribute.Strategy | None,
+) -> Iterator[_Chunk]:
+    """The chunks of :func:`sweep` and :func:`sweep_runs`, in turn, sharing one objective and one seed."""
+    if batch_size is not None and batch_size < 1:
+        raise NeuralStyleError(f"is {batch_size}; it must be at least 1", setting="batch_size")
+    config.validate(len(styles))
+    if config.seed is None:  # every chunk must start from the same noise, as one batch would
+        config = dataclasses.replace(config, seed=int(np.random.SeedSequence().generate_state(1)[0]))
+    size = batch_size or len(candidates)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        objective = build_objective(weights, content, styles, config)
+    for start in range(0, len(candidates), size):
+        chunk = candidates[start : start + size]
+        replicated = strategy is not None and len(chunk) >= strategy.num_replicas_in_sync
+        yield _Chunk(start, config, chunk, objective, strategy if replicated else None)
+
+
 def sweep(
     weights: VggWeights,
     content: np.ndarray,
@@ -355,29 +391,54 @@ def sweep(
 
     Every chunk starts from the same initial image (same seed), so candidate i equals a run of that candidate
     alone. With a ``tf.distribute`` strategy of R replicas, each chunk is split R ways across its devices.
+    (:func:`sweep_runs` is the same sweep with each chunk's :class:`Stylization` in hand.)
 
     Yields:
         (index of the chunk's first candidate, :class:`Progress` of the chunk).
     """
-    if batch_size is not None and batch_size < 1:
-        raise NeuralStyleError(f"is {batch_size}; it must be at least 1", setting="batch_size")
-    config.validate(len(styles))
-    if config.seed is None:  # every chunk must start from the same noise, as one batch would
-        config = dataclasses.replace(config, seed=int(np.random.SeedSequence().generate_state(1)[0]))
-    size = batch_size or len(candidates)
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        objective = build_objective(weights, content, styles, config)
-    for start in range(0, len(candidates), size):
-        chunk = candidates[start : start + size]
-        replicated = strategy is not None and len(chunk) >= strategy.num_replicas_in_sync
-        for record in stylize(
+    for chunk in _sweep_chunks(weights, content, styles, config, candidates, batch_size, strategy):
+        records = stylize(
             weights,
             content,
             styles,
-            config,
+            chunk.config,
             initial=initial,
-            candidates=chunk,
-            objective=objective,
-            strategy=strategy if replicated else None,
-        ):
-            yield start, record
+            candidates=chunk.candidates,
+            objective=chunk.objective,
+            strategy=chunk.strategy,
+        )
+        for record in records:
+            yield chunk.start, record
+
+
+def sweep_runs(
+    weights: VggWeights,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    config: StyleConfig,
+    candidates: Sequence[Candidate],
+    *,
+    batch_size: int | None = None,
+    initial: np.ndarray | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> Iterator[tuple[int, Stylization]]:
+    """The chunks of :func:`sweep` as runs: (index of the chunk's first candidate, its :class:`Stylization`).
+
+    Iterating each run in turn gives the records :func:`sweep` yields, and the same images; holding the run also
+    gives its images between records (:meth:`Stylization.best_images`, :meth:`Stylization.current_images`), e.g.
+    to save the chunk in progress when the sweep is stopped early. Each run is built when the next chunk is asked
+    for: finish (or abandon) one before asking for the next, and drop it, so that one chunk is held at a time.
+    """
+    for chunk in _sweep_chunks(weights, content, styles, config, candidates, batch_size, strategy):
+        run = Stylization(
+            weights,
+            content,
+            styles,
+            chunk.config,
+            initial=initial,
+            candidates=chunk.candidates,
+            objective=chunk.objective,
+            strategy=chunk.strategy,
+        )
+        yield chunk.start, run
+        del run  # the caller's reference is the only one left while the next chunk is built

@@ -217,19 +217,29 @@ def save_transformer(model: keras.Model, path: str | os.PathLike[str]) -> None:
             os.unlink(tmp)
 
 
+def _first_sentence(error: Exception, limit: int = 120) -> str:
+    """The start of an error's message, whole words only: Keras's messages run to several paragraphs."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    text = text.split(". ")[0]
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0] + " ..."
+    return text
+
+
 def load_transformer(path: str | os.PathLike[str], *, what: str = "model") -> keras.Model:
     """Loads a transformer saved by :func:`save_transformer` (or any Keras model mapping [N, H, W, 3] to itself).
 
     Raises:
         NeuralStyleError: the file is missing, not a ``.keras`` model, or a model of another shape.
     """
+    from neural_style import vgg  # noqa: F401 - registers VggFeatures: an exported network is named, not garbled
+
     path = os.fspath(path)
     check_model_file(path, what=what)
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as e:  # Keras raises ValueError, TypeError, KeyError, OSError... for damaged archives
-        detail = " ".join(str(e).split())[:200] or type(e).__name__
-        raise NeuralStyleError(f"{what} {path} could not be loaded as a Keras model ({detail})") from None
+        raise NeuralStyleError(f"{what} {path} could not be loaded as a Keras model ({_first_sentence(e)})") from None
     inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
     if not inputs or not outputs or len(inputs) != 1 or len(outputs) != 1 or inputs[0].shape[-1] != 3:
         raise NeuralStyleError(f"{what} {path} is not an image transformer: it must map [N, H, W, 3] to [N, H, W, 3]")

@@ -62,31 +62,67 @@ def find_network(path: str | None) -> str:
     )
 
 
+def _missing_directories(target: Path) -> list[Path]:
+    """The directories of ``target`` that do not exist, outermost first."""
+    missing = []
+    while not target.exists() and target != target.parent:
+        missing.append(target)
+        target = target.parent
+    return missing[::-1]
+
+
+def _remove_created(created: list[Path], file: Path | None) -> None:
+    """After a failed download: removes ``file`` (when given) and the directories in ``created`` that are empty."""
+    if file is not None:
+        file.unlink(missing_ok=True)
+    for directory in reversed(created):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+
+
 def download(directory: str | os.PathLike[str] | None = None) -> str:
     """Downloads the current ``imagenet-vgg-verydeep-19.mat`` (about 510 MB) and verifies its MD5.
 
-    A file already there with the right MD5 is not downloaded again.
+    A file already there with the right MD5 is not downloaded again. A failed download leaves nothing behind: no
+    partial or unverified file, and none of the directories it created.
 
     Args:
-        directory: where to put it; None: the Keras cache directory.
+        directory: where to put it (created with its parents when missing); None: the Keras cache directory.
 
     Returns:
         The path of the verified file.
 
     Raises:
-        NeuralStyleError: the download failed (e.g. offline) or the MD5 did not match.
+        NeuralStyleError: the directory cannot be created or written (``usage``), or the download failed (e.g.
+            offline) or the MD5 did not match.
     """
     import keras  # imported here: only downloads need it
 
     target = Path(directory) if directory is not None else keras_cache_dir()
+    created = _missing_directories(target)
     try:
         target.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        _remove_created(created, None)
+        raise NeuralStyleError(
+            f"cannot create the directory {target} ({e.strerror or e}); choose another directory"
+        ) from None
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise NeuralStyleError(f"the directory {target} is not writable; choose another directory")
+    file = target / FILENAME
+    ours = None if file.exists() else file  # a file there before the download is not this download's to remove
+    try:
         return str(
             keras.utils.get_file(
                 FILENAME, URL, file_hash=MD5, hash_algorithm="md5", cache_dir=str(target), cache_subdir=""
             )
         )
-    except Exception as e:  # keras raises plain Exception for network and hash failures
+    except BaseException as e:
+        _remove_created(created, ours)
+        if not isinstance(e, Exception):
+            raise
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise NeuralStyleError(
             f"could not download {FILENAME} from {URL} to {target} ({detail}); download it by hand "

@@ -11,18 +11,40 @@ The layouts mirror the real downloads (see ``scipy.io.loadmat`` of ``imagenet-vg
   ``classes.description`` (1xK cells of strings).
 * old: ``layers`` structs have ``weights`` first (weights, pad, type, name, stride); top-level ``normalization``
   holds a whole HxWx3 ``averageImage`` (224x224x3 in the real file) and top-level ``classes`` the descriptions.
+
+``write_v73`` writes a minimal MATLAB v7.3 (HDF5) file, which the loader must refuse.
+
+It also holds what the command tests share: the tiny inputs (``content_array``, ``style_array``, ``CHANNELS``), a
+:class:`Workspace` with them and a tiny He-scaled network (``make_workspace``, the ``ws`` fixture), running
+``python -m neural_style`` in it (``run_neural_style``, ``assert_ok``), checks that a rejected command wrote nothing
+(``snapshot``, ``temp_files``) and imported no TensorFlow (``IMPORT_PROBE``, the ``import_probe`` fixture,
+``probe_env``), parsing ``neural-style`` flags in process (``stylize_flags``) and the hypothesis settings of the
+property tests (``PROPERTIES``).
+
+And the small problems several test modules share: stylization runs on the tiny network (``tiny_run``,
+``tiny_config``, ``run_stylize`` and the record accessors; ``small_problem``), the one-channel ``red_network`` of the
+by-hand loss tests, the photos and narrow transformer of the training and apply tests (``photo_array``,
+``photo_folder``, ``tiny_vgg_file``, ``tiny_transformer``), and the ``planted`` classifier network whose answers are
+known in advance.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import scipy.io
+from hypothesis import HealthCheck, settings
+from PIL import Image
 
 MEAN_PIXEL = (123.68, 116.779, 103.939)
 """The mean pixel planted in the synthetic files (the classic VGG value)."""
@@ -265,3 +287,389 @@ IMPORT_PROBE = textwrap.dedent(
 def he_scaled(name: str, kernel: np.ndarray) -> np.ndarray:
     """Scales a random N(0, 1) kernel by sqrt(2 / fan_in) so activations neither explode nor vanish."""
     return kernel * np.float32(np.sqrt(2.0 / (kernel.shape[0] * kernel.shape[1] * kernel.shape[2])))
+
+
+def write_v73(path: Path) -> None:
+    """A minimal MATLAB v7.3 file: HDF5 with a 512-byte user block starting with the MATLAB text header."""
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(path, "w", userblock_size=512) as f:
+        f["layers"] = np.zeros(3)
+    text = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 ."
+    header = text.ljust(116, b" ") + bytes(8) + b"\x00\x02IM"  # subsystem offset, version 0x0200, endianness
+    assert len(header) == 128
+    with open(path, "r+b") as f:
+        f.write(header)
+
+
+# ------------------------------------------------------------------------------------------ the command's inputs
+
+ERROR_PREFIX = "neural-style: error: "
+CONTENT_SIZE = (24, 20)  # (width, height), as Pillow gives sizes
+STYLE_SIZE = (16, 16)
+CHANNELS = (4, 6, 8, 8, 8)  # a little wider than write_vgg_mat's default, so the losses are not trivially tiny
+IMPORTS_MARKER = "imports.txt"  # written by IMPORT_PROBE when a command exits, outside the snapshot
+
+# No example database: nothing is written into the working tree.
+PROPERTIES = settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def content_array() -> np.ndarray:
+    """A smooth, moderately saturated 24x20 image (no colour near the edge of the gamut)."""
+    width, height = CONTENT_SIZE
+    y, x = np.mgrid[0:height, 0:width]
+    rgb = np.stack([70 + 4 * x, 90 + 3 * y, 170 - 2 * x - y], axis=-1)
+    return rgb.astype(np.uint8)
+
+
+def style_array(seed: int = 0) -> np.ndarray:
+    """A 16x16 pattern of coloured 4x4 blocks."""
+    blocks = np.random.default_rng(seed).integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    return np.kron(blocks, np.ones((4, 4, 1), dtype=np.uint8))
+
+
+@dataclasses.dataclass
+class Workspace:
+    """A test's files: ``work`` holds the inputs and outputs; ``root`` also holds the cache and ``$HOME``."""
+
+    root: Path
+    work: Path
+    content: Path
+    style: Path
+    network: Path
+    output: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of the command: no user settings, cache and home inside ``root``."""
+        env = {k: v for k, v in os.environ.items() if k not in ("NEURAL_STYLE_WEIGHTS", "KERAS_HOME", "XDG_CACHE_HOME")}
+        env["NEURAL_STYLE_CACHE"] = str(self.root / "cache")
+        env["HOME"] = str(self.root / "home")
+        env["TMPDIR"] = str(self.root / "tmp")  # TensorFlow's autograph leaves files in the temporary directory
+        return env
+
+    def args(self, *extra: str, output: Path | None = None) -> list[str]:
+        """The flags of a minimal valid run, then ``extra``."""
+        return [
+            f"--content={self.content}",
+            f"--styles={self.style}",
+            f"--network={self.network}",
+            f"--output={output or self.output}",
+            *extra,
+        ]
+
+
+def make_workspace(root: Path) -> Workspace:
+    """The content and style images and the tiny He-scaled network (``CHANNELS``) in ``root/work``."""
+    work = root / "work"
+    work.mkdir(parents=True)
+    (root / "home").mkdir()
+    (root / "tmp").mkdir()
+    ws = Workspace(root, work, work / "content.png", work / "style.png", work / "vgg.mat", work / "out.png")
+    Image.fromarray(content_array()).save(ws.content)
+    Image.fromarray(style_array()).save(ws.style)
+    write_vgg_mat(ws.network, channels=CHANNELS, tamper=he_scaled)
+    return ws
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    """Fresh inputs in this test's temporary directory."""
+    return make_workspace(tmp_path)
+
+
+def run_neural_style(
+    ws: Workspace, args: Sequence[str], *, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m neural_style`` with ``args`` in ``ws.work``, with ``ws.env`` unless ``env`` is given."""
+    return subprocess.run(
+        [sys.executable, "-m", "neural_style", *args],
+        cwd=ws.work,
+        env=env or ws.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def assert_ok(result: Any) -> None:
+    """The command (a CompletedProcess or anything with returncode, stdout and stderr) exited 0."""
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+
+
+def temp_files(root: Path) -> list[Path]:
+    """The temporary files of atomic writes (``.tmp-*``) left under ``root``."""
+    return sorted(root.rglob(".tmp-*"))
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, str]]:
+    """Every file under ``root`` (but the import marker): mtime and content hash."""
+    files = {}
+    for path in root.rglob("*"):
+        if path.is_file() and path.name != IMPORTS_MARKER:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            files[str(path.relative_to(root))] = (path.stat().st_mtime_ns, digest)
+    return files
+
+
+@pytest.fixture(scope="module")
+def import_probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding a ``sitecustomize`` (IMPORT_PROBE) that records whether TensorFlow or Keras was imported."""
+    directory = tmp_path_factory.mktemp("probe")
+    (directory / "sitecustomize.py").write_text(IMPORT_PROBE)
+    return directory
+
+
+def probe_env(env: dict[str, str], import_probe: Path, marker: Path) -> dict[str, str]:
+    """``env`` with the import probe first on PYTHONPATH, writing to ``marker`` at exit."""
+    env = dict(env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(import_probe), env.get("PYTHONPATH")) if p)
+    env["NEURAL_STYLE_TEST_IMPORTS"] = str(marker)
+    return env
+
+
+def stylize_flags(*argv: str) -> Any:
+    """Fresh ``neural-style`` flag values (absl FlagValues) with ``argv`` (flags only) parsed, for in-process tests."""
+    from neural_style.cli import stylize as stylize_cli
+
+    fv = stylize_cli.flag_values()
+    fv(["neural-style", *argv])
+    return fv
+
+
+# --------------------------------------------------------------------------- a tiny problem for stylization runs
+
+LOSS_KEYS = ("content", "style", "tv", "total")
+# For comparisons of one Adam step computed two ways: with epsilon far above the gradients (|g| ~ 1e2 here) the step
+# is proportional to the gradient. At the default epsilon 1e-8 the first step is lr x sign(g), which turns rounding
+# in a near-zero gradient component into a full 10-level jump of that pixel.
+LINEAR_ADAM = {"learning_rate": 1e3, "epsilon": 1e4}
+
+
+@dataclasses.dataclass
+class TinyRun:
+    """The tiny He-scaled network (``CHANNELS``) with the command tests' content and style images."""
+
+    weights: Any  # VggWeights
+    content: np.ndarray  # [20, 24, 3], smooth, well inside 0..255
+    style: np.ndarray  # [16, 16, 3]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """A :class:`TinyRun` (built once per test module)."""
+    from neural_style.matconvnet import load_vgg
+
+    path = tmp_path_factory.mktemp("tiny") / "vgg.mat"
+    write_vgg_mat(path, channels=CHANNELS, tamper=he_scaled)
+    return TinyRun(load_vgg(path), content_array().astype(np.float32), style_array().astype(np.float32))
+
+
+def tiny_config(**changes: Any) -> Any:
+    """Settings of the tiny runs: seeded noise start, tv_weight 1 (neural-style's 1e2 blurs 24x20 images)."""
+    from neural_style.config import StyleConfig
+
+    return dataclasses.replace(StyleConfig(iterations=8, seed=0, tv_weight=1.0), **changes)
+
+
+def run_stylize(tiny: TinyRun, config: Any, **options: Any) -> list[Any]:
+    """Every record of ``stylize`` on the tiny problem."""
+    from neural_style.stylization import stylize
+
+    return list(stylize(tiny.weights, tiny.content, [tiny.style], config, **options))
+
+
+def step_losses(records: Any) -> list[float]:
+    """The step loss of each record that has one."""
+    return [float(r.step_loss[0]) for r in records if r.step_loss is not None]
+
+
+def record_image(record: Any) -> np.ndarray:
+    assert record.image is not None, f"the record of iteration {record.iteration} has no image"
+    return record.image
+
+
+def record_losses(record: Any) -> dict[str, np.ndarray]:
+    assert record.losses is not None, f"the record of iteration {record.iteration} has no losses"
+    return record.losses
+
+
+def record_step_loss(record: Any) -> np.ndarray:
+    assert record.step_loss is not None, f"the record of iteration {record.iteration} has no step loss"
+    return record.step_loss
+
+
+# ------------------------------------------------------------------------- the one-channel network of by-hand tests
+
+
+def red_network(mean_red: float = 10.0) -> Any:
+    """conv1_1 copies the red channel (1x1 kernel, no bias), then relu1_1 and pool1; mean pixel (mean_red, 0, 0).
+
+    relu1_1 of an image is then max(R - mean_red, 0): every loss on it can be worked out by hand.
+    """
+    from neural_style.matconvnet import Layer, VggWeights
+
+    kernel = np.zeros((1, 1, 3, 1), np.float32)
+    kernel[0, 0, 0, 0] = 1.0
+    layers = (
+        Layer("conv1_1", "conv", kernel, np.zeros(1, np.float32)),
+        Layer("relu1_1", "relu"),
+        Layer("pool1", "pool"),
+    )
+    return VggWeights(layers=layers, mean_pixel=np.array([mean_red, 0.0, 0.0], np.float32))
+
+
+def red_image(values: list[list[float]]) -> np.ndarray:
+    """[1, H, W, 3] image whose red channel is ``values`` and whose green and blue are 0."""
+    red = np.asarray(values, np.float32)
+    return np.stack([red, np.zeros_like(red), np.zeros_like(red)], axis=-1)[None]
+
+
+def random_images(n: int, height: int = 20, width: int = 24, seed: int = 0) -> np.ndarray:
+    """``n`` uniformly random 0..255 float32 images."""
+    return np.random.default_rng(seed).uniform(0, 255, (n, height, width, 3)).astype(np.float32)
+
+
+@pytest.fixture
+def scaled_vgg(tmp_path: Path) -> tuple[VggMat, Any]:
+    """A small random He-scaled VGG-19 file (``CHANNELS``) and its weights."""
+    from neural_style.matconvnet import read_matconvnet
+
+    mat = write_vgg_mat(tmp_path / "vgg.mat", channels=CHANNELS, tamper=he_scaled)
+    return mat, read_matconvnet(mat.path)
+
+
+# ----------------------------------------------------------------------------------- transformer training and use
+
+TRAIN_SIZE = 32  # side of the training crops
+
+
+def photo_array(height: int, width: int, seed: int) -> np.ndarray:
+    """A smooth gradient with a few blocks on it: something with content at every scale."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    base = np.stack([60 + 150 * x, 80 + 120 * y, 200 - 100 * x * y], axis=-1)
+    blocks = np.kron(rng.uniform(-40, 40, (4, 4, 3)), np.ones((-(-height // 4), -(-width // 4), 1)))
+    return np.clip(base + blocks[:height, :width], 0, 255).astype(np.uint8)
+
+
+def train_style_array() -> np.ndarray:
+    """A 24x24 pattern of coloured 6x6 blocks."""
+    blocks = np.random.default_rng(7).integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    return np.kron(blocks, np.ones((6, 6, 1), dtype=np.uint8))
+
+
+def write_truncated_jpeg(path: Path) -> Path:
+    """The first half of a JPEG photo."""
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(photo_array(40, 40, 9)).save(buffer, format="JPEG")
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_vgg_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny He-scaled network (``CHANNELS``) as a ``.mat`` file."""
+    path = tmp_path_factory.mktemp("network") / "vgg.mat"
+    write_vgg_mat(path, channels=CHANNELS, tamper=he_scaled)
+    return path
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path) -> Path:
+    """Four good images (one in a subfolder, one a JPEG) and a truncated JPEG, a text file and a hidden file."""
+    folder = tmp_path / "data"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(photo_array(40, 48, 0)).save(folder / "a.png")
+    Image.fromarray(photo_array(36, 36, 1)).save(folder / "b.jpg", quality=95)
+    Image.fromarray(photo_array(50, 34, 2)).save(folder / "c.png")
+    Image.fromarray(photo_array(33, 45, 3)).save(folder / "sub" / "d.png")
+    write_truncated_jpeg(folder / "broken.jpg")
+    (folder / "readme.txt").write_text("not an image")
+    (folder / ".hidden.png").write_bytes(b"ignored")
+    return folder
+
+
+def tiny_transformer(seed: int = 0) -> Any:
+    """A narrow transformer: ``base_filters=4``, one residual block."""
+    from neural_style.transformer import build_transformer
+
+    return build_transformer(base_filters=4, residual_blocks=1, seed=seed)
+
+
+def randomized(model: Any, seed: int = 0) -> Any:
+    """Every weight random (normalisation scales and offsets start as ones and zeros), so that all of them count."""
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(0.0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()])
+    return model
+
+
+def uniform_images(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Uniformly random 0..255 float32 values of ``shape``."""
+    return np.random.default_rng(seed).uniform(0, 255, shape).astype(np.float32)
+
+
+# ---------------------------------------------------------------------- the planted ImageNet classifier network
+
+N_CLASSES = 8
+RED_CLASS = 3  # what the planted network answers for a red image
+BLUE_CLASS = 1  # and for a blue one
+
+
+def planted_kernels(name: str, kernel: np.ndarray) -> np.ndarray:
+    """Kernels (MatConvNet order [w, h, in, out]) that carry red and blue through the network to two classes.
+
+    conv1_1's centre tap sends the mean-subtracted red channel to channel 0 and blue to channel 1; every other
+    convolution's centre tap copies channels 0 and 1 and drops the rest. A uniform image stays uniform (only
+    centre taps, so the zero padding is never seen) and ReLU keeps the positive one: red (255 - 123.68) in
+    channel 0, or blue (255 - 103.94) in channel 1. fc6 averages the 7x7 pool5 map, fc7 copies, fc8 sends channel
+    0 to class 3 and channel 1 to class 1 at a gain of 0.05 (logit ~6.5 or ~7.5, far above the random biases).
+    """
+    planted = np.zeros_like(kernel)
+    if name == "conv1_1":
+        planted[1, 1, 0, 0] = planted[1, 1, 2, 1] = 1.0
+    elif name.startswith("conv"):
+        planted[1, 1, 0, 0] = planted[1, 1, 1, 1] = 1.0
+    elif name == "fc6":
+        planted[:, :, 0, 0] = planted[:, :, 1, 1] = 1.0 / (kernel.shape[0] * kernel.shape[1])
+    elif name == "fc7":
+        planted[0, 0, 0, 0] = planted[0, 0, 1, 1] = 1.0
+    elif name == "fc8":
+        planted[0, 0, 0, RED_CLASS] = planted[0, 0, 1, BLUE_CLASS] = 0.05
+    return planted
+
+
+def uniform_colour(rgb: tuple[int, int, int], height: int | None = None, width: int | None = None) -> np.ndarray:
+    """An image of one colour, float32; the classifier's input size (224 x 224) unless given."""
+    from neural_style.classify import INPUT_SIZE
+
+    shape = (height or INPUT_SIZE, width or INPUT_SIZE, 3)
+    return np.broadcast_to(np.asarray(rgb, np.float32), shape).copy()
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[VggMat, Any, Any]:
+    """The planted network (fc6 7x7 on the 7x7 pool5 output), its file, its weights and its classifier."""
+    from neural_style.classify import ImageNetClassifier
+    from neural_style.matconvnet import read_matconvnet
+
+    mat = write_vgg_mat(
+        tmp_path_factory.mktemp("planted") / "planted.mat",
+        fc_kernel=(7, 7),
+        n_classes=N_CLASSES,
+        tamper=planted_kernels,
+    )
+    weights = read_matconvnet(mat.path, keep_classifier=True)
+    return mat, weights, ImageNetClassifier(weights)
+
+
+@pytest.fixture(scope="module")
+def small_problem(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The tiny network (channels (4, 6, 8, 8, 8), He-scaled kernels), a 16x20 content and a 16x16 style image."""
+    from neural_style.matconvnet import read_matconvnet
+
+    path = tmp_path_factory.mktemp("vgg") / "vgg.mat"
+    write_vgg_mat(path, channels=CHANNELS, tamper=he_scaled)
+    content = content_array()[:16, :20].astype(np.float32)
+    return read_matconvnet(path), content, style_array().astype(np.float32)

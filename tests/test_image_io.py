@@ -1,4 +1,4 @@
-"""Tests of reading, resizing and writing images (no TensorFlow needed)."""
+"""Tests of reading, resizing and writing images and of checking a .keras model file (no TensorFlow needed)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from PIL import Image
 
 from neural_style import image_io
 from neural_style.errors import NeuralStyleError
-from neural_style.image_io import check_writable, read_image, resize, scaled_size, write_image
+from neural_style.image_io import check_model_file, check_writable, read_image, resize, scaled_size, write_image
 
 
 def _gradient(height: int = 16, width: int = 24) -> np.ndarray:
@@ -175,9 +175,9 @@ def test_read_errors(tmp_path: Path, case: str) -> None:
 
 @pytest.mark.parametrize("side", [13, 20], ids=["warning", "error"])
 def test_read_decompression_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, side: int) -> None:
-    """An image over Pillow's pixel limit (warning or error level) raises NeuralStyleError mentioning pixels."""
+    """An image over the pixel limit (Pillow's warning or error level) raises NeuralStyleError naming megapixels."""
     Image.new("RGB", (side, side), "gray").save(tmp_path / "bomb.png")
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    monkeypatch.setattr(image_io, "MAX_PIXELS", 100)
     with pytest.raises(NeuralStyleError, match="pixels"):
         read_image(tmp_path / "bomb.png")
 
@@ -374,3 +374,9 @@ def test_check_writable_read_only_directory(tmp_path: Path) -> None:
             check_writable(directory / "out.png", overwrite=False)
     finally:
         directory.chmod(0o755)
+
+
+def test_check_model_file(tmp_path: Path) -> None:
+    (tmp_path / "m.keras").write_bytes(b"PK not really")
+    with pytest.raises(NeuralStyleError, match="not a .keras model file"):
+        check_model_file(tmp_path / "m.keras")

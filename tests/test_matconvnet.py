@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
-from conftest import FC_NAMES, MEAN_PIXEL, VggMat
+from conftest import FC_NAMES, MEAN_PIXEL, VggMat, write_v73
 
 from neural_style import matconvnet
 from neural_style.errors import NeuralStyleError
@@ -195,18 +195,6 @@ def test_accepts_str_and_pathlike(make_vgg_mat) -> None:
 # --------------------------------------------------------------------------------------------------- bad files
 
 
-def _write_v73(path: Path) -> None:
-    """A minimal MATLAB v7.3 file: HDF5 with a 512-byte user block starting with the MATLAB text header."""
-    h5py = pytest.importorskip("h5py")
-    with h5py.File(path, "w", userblock_size=512) as f:
-        f["layers"] = np.zeros(3)
-    text = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 ."
-    header = text.ljust(116, b" ") + bytes(8) + b"\x00\x02IM"  # subsystem offset, version 0x0200, endianness
-    assert len(header) == 128
-    with open(path, "r+b") as f:
-        f.write(header)
-
-
 def _truncated(make_vgg_mat, tmp_path: Path, compress: bool) -> Path:
     data = make_vgg_mat("whole.mat", compress=compress).path.read_bytes()
     path = tmp_path / "half.mat"
@@ -258,7 +246,7 @@ def _bad_file(case: str, make_vgg_mat, tmp_path: Path) -> Path:
 
         return make_vgg_mat(tamper=nan).path
     if case == "matlab v7.3":
-        _write_v73(tmp_path / "v73.mat")
+        write_v73(tmp_path / "v73.mat")
         return tmp_path / "v73.mat"
     raise AssertionError(case)
 

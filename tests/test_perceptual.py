@@ -1,6 +1,7 @@
-"""Tests of the Keras feature layer and losses: against the library's own network and loss functions, against
-numbers worked out by hand on a one-channel network, in ``model.fit`` and custom loops, and through ``.keras``
-files loaded without the ``.mat`` file."""
+"""Tests of the Keras losses (neural_style.perceptual) over VggFeatures: against the library's own loss functions,
+against numbers worked out by hand on conftest's one-channel network, in ``model.fit`` and custom loops, and
+through ``.keras`` files loaded without the ``.mat`` file; their registration with Keras and the package's public
+names. The VggFeatures layer itself is tested in test_vgg.py."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import write_vgg_mat
+from conftest import random_images, red_image, red_network
 
 import neural_style
 from neural_style import losses as L
-from neural_style.config import CONTENT_LAYERS, POOLING, STYLE_LAYERS
+from neural_style.config import CONTENT_LAYERS, STYLE_LAYERS
 from neural_style.errors import NeuralStyleError
-from neural_style.matconvnet import Layer, VggWeights, read_matconvnet
 from neural_style.perceptual import (
     ContentLoss,
     GramTargets,
@@ -24,52 +24,11 @@ from neural_style.perceptual import (
 )
 from neural_style.vgg import VggFeatures, feature_extractor, preprocess
 
-CHANNELS = (4, 6, 8, 8, 8)
-LAYERS = ("relu1_1", "pool2", "relu4_2", "relu5_1")
-
-
-def _he_scaled(name: str, kernel: np.ndarray) -> np.ndarray:
-    """Random N(0, 1) kernels scaled by sqrt(2 / fan_in): activations neither explode nor vanish."""
-    return kernel * np.float32(np.sqrt(2.0 / (kernel.shape[0] * kernel.shape[1] * kernel.shape[2])))
-
-
-@pytest.fixture
-def vgg(tmp_path):
-    """A small random VGG-19 file and its weights."""
-    mat = write_vgg_mat(tmp_path / "vgg.mat", channels=CHANNELS, tamper=_he_scaled)
-    return mat, read_matconvnet(mat.path)
-
-
-def _images(n: int, height: int = 20, width: int = 24, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(0, 255, (n, height, width, 3)).astype(np.float32)
-
-
-def _red_network(mean_red: float = 10.0) -> VggWeights:
-    """conv1_1 copies the red channel (1x1 kernel, no bias), then relu1_1 and pool1; mean pixel (mean_red, 0, 0).
-
-    relu1_1 of an image is then max(R - mean_red, 0): every loss below can be worked out by hand.
-    """
-    kernel = np.zeros((1, 1, 3, 1), np.float32)
-    kernel[0, 0, 0, 0] = 1.0
-    layers = (
-        Layer("conv1_1", "conv", kernel, np.zeros(1, np.float32)),
-        Layer("relu1_1", "relu"),
-        Layer("pool1", "pool"),
-    )
-    return VggWeights(layers=layers, mean_pixel=np.array([mean_red, 0.0, 0.0], np.float32))
-
-
-def _red(values: list[list[float]]) -> np.ndarray:
-    """[1, H, W, 3] image whose red channel is ``values`` and whose green and blue are 0."""
-    red = np.asarray(values, np.float32)
-    return np.stack([red, np.zeros_like(red), np.zeros_like(red)], axis=-1)[None]
-
-
 # Worked example on _red_network (mean red 10): relu1_1 is R - 10 where positive.
-Y_TRUE = _red([[12, 14], [10, 10]])  # features [[2, 4], [0, 0]]
-Y_PRED = _red([[15, 10], [10, 10]])  # features [[5, 0], [0, 0]]
-STYLE_A = _red([[11, 13], [10, 16]])[0]  # features [[1, 3], [0, 6]]
-STYLE_B = _red([[10, 10], [10, 10]])[0]  # features all 0
+Y_TRUE = red_image([[12, 14], [10, 10]])  # features [[2, 4], [0, 0]]
+Y_PRED = red_image([[15, 10], [10, 10]])  # features [[5, 0], [0, 0]]
+STYLE_A = red_image([[11, 13], [10, 16]])[0]  # features [[1, 3], [0, 6]]
+STYLE_B = red_image([[10, 10], [10, 10]])[0]  # features all 0
 CONTENT = (9 + 16) / 4  # diffs (3, -4, 0, 0): mean of squares = 6.25
 GRAM_PRED = 25 / 4  # F^T F / (H W C) with H W C = 2 * 2 * 1: 6.25
 GRAM_TRUE = (4 + 16) / 4  # 5
@@ -82,79 +41,22 @@ STYLE_VS_B = (GRAM_PRED - 0.0) ** 2  # 39.0625
 TV_PRED = 25 / 6 + 25 / 6
 
 
-# --------------------------------------------------------------------------------------------- feature layer
-
-
-@pytest.mark.parametrize("pooling", POOLING)
-def test_rgb_input_equals_preprocessed_input(vgg, pooling):
-    """0..255 input with the preprocessing built in gives the activations of the library's network."""
-    _, weights = vgg
-    images = _images(2, 21, 19)  # odd sizes exercise SAME pooling
-    ours = feature_extractor(weights, LAYERS, pooling=pooling)(images)
-    theirs = feature_extractor(weights, LAYERS, pooling=pooling, preprocessed=True)(
-        preprocess(images, weights.mean_pixel)
-    )
-    assert list(ours) == list(LAYERS)
-    for layer in LAYERS:
-        assert ours[layer].shape == theirs[layer].shape
-        np.testing.assert_allclose(ours[layer].numpy(), theirs[layer].numpy(), rtol=1e-6, atol=1e-6)
-
-
-def test_feature_extractor_reads_a_mat_path_and_is_frozen(vgg):
-    mat, weights = vgg
-    model = feature_extractor(mat.path, ["relu2_1"])
-    assert model.trainable_weights == []
-    assert model.non_trainable_weights  # the kernels and biases are there, frozen
-    (layer,) = [lyr for lyr in model.layers if isinstance(lyr, VggFeatures)]
-    # conv1_1, conv1_2, conv2_1: only what relu2_1 needs is built.
-    assert [name for name, kind, _ in layer.layer_specs if kind == "conv"] == ["conv1_1", "conv1_2", "conv2_1"]
-    np.testing.assert_array_equal(layer._kernels["conv2_1"].numpy(), mat.kernels["conv2_1"])
-
-
-def test_preprocessing_is_built_in_by_hand():
-    """relu1_1 of the red network is max(R - 10, 0): R = 5, 12, 10, 40 gives 0, 2, 0, 30."""
-    features = VggFeatures.from_weights(_red_network(), ["relu1_1", "pool1"])
-    out = features(_red([[5, 12], [10, 40]]))
-    np.testing.assert_array_equal(out["relu1_1"].numpy()[0, ..., 0], [[0, 2], [0, 30]])
-    np.testing.assert_array_equal(out["pool1"].numpy()[0, ..., 0], [[30]])
-
-
-def test_feature_layer_errors(vgg):
-    _, weights = vgg
-    with pytest.raises(NeuralStyleError, match="relu9_9"):
-        VggFeatures.from_weights(weights, ["relu9_9"])
-    with pytest.raises(NeuralStyleError, match="no layers"):
-        VggFeatures.from_weights(weights, [])
-    with pytest.raises(NeuralStyleError, match="pooling"):
-        feature_extractor(weights, ["relu1_1"], pooling="median")
-    with pytest.raises(NeuralStyleError, match="does not exist"):
-        feature_extractor("/nonexistent/vgg.mat", ["relu1_1"])
-
-
-def test_a_layer_without_weights_refuses_to_run(vgg):
-    """Built from its config alone (no .mat, no .keras archive), the layer has zero weights: it says so."""
-    _, weights = vgg
-    empty = VggFeatures.from_config(VggFeatures.from_weights(weights, ["relu1_1"]).get_config())
-    with pytest.raises(NeuralStyleError, match="no weights yet"):
-        empty(_images(1))
-
-
 # -------------------------------------------------------------------------------------------- losses by hand
 
 
 def test_content_loss_by_hand():
-    loss = ContentLoss(_red_network(), {"relu1_1": 1.0}, reduction=None)
+    loss = ContentLoss(red_network(), {"relu1_1": 1.0}, reduction=None)
     np.testing.assert_allclose(loss(Y_TRUE, Y_PRED).numpy(), [CONTENT], rtol=1e-6)
 
 
 def test_style_loss_against_y_true_by_hand():
-    loss = StyleLoss(_red_network(), layer_weights={"relu1_1": 1.0}, reduction=None)
+    loss = StyleLoss(red_network(), layer_weights={"relu1_1": 1.0}, reduction=None)
     np.testing.assert_allclose(loss(Y_TRUE, Y_PRED).numpy(), [STYLE_VS_TRUE], rtol=1e-6)
 
 
 def test_style_loss_against_fixed_styles_with_blend_by_hand():
     """Two styles blended 3:1 -> 0.75 x 27.5625 + 0.25 x 39.0625; y_true is ignored."""
-    loss = StyleLoss(_red_network(), [STYLE_A, STYLE_B], {"relu1_1": 1.0}, style_blend_weights=[3, 1], reduction=None)
+    loss = StyleLoss(red_network(), [STYLE_A, STYLE_B], {"relu1_1": 1.0}, style_blend_weights=[3, 1], reduction=None)
     expected = 0.75 * STYLE_VS_A + 0.25 * STYLE_VS_B
     np.testing.assert_allclose(loss(Y_TRUE, Y_PRED).numpy(), [expected], rtol=1e-6)
     np.testing.assert_allclose(loss(Y_PRED, Y_PRED).numpy(), [expected], rtol=1e-6)
@@ -168,7 +70,7 @@ def test_total_variation_loss_by_hand():
 
 def test_perceptual_loss_weighs_the_three_terms_by_hand():
     loss = PerceptualLoss(
-        _red_network(),
+        red_network(),
         STYLE_A,
         content_weight=2.0,
         style_weight=3.0,
@@ -186,7 +88,7 @@ def test_perceptual_loss_weighs_the_three_terms_by_hand():
 
 
 def test_default_reduction_averages_over_the_batch():
-    loss = ContentLoss(_red_network(), {"relu1_1": 1.0})
+    loss = ContentLoss(red_network(), {"relu1_1": 1.0})
     y_true = np.concatenate([Y_TRUE, Y_TRUE])
     y_pred = np.concatenate([Y_PRED, Y_TRUE])  # losses 6.25 and 0
     np.testing.assert_allclose(float(loss(y_true, y_pred)), CONTENT / 2, rtol=1e-6)
@@ -195,11 +97,11 @@ def test_default_reduction_averages_over_the_batch():
 # ------------------------------------------------------------------------------- losses = the library's math
 
 
-def test_losses_equal_the_library_functions_on_a_random_network(vgg):
+def test_losses_equal_the_library_functions_on_a_random_network(scaled_vgg):
     """Each loss is neural_style.losses applied to the network's activations, image by image."""
-    _, weights = vgg
-    y_true, y_pred = _images(2, seed=1), _images(2, seed=2)
-    styles = [_images(1, 16, 16, seed=3)[0], _images(1, 12, 20, seed=4)[0]]
+    _, weights = scaled_vgg
+    y_true, y_pred = random_images(2, seed=1), random_images(2, seed=2)
+    styles = [random_images(1, 16, 16, seed=3)[0], random_images(1, 12, 20, seed=4)[0]]
     content_w = L.content_layer_weights(0.5)
     style_w = L.style_layer_weights(2.0)
     net = feature_extractor(weights, [*STYLE_LAYERS, *CONTENT_LAYERS], preprocessed=True)
@@ -241,8 +143,8 @@ def test_losses_equal_the_library_functions_on_a_random_network(vgg):
         )
 
 
-def test_losses_share_a_given_feature_layer(vgg):
-    _, weights = vgg
+def test_losses_share_a_given_feature_layer(scaled_vgg):
+    _, weights = scaled_vgg
     features = VggFeatures.from_weights(weights, [*STYLE_LAYERS, *CONTENT_LAYERS])
     assert ContentLoss(features).network is features
     assert PerceptualLoss(features).network is features
@@ -250,14 +152,14 @@ def test_losses_share_a_given_feature_layer(vgg):
         ContentLoss(VggFeatures.from_weights(weights, ["relu1_1"]))
 
 
-def test_loss_argument_errors(vgg):
-    _, weights = vgg
+def test_loss_argument_errors(scaled_vgg):
+    _, weights = scaled_vgg
     with pytest.raises(NeuralStyleError, match="style_blend_weights needs style_images"):
         StyleLoss(weights, style_blend_weights=[1.0])
     with pytest.raises(NeuralStyleError, match=r"shape \(4, 4\)"):
         StyleLoss(weights, np.zeros((4, 4), np.float32))
     with pytest.raises(NeuralStyleError, match="style_blend_weights has 1 values for 2 styles"):
-        StyleLoss(weights, [_images(1)[0], _images(1)[0]], style_blend_weights=[1.0])
+        StyleLoss(weights, [random_images(1)[0], random_images(1)[0]], style_blend_weights=[1.0])
     with pytest.raises(NeuralStyleError, match="tv_weight"):
         PerceptualLoss(weights, tv_weight=-1.0)
     with pytest.raises(NeuralStyleError, match="relu9_9"):
@@ -275,11 +177,11 @@ def _image_model() -> keras.Model:
     return keras.Model(inputs, keras.layers.Add()([inputs, x]))
 
 
-def test_fit_two_steps_and_a_custom_loop(vgg):
-    _, weights = vgg
+def test_fit_two_steps_and_a_custom_loop(scaled_vgg):
+    _, weights = scaled_vgg
     keras.utils.set_random_seed(0)
-    x = _images(4)
-    loss = PerceptualLoss(weights, _images(1, 16, 16, seed=5)[0], tv_weight=1.0)
+    x = random_images(4)
+    loss = PerceptualLoss(weights, random_images(1, 16, 16, seed=5)[0], tv_weight=1.0)
     model = _image_model()
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss)
     history = model.fit(x, x, batch_size=4, epochs=2, verbose=0).history["loss"]
@@ -296,21 +198,23 @@ def test_fit_two_steps_and_a_custom_loop(vgg):
 LOSS_MAKERS = {
     "content": lambda w: ContentLoss(w, L.content_layer_weights(0.5)),
     "style_vs_y_true": lambda w: StyleLoss(w),
-    "style_fixed": lambda w: StyleLoss(w, [_images(1, 16, 16, seed=6)[0], _images(1, 8, 8, seed=7)[0]], None, [2, 1]),
+    "style_fixed": lambda w: StyleLoss(
+        w, [random_images(1, 16, 16, seed=6)[0], random_images(1, 8, 8, seed=7)[0]], None, [2, 1]
+    ),
     "tv": lambda w: TotalVariationLoss(),
-    "perceptual": lambda w: PerceptualLoss(w, _images(1, 16, 16, seed=6)[0], tv_weight=1.0, pooling="avg"),
+    "perceptual": lambda w: PerceptualLoss(w, random_images(1, 16, 16, seed=6)[0], tv_weight=1.0, pooling="avg"),
 }
 
 
 @pytest.mark.parametrize("kind", sorted(LOSS_MAKERS))
-def test_compiled_model_saves_and_loads_without_the_mat(vgg, tmp_path, kind):
+def test_compiled_model_saves_and_loads_without_the_mat(scaled_vgg, tmp_path, kind):
     """A model compiled with the loss reloads from .keras, with the .mat deleted and no custom_objects.
 
     Only the perceptual case trains and evaluates (each compiles a TF function, seconds apiece); the others check
     the loss value directly.
     """
-    mat, weights = vgg
-    x, y = _images(2, seed=8), _images(2, seed=9)
+    mat, weights = scaled_vgg
+    x, y = random_images(2, seed=8), random_images(2, seed=9)
     model = _image_model()
     model.compile(optimizer="adam", loss=LOSS_MAKERS[kind](weights))
     trained = kind == "perceptual"
@@ -332,29 +236,16 @@ def test_compiled_model_saves_and_loads_without_the_mat(vgg, tmp_path, kind):
         assert loaded.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-6)
 
 
-def test_feature_extractor_saves_and_loads_without_the_mat(vgg, tmp_path):
-    mat, weights = vgg
-    model = feature_extractor(mat.path, LAYERS, pooling="avg")
-    x = _images(2, 17, 23)
-    before = model(x)
-    model.save(tmp_path / "features.keras")
-    mat.path.unlink()
-    after = keras.models.load_model(tmp_path / "features.keras")(x)
-    assert list(after) == list(LAYERS)
-    for layer in LAYERS:
-        np.testing.assert_array_equal(after[layer].numpy(), before[layer].numpy())
-
-
-def test_configs_round_trip_and_names_are_registered(vgg):
-    _, weights = vgg
+def test_configs_round_trip_and_names_are_registered(scaled_vgg):
+    _, weights = scaled_vgg
     for cls in (VggFeatures, GramTargets, ContentLoss, StyleLoss, TotalVariationLoss, PerceptualLoss):
         assert keras.saving.get_registered_name(cls) == f"neural_style>{cls.__name__}"
-    loss = PerceptualLoss(weights, _images(1, 8, 8)[0], style_blend_weights=[1.0], content_weight=3.0)
+    loss = PerceptualLoss(weights, random_images(1, 8, 8)[0], style_blend_weights=[1.0], content_weight=3.0)
     again = keras.losses.deserialize(keras.losses.serialize(loss))
     assert isinstance(again, PerceptualLoss) and again.get_config() == loss.get_config()
     # The config holds shapes, not weights: a loss rebuilt from it alone refuses to run rather than use zeros.
     with pytest.raises(NeuralStyleError, match="no weights yet"):
-        again(_images(1), _images(1))
+        again(random_images(1), random_images(1))
 
 
 def test_public_names_are_exported():

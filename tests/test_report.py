@@ -1,20 +1,17 @@
 """Tests of what the commands report (neural_style.cli.report): the loss history table and plot, hms, the ETA
-lines, contact sheets and TensorBoard records; and of the plumbing every command shares (neural_style.cli.command):
-a library error about a setting told with the command's flag, and Ctrl-C / SIGTERM handling."""
+lines, contact sheets and TensorBoard records. The plumbing the commands share (neural_style.cli.command) is
+tested in test_command.py."""
 
 from __future__ import annotations
 
 import math
-import os
-import signal
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from neural_style.cli import command, report
-from neural_style.errors import NeuralStyleError
+from neural_style.cli import report
 
 # ------------------------------------------------------------------------------------------------ loss history
 
@@ -144,40 +141,6 @@ def test_summaries_are_what_tensorboard_reads(tmp_path: Path) -> None:
     step, plugin, tensor = seen["image"]
     assert (step, plugin) == (4, "images") and tensor[:2].tolist() == [b"7", b"5"]
     assert (tf.io.decode_png(tensor[2]).numpy() == 255).all()  # clipped to 0..255
-
-
-# ------------------------------------------------------------------------------------------------ command plumbing
-
-
-def test_setting_errors_name_the_commands_flag() -> None:
-    """A library error about a setting is told with the flag that sets it; other errors are left as they are."""
-    cmd = command.Command("prog", command.flags.FlagValues(), "usage", __name__, setting_flags={"epsilon": "eps"})
-    assert cmd.message(NeuralStyleError("is 0; it must be at least 1", setting="iterations")) == (
-        "--iterations is 0; it must be at least 1"
-    )
-    assert cmd.message(NeuralStyleError("must be positive", setting="epsilon")) == "--eps must be positive"
-    assert cmd.message(NeuralStyleError("a.png does not exist")) == "a.png does not exist"
-
-
-def test_interruptible_stops_at_the_first_signal_and_aborts_at_the_second() -> None:
-    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    with command.interruptible() as interruption:
-        assert not interruption and interruption.reason is None
-        os.kill(os.getpid(), signal.SIGTERM)
-        assert interruption and interruption.reason == "terminated"
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
-    with command.interruptible() as interruption:
-        os.kill(os.getpid(), signal.SIGINT)
-    assert interruption.reason == "interrupted"
-
-
-def test_floats_names_the_flag() -> None:
-    assert command.floats("style_scales", ["1", "0.5"]) == (1.0, 0.5)
-    assert command.floats("style_scales", None) is None
-    with pytest.raises(NeuralStyleError, match="^--style_scales must be comma-separated numbers, got '1,x'$"):
-        command.floats("style_scales", ["1", "x"])
 
 
 # ------------------------------------------------------------------------------------------------ contact sheets

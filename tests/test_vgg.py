@@ -1,11 +1,14 @@
-"""Tests of the VGG feature extractor against NumPy references, and of the pre/unprocessing."""
+"""Tests of the VGG network (neural_style.vgg): the feature extractor against NumPy references, the pre/unprocessing,
+and the VggFeatures Keras layer: RGB input with the preprocessing built in against preprocessed input, reading a
+``.mat`` path, frozen weights, errors, and saving to and loading from ``.keras`` files without the ``.mat``."""
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import MEAN_PIXEL
+from conftest import MEAN_PIXEL, random_images, red_image, red_network
 
 from neural_style.config import POOLING
 from neural_style.errors import NeuralStyleError
@@ -196,3 +199,76 @@ def test_preprocess_unprocess_round_trip_on_arrays_and_tensors(vgg):
     assert isinstance(tensor, tf.Tensor)
     np.testing.assert_allclose(tensor.numpy(), image - np.asarray(MEAN_PIXEL, np.float32), atol=1e-4)
     np.testing.assert_allclose(unprocess(tensor, weights.mean_pixel).numpy(), image, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------ the VggFeatures layer
+
+LAYERS = ("relu1_1", "pool2", "relu4_2", "relu5_1")
+
+
+@pytest.mark.parametrize("pooling", POOLING)
+def test_rgb_input_equals_preprocessed_input(scaled_vgg, pooling):
+    """0..255 input with the preprocessing built in gives the activations of the library's network."""
+    _, weights = scaled_vgg
+    images = random_images(2, 21, 19)  # odd sizes exercise SAME pooling
+    ours = feature_extractor(weights, LAYERS, pooling=pooling)(images)
+    theirs = feature_extractor(weights, LAYERS, pooling=pooling, preprocessed=True)(
+        preprocess(images, weights.mean_pixel)
+    )
+    assert list(ours) == list(LAYERS)
+    for layer in LAYERS:
+        assert ours[layer].shape == theirs[layer].shape
+        np.testing.assert_allclose(ours[layer].numpy(), theirs[layer].numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_feature_extractor_reads_a_mat_path_and_is_frozen(scaled_vgg):
+    mat, weights = scaled_vgg
+    model = feature_extractor(mat.path, ["relu2_1"])
+    assert model.trainable_weights == []
+    assert model.non_trainable_weights  # the kernels and biases are there, frozen
+    (layer,) = [lyr for lyr in model.layers if isinstance(lyr, VggFeatures)]
+    # conv1_1, conv1_2, conv2_1: only what relu2_1 needs is built.
+    assert [name for name, kind, _ in layer.layer_specs if kind == "conv"] == ["conv1_1", "conv1_2", "conv2_1"]
+    kernels = {weight.name: weight for weight in layer.weights}
+    np.testing.assert_array_equal(kernels["conv2_1_kernel"].numpy(), mat.kernels["conv2_1"])
+
+
+def test_preprocessing_is_built_in_by_hand():
+    """relu1_1 of the red network is max(R - 10, 0): R = 5, 12, 10, 40 gives 0, 2, 0, 30."""
+    features = VggFeatures.from_weights(red_network(), ["relu1_1", "pool1"])
+    out = features(red_image([[5, 12], [10, 40]]))
+    np.testing.assert_array_equal(out["relu1_1"].numpy()[0, ..., 0], [[0, 2], [0, 30]])
+    np.testing.assert_array_equal(out["pool1"].numpy()[0, ..., 0], [[30]])
+
+
+def test_feature_layer_errors(scaled_vgg):
+    _, weights = scaled_vgg
+    with pytest.raises(NeuralStyleError, match="relu9_9"):
+        VggFeatures.from_weights(weights, ["relu9_9"])
+    with pytest.raises(NeuralStyleError, match="no layers"):
+        VggFeatures.from_weights(weights, [])
+    with pytest.raises(NeuralStyleError, match="pooling"):
+        feature_extractor(weights, ["relu1_1"], pooling="median")
+    with pytest.raises(NeuralStyleError, match="does not exist"):
+        feature_extractor("/nonexistent/vgg.mat", ["relu1_1"])
+
+
+def test_a_layer_without_weights_refuses_to_run(scaled_vgg):
+    """Built from its config alone (no .mat, no .keras archive), the layer has zero weights: it says so."""
+    _, weights = scaled_vgg
+    empty = VggFeatures.from_config(VggFeatures.from_weights(weights, ["relu1_1"]).get_config())
+    with pytest.raises(NeuralStyleError, match="no weights yet"):
+        empty(random_images(1))
+
+
+def test_feature_extractor_saves_and_loads_without_the_mat(scaled_vgg, tmp_path):
+    mat, weights = scaled_vgg
+    model = feature_extractor(mat.path, LAYERS, pooling="avg")
+    x = random_images(2, 17, 23)
+    before = model(x)
+    model.save(tmp_path / "features.keras")
+    mat.path.unlink()
+    after = keras.models.load_model(tmp_path / "features.keras")(x)
+    assert list(after) == list(LAYERS)
+    for layer in LAYERS:
+        np.testing.assert_array_equal(after[layer].numpy(), before[layer].numpy())

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from neural_style.cli.command import Command, check_directory_target, require, start_tensorflow
+from neural_style.cli.command import Command, check_directory_target, check_distinct, require, start_tensorflow
 from neural_style.errors import NeuralStyleError
 
 __all__ = ["flag_values", "main"]
@@ -61,7 +61,7 @@ def _output_name(name: str) -> str:
     return name if Image.registered_extensions().get(ext.lower()) in Image.SAVE else stem + ".png"
 
 
-def _folder_jobs(content: str, output: str, overwrite: bool) -> list[tuple[str, str]]:
+def _folder_jobs(content: str, output: str, overwrite: bool, model: str) -> list[tuple[str, str]]:
     """(input, output) pairs for the images of the folder ``content``, every one checked."""
     from neural_style.image_io import read_image
 
@@ -80,9 +80,13 @@ def _folder_jobs(content: str, output: str, overwrite: bool) -> list[tuple[str, 
     )
     if not names:
         raise NeuralStyleError(f"--content {content} holds no image files")
+    pairs = [(os.path.join(content, name), os.path.join(output, _output_name(name))) for name in names]
+    check_distinct(
+        [("--model file", model), *(("--content image", source) for source, _ in pairs)],
+        [("--output", target) for _, target in pairs],
+    )
     jobs = []
-    for name in names:
-        source, target = os.path.join(content, name), os.path.join(output, _output_name(name))
+    for source, target in pairs:
         read_image(source, what="--content image")
         if os.path.isdir(target):
             raise NeuralStyleError(f"--output {target} is a directory; move it out of the way")
@@ -95,15 +99,16 @@ def _folder_jobs(content: str, output: str, overwrite: bool) -> list[tuple[str, 
     return jobs
 
 
-def _jobs(content: str, output: str, overwrite: bool) -> list[tuple[str, str]]:
+def _jobs(content: str, output: str, overwrite: bool, model: str) -> list[tuple[str, str]]:
     """(input, output) pairs, every one checked."""
     from neural_style.image_io import check_writable, read_image
 
     if os.path.isdir(content):
-        return _folder_jobs(content, output, overwrite)
+        return _folder_jobs(content, output, overwrite, model)
     if not os.path.exists(content):
         raise NeuralStyleError(f"--content {content} does not exist; give an image or a folder of images")
     read_image(content, what="--content image")
+    check_distinct([("--model file", model), ("--content image", content)], [("--output", output)])
     check_writable(output, overwrite=overwrite, what="--output")
     return [(content, output)]
 
@@ -121,13 +126,13 @@ def _apply(fv: flags.FlagValues) -> None:
     from neural_style.image_io import check_model_file
 
     check_model_file(model_path, what="--model")
-    jobs = _jobs(content, output, fv.overwrite)
+    jobs = _jobs(content, output, fv.overwrite, model_path)
 
     start_tensorflow()
     from neural_style.image_io import read_image, write_image
     from neural_style.transformer import apply_transformer, load_transformer
 
-    model = load_transformer(model_path)
+    model = load_transformer(model_path, what="--model")
     if os.path.isdir(content):
         os.makedirs(output, exist_ok=True)
     for source, target in jobs:

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
 from absl import flags
@@ -27,6 +27,7 @@ __all__ = [
     "Interruption",
     "NETWORK_HELP",
     "check_directory_target",
+    "check_distinct",
     "define_network",
     "flag_settings",
     "floats",
@@ -231,19 +232,73 @@ def floats(name: str, values: Sequence[str] | None) -> tuple[float, ...] | None:
     return numbers
 
 
-def check_directory_target(path: str, flag: str) -> None:
-    """``path`` is a writable directory, or one that can be created (its parent exists and is writable)."""
-    if os.path.exists(path):
-        if not os.path.isdir(path):
-            raise NeuralStyleError(f"--{flag} {path} is a file; give a directory")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise NeuralStyleError(f"--{flag} {path} is not writable; choose another location")
-        return
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise NeuralStyleError(f"--{flag} {path}: its parent directory {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise NeuralStyleError(f"--{flag} {path} cannot be created: {parent} is not writable")
+def _identity(path: str) -> tuple[object, ...]:
+    """What makes two paths one file: device and inode when it exists (symlinks, hard links, ``./``), else the
+    resolved absolute path."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return ("path", os.path.normcase(os.path.realpath(path)))
+    return ("inode", stat.st_dev, stat.st_ino)
+
+
+def check_distinct(inputs: Iterable[tuple[str, str | None]], outputs: Iterable[tuple[str, str]]) -> None:
+    """Refuses an output that is one of the inputs, or another output, however the paths are spelled.
+
+    Args:
+        inputs: (how to name it, e.g. "--content image"; path or None) of each file the command reads.
+        outputs: (how to name it, e.g. "--output"; path) of each file it writes.
+
+    Raises:
+        NeuralStyleError: naming both and what to do.
+    """
+    read = {_identity(path): name for name, path in inputs if path}
+    written: dict[tuple[object, ...], str] = {}
+    for name, path in outputs:
+        key = _identity(path)
+        if key in read:
+            raise NeuralStyleError(f"{name} {path} is the {read[key]}; write the result to another file")
+        if key in written:
+            raise NeuralStyleError(f"{name} {path} is also the {written[key]}; give them different names")
+        written[key] = name
+
+
+def check_directory_target(path: str, flag: str, *, what: str | None = None) -> list[str]:
+    """Checks that the command can write into the directory ``path``, creating nothing.
+
+    ``path`` is a writable directory, or it is missing and its nearest existing ancestor is a writable directory (the
+    command creates the missing parents too, as ``os.makedirs`` does).
+
+    Args:
+        path: the directory the command owns (writes into, creating it when missing).
+        flag: the flag that names it, without ``--``.
+        what: how the messages name it instead of ``--FLAG`` (e.g. ``"DIRECTORY"`` for an argument).
+
+    Returns:
+        The directories missing from ``path`` downward, outermost first (empty when ``path`` exists): those the
+        command creates, and may remove again when its run fails.
+
+    Raises:
+        NeuralStyleError: ``path`` or an ancestor is a file (or a dangling link), or the directory it would be
+            written or created in is not writable.
+    """
+    name = what or f"--{flag}"
+    missing: list[str] = []
+    current = path.rstrip(os.sep) or os.sep
+    while not os.path.exists(current):  # walk up the path as given, as os.makedirs does
+        if os.path.islink(current):
+            raise NeuralStyleError(f"{name} {path}: {current} is a dangling symbolic link; remove it or choose another")
+        missing.append(current)
+        current = os.path.dirname(current) or os.curdir
+    if not os.path.isdir(current):
+        if not missing:
+            raise NeuralStyleError(f"{name} {path} is a file; give a directory")
+        raise NeuralStyleError(f"{name} {path} cannot be created: {current} is a file; choose another location")
+    if not os.access(current, os.W_OK | os.X_OK):
+        if not missing:
+            raise NeuralStyleError(f"{name} {path} is not writable; choose another location")
+        raise NeuralStyleError(f"{name} {path} cannot be created: {current} is not writable; choose another location")
+    return missing[::-1]
 
 
 NETWORK_HELP = (

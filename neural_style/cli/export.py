@@ -18,7 +18,14 @@ from typing import Any
 
 from absl import flags
 
-from neural_style.cli.command import Command, define_network, network_path, require, start_tensorflow
+from neural_style.cli.command import (
+    Command,
+    check_directory_target,
+    define_network,
+    network_path,
+    require,
+    start_tensorflow,
+)
 from neural_style.config import EXPORT_LAYERS, POOLING
 from neural_style.errors import NeuralStyleError
 
@@ -61,14 +68,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     Command("neural-style-export", fv, _USAGE, __name__).run(argv, lambda _: _export(fv))
 
 
-def check_output_dir(path: str, overwrite: bool) -> None:
-    """Refuses a file, a missing or read-only parent, and a non-empty directory unless it is an earlier export."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise NeuralStyleError(f"--output_dir {path} is a file; give a directory to create")
+def check_output_dir(path: str, overwrite: bool) -> list[str]:
+    """Refuses a file (or an ancestor that is one), a place that is not writable, and a non-empty directory unless
+    it is an earlier export.
+
+    Returns:
+        The missing directories of ``path``, outermost first (see :func:`check_directory_target`): the export creates
+        its missing parents and removes them again when it fails.
+    """
+    missing = check_directory_target(path, "output_dir")
     parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise NeuralStyleError(f"--output_dir: the directory {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not missing and not os.access(parent, os.W_OK | os.X_OK):  # the directory is replaced by renames in parent
         raise NeuralStyleError(f"--output_dir: the directory {parent} is not writable; choose another location")
     if os.path.isdir(path) and os.listdir(path):
         if not os.path.isfile(os.path.join(path, METADATA_FILE)):
@@ -77,6 +87,7 @@ def check_output_dir(path: str, overwrite: bool) -> None:
             )
         if not overwrite:
             raise NeuralStyleError(f"--output_dir {path} already holds an export; pass --overwrite or move it")
+    return missing
 
 
 def install_dir(tmp: str, path: str) -> None:
@@ -93,6 +104,15 @@ def install_dir(tmp: str, path: str) -> None:
         os.rename(old, path)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_directories(created: list[str]) -> None:
+    """Removes the directories a failed export created (innermost first), those that are still empty."""
+    for directory in reversed(created):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            return
 
 
 def _umask_dir_mode() -> int:
@@ -132,7 +152,7 @@ def _write_export(model: Any, directory: str, metadata: dict[str, object]) -> No
 
 def _export(fv: flags.FlagValues) -> None:
     output_dir = require(fv, "output_dir", "the directory to write the exported model to")
-    check_output_dir(output_dir, fv.overwrite)
+    missing = check_output_dir(output_dir, fv.overwrite)
     network = network_path(fv)
 
     from neural_style.matconvnet import default_cache_dir, load_vgg
@@ -160,14 +180,22 @@ def _export(fv: flags.FlagValues) -> None:
         "keras": KERAS_FILE,
         "saved_model": SAVED_MODEL_DIR,
     }
-    tmp = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(output_dir)), prefix=".tmp-export-")
+    parent = os.path.dirname(os.path.abspath(output_dir))
     try:
-        _write_export(model, tmp, metadata)
-        os.chmod(tmp, _umask_dir_mode())  # mkdtemp makes it private; the export is an ordinary directory
-        install_dir(tmp, output_dir)
-    except OSError as e:
-        raise NeuralStyleError(f"could not write --output_dir {output_dir}: {e.strerror or e}", usage=False) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(parent, exist_ok=True)  # the missing parents of --output_dir, checked to be creatable
+        tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
+        try:
+            _write_export(model, tmp, metadata)
+            os.chmod(tmp, _umask_dir_mode())  # mkdtemp makes it private; the export is an ordinary directory
+            install_dir(tmp, output_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as e:
+        _remove_directories(missing)
+        if isinstance(e, OSError):
+            raise NeuralStyleError(
+                f"could not write --output_dir {output_dir}: {e.strerror or e}", usage=False
+            ) from None
+        raise
     print(f"Wrote {os.path.join(output_dir, SAVED_MODEL_DIR)} and {os.path.join(output_dir, KERAS_FILE)}")
     print(f"  from {network} (MD5 {vgg.md5}), pooling {fv.pooling}, layers {','.join(layers)}")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -25,6 +27,8 @@ from neural_style.cli import sweep as sweep_cli
 from neural_style.cli.command import (
     Command,
     Interruption,
+    check_directory_target,
+    check_distinct,
     define_network,
     flag_settings,
     floats,
@@ -155,6 +159,7 @@ def flag_values() -> flags.FlagValues:
     boolean("xla", False, "Compile the optimisation step with XLA (jit_compile).")
     resume = "Continue the run saved in <output>.state (at checkpoints and on Ctrl-C); same settings needed."
     boolean("resume", False, resume)
+    boolean("restart", False, "Discard the state of an interrupted run kept in <output>.state and start afresh.")
     string("tensorboard_dir", None, "Write loss terms (every iteration) and images for TensorBoard here.")
     integer("tensorboard_images", 100, "With --tensorboard_dir: write the current image every N iterations.")
     boolean(
@@ -203,11 +208,29 @@ def _check_checkpoint_flags(fv: flags.FlagValues) -> None:
             )
 
 
+def _check_style_list(styles: Sequence[str]) -> None:
+    """--styles splits at commas: refuses empty entries, and a file whose own name holds a comma."""
+    given = ",".join(styles)
+    if not all(path.strip() for path in styles):
+        raise NeuralStyleError(
+            f"--styles '{given}' has an empty entry; separate the style images by single commas, none at the end"
+        )
+    for first in range(len(styles)):
+        for last in range(first + 1, len(styles)):
+            joined = ",".join(styles[first : last + 1])
+            if not os.path.exists(styles[first]) and os.path.isfile(joined):
+                raise NeuralStyleError(
+                    f"--styles: the file {joined} has a comma in its name, but commas separate style images; "
+                    "rename it (or link it under a name without a comma)"
+                )
+
+
 def style_config(fv: flags.FlagValues) -> StyleConfig:
     """The settings of the run, every flag they come from checked."""
     require(fv, "content", "the image whose content is kept")
     require(fv, "styles", "one or more style images, comma-separated")
     require(fv, "output", "where to write the result")
+    _check_style_list(fv.styles)
     scales = floats("style_scales", fv.style_scales)
     if scales is not None and len(scales) != len(fv.styles):
         raise NeuralStyleError(f"--style_scales has {len(scales)} values for {len(fv.styles)} styles; give one each")
@@ -225,15 +248,24 @@ def style_config(fv: flags.FlagValues) -> StyleConfig:
     return config
 
 
+def input_files(fv: flags.FlagValues) -> list[tuple[str, str | None]]:
+    """(how to name it, path) of every file neural-style reads, for :func:`check_distinct`."""
+    network = fv.network if fv["network"].present or os.path.exists(fv.network) else None
+    styles = [(f"--styles image {path}" if len(fv.styles) > 1 else "--styles image", path) for path in fv.styles]
+    return [("--content image", fv.content), *styles, ("--initial image", fv.initial), ("--network file", network)]
+
+
 def outputs(fv: flags.FlagValues, config: StyleConfig) -> dict[str, str]:
     """Every file a single run will write, checked before any work: {purpose: path}."""
     from neural_style.image_io import check_writable
 
     paths = {"output": fv.output}
+    names = {"output": "--output"}
     if fv.checkpoint_output:
         assert config.checkpoint_iterations is not None
         for k in range(config.checkpoint_iterations, config.iterations + 1, config.checkpoint_iterations):
             paths[f"checkpoint {k}"] = checkpoint_path(fv.checkpoint_output, k)
+            names[f"checkpoint {k}"] = f"--checkpoint_output (iteration {k})"
     directory = os.path.dirname(os.path.abspath(fv.output))
     if fv.progress_write:
         paths["progress_write"] = os.path.join(directory, "progress.txt")
@@ -243,6 +275,9 @@ def outputs(fv: flags.FlagValues, config: StyleConfig) -> dict[str, str]:
         if not config.checkpoint_iterations:
             raise NeuralStyleError("--checkpoint_sheet needs --checkpoint_iterations (and --checkpoint_output)")
         paths["checkpoint_sheet"] = sweep_cli.candidate_path(fv.output, "checkpoints")
+    check_distinct(
+        input_files(fv), [(names.get(purpose, f"--{purpose} file"), path) for purpose, path in paths.items()]
+    )
     # A resumed run rewrites its own files: the output written on Ctrl-C, earlier checkpoints, the history.
     overwrite = fv.overwrite or fv.resume
     for purpose, path in paths.items():
@@ -252,14 +287,24 @@ def outputs(fv: flags.FlagValues, config: StyleConfig) -> dict[str, str]:
             if os.path.exists(path) and not overwrite:
                 raise NeuralStyleError(f"{path} already exists (--progress_write); pass --overwrite or move it")
             continue
-        check_writable(path, overwrite=overwrite, what=purpose if purpose == "output" else f"--{purpose}")
+        check_writable(path, overwrite=overwrite, what=names.get(purpose, f"--{purpose}"))
+    saved = os.path.isfile(os.path.join(state_dir(fv.output), "checkpoint"))
+    if fv.resume and fv.restart:
+        raise NeuralStyleError("--resume continues the saved run and --restart discards it; give one of them")
+    if saved and not (fv.resume or fv.restart):
+        raise NeuralStyleError(
+            f"{state_dir(fv.output)} holds an interrupted run of --output {fv.output}: continue it with --resume, "
+            "or pass --restart to discard it and start afresh"
+        )
     if fv.resume:
         if config.optimizer != "adam" or fv.scales is not None:
             raise NeuralStyleError("--resume works for Adam runs at one scale (not --optimizer lbfgs or --scales)")
-        if not os.path.isfile(os.path.join(state_dir(fv.output), "checkpoint")):
+        if not saved:
             raise NeuralStyleError(f"--resume: no saved state in {state_dir(fv.output)}; run without --resume")
     if fv.tensorboard_images < 1:
         raise NeuralStyleError(f"--tensorboard_images is {fv.tensorboard_images}; it must be at least 1")
+    if fv.tensorboard_dir:
+        check_directory_target(fv.tensorboard_dir, "tensorboard_dir")
     return paths
 
 
@@ -331,15 +376,19 @@ class Inputs:
         from neural_style.image_io import read_image, resize, scaled_size
         from neural_style.matconvnet import default_cache_dir, load_vgg
 
-        content = read_image(fv.content, what="--content image")
+        content = read_image(fv.content, what="--content image", min_width=fv.width)
         height, width = content.shape[:2] if fv.width is None else scaled_size(content.shape, fv.width)
         if min(height, width) < 2:
             raise NeuralStyleError(
                 f"the output would be {width}x{height} pixels; it needs at least 2x2 (check --content and --width)"
             )
         height, width = int(height), int(width)
-        styles = [read_image(path, what="--styles image") for path in fv.styles]
-        initial = read_image(fv.initial, what="--initial image") if fv.initial else None
+        scales = floats("style_scales", fv.style_scales) or (1.0,) * len(fv.styles)
+        styles = [
+            read_image(path, what="--styles image", min_width=math.ceil(scale * width))
+            for path, scale in zip(fv.styles, scales, strict=True)
+        ]
+        initial = read_image(fv.initial, what="--initial image", min_width=fv.width) if fv.initial else None
         stages = Stages.plan(fv, width, config.iterations)
         vgg = load_vgg(network_path(fv), cache_dir=default_cache_dir())
         check_memory(fv, vgg, height, width, batch)
@@ -560,6 +609,8 @@ class SingleRun:
         from neural_style.stylization import Stylization
 
         inputs, config = self.inputs, self.config
+        if self.fv.restart and os.path.isdir(state_dir(self.fv.output)):
+            shutil.rmtree(state_dir(self.fv.output))  # asked for: the interrupted run is given up
         if len(self.stages.widths) > 1:
             yield from coarse_to_fine(
                 inputs.vgg,
@@ -607,10 +658,8 @@ class SingleRun:
                 assert interruption.reason is not None
                 self._stop(interruption.reason)
         self.report.finish()
-        if os.path.isdir(state_dir(self.fv.output)):
-            import shutil
-
-            shutil.rmtree(state_dir(self.fv.output), ignore_errors=True)  # the run is complete: nothing to resume
+        if self.saved is not None:
+            self.saved.state.remove()  # the run is complete: nothing left to resume
         print(f"Wrote {self.fv.output} in {report.hms(time.time() - self.start)}")
 
     def _loop(self, interruption: Interruption) -> bool:
@@ -642,7 +691,8 @@ class SingleRun:
         wrote = f"wrote the best image so far to {output}" if image is not None else "no image written"
         if self.saved is not None:
             self.saved.save()
-            again = shlex.join(["neural-style", *(a for a in sys.argv[1:] if a not in ("--resume", "--noresume"))])
+            dropped = ("--resume", "--noresume", "--restart", "--norestart")
+            again = shlex.join(["neural-style", *(a for a in sys.argv[1:] if a not in dropped)])
             hint = f"; resume with: {again} --resume"
         else:
             hint = "; L-BFGS and coarse-to-fine runs cannot be resumed"
@@ -659,7 +709,7 @@ def _stylize_to_files(fv: flags.FlagValues) -> None:
     start = time.time()
     config = style_config(fv)
     sweep = sweep_cli.plan(fv)
-    paths = outputs(fv, config) if sweep is None else sweep_cli.outputs(fv, sweep)
+    paths = outputs(fv, config) if sweep is None else sweep_cli.outputs(fv, sweep, input_files(fv))
     batch = 1 if sweep is None else (fv.batch_size or len(sweep.candidates))
     inputs, stages = Inputs.read(fv, config, batch)
     if sweep is not None:

@@ -2,7 +2,8 @@
 
 A sweep optimises many candidates (style blends x style weights) as batches through
 :func:`neural_style.stylization.sweep`, writes each beside ``--output`` with its weights in the name and a captioned
-contact sheet of them all.
+contact sheet of them all. Ctrl-C or SIGTERM stops it at the end of the iteration with every image it has written
+(the batch in progress as its best images so far) and the sheet of them.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from absl import flags
 
 from neural_style.cli import report
-from neural_style.cli.command import floats
+from neural_style.cli.command import check_distinct, floats, interruptible
 from neural_style.config import Candidate, StyleConfig, even_blends, make_candidates
 from neural_style.errors import NeuralStyleError
 
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
     from neural_style.matconvnet import VggWeights
+    from neural_style.stylization import Stylization
 
 __all__ = [
     "SweepPlan",
@@ -41,7 +44,10 @@ __all__ = [
 ]
 
 # The flags of a single run that a sweep has no use for.
-_SINGLE_RUN_FLAGS = ("checkpoint_output", "progress_write", "progress_plot", "scales", "resume", "checkpoint_sheet")
+_SINGLE_RUN_FLAGS = (
+    *("checkpoint_output", "progress_write", "progress_plot", "scales", "resume", "restart", "checkpoint_sheet"),
+    "tensorboard_dir",
+)
 
 
 def define_flags(fv: flags.FlagValues, module: str) -> None:
@@ -178,12 +184,14 @@ def plan(fv: flags.FlagValues) -> SweepPlan | None:
     return SweepPlan(candidates, labels)
 
 
-def outputs(fv: flags.FlagValues, sweep: SweepPlan) -> dict[str, str]:
-    """Every file the sweep will write, checked before any work: {label or "sheet": path}."""
+def outputs(fv: flags.FlagValues, sweep: SweepPlan, inputs: Sequence[tuple[str, str | None]]) -> dict[str, str]:
+    """Every file the sweep will write, checked before any work (none may be one of ``inputs``, the files the
+    command reads, or another output): {label or "sheet": path}."""
     from neural_style.image_io import check_writable
 
     paths = {label: candidate_path(fv.output, label) for label in sweep.labels}
     paths["sheet"] = sheet_path(fv.output)
+    check_distinct(inputs, [(f"sweep {label}", path) for label, path in paths.items()])
     for path in paths.values():
         check_writable(path, overwrite=fv.overwrite, what="sweep output")
     return paths
@@ -231,7 +239,11 @@ def run(
     paths: dict[str, str],
     start: float,
 ) -> None:
-    """Optimises the candidates, printing progress and their losses; writes each image and the sheet."""
+    """Optimises the candidates, printing progress and their losses; writes each image and the sheet.
+
+    On the first Ctrl-C / SIGTERM it stops at the end of the iteration, writes what it has (:func:`_stop`) and exits
+    130; a second signal stops at once (KeyboardInterrupt, exit 130 without writing).
+    """
     from neural_style import stylization
     from neural_style.image_io import resize_styles, write_image
 
@@ -243,24 +255,82 @@ def run(
         f"Sweeping {len(sweep.candidates)} candidates in {chunks} batch(es) of up to {size}: "
         f"{content.shape[1]}x{content.shape[0]}, {len(styles)} style(s)"
     )
-    results: list[np.ndarray] = []
+    results: list[np.ndarray] = []  # the final images of the finished candidates, in order
     clock = report.EtaClock(chunks * config.iterations, start)
-    records = stylization.sweep(
-        vgg, content, styles, config, sweep.candidates, batch_size=fv.batch_size, initial=initial, strategy=strategy(fv)
-    )
-    for first, record in records:
-        done = first // size * config.iterations + record.iteration if record.iteration > 0 else None
-        line = clock.tick(done, f" (batch {first // size + 1}/{chunks})")
-        if line is not None:
-            print(line)
-        if record.losses is not None:
-            for i in range(len(record.losses["total"])):
-                terms = " ".join(f"{key} {float(record.losses[key][i]):g}" for key in report.LOSS_KEYS)
-                print(f"  [{labels[first + i]}] {terms}")
-        if record.final:
-            assert record.images is not None
-            for i, image in enumerate(record.images):
-                write_image(paths[labels[first + i]], image)
-                results.append(image)
+    with interruptible() as interruption:
+        runs = stylization.sweep_runs(
+            vgg,
+            content,
+            styles,
+            config,
+            sweep.candidates,
+            batch_size=fv.batch_size,
+            initial=initial,
+            strategy=strategy(fv),
+        )
+        for first, batch in runs:
+            where = f"batch {first // size + 1}/{chunks}"
+            for record in batch:
+                done = first // size * config.iterations + record.iteration if record.iteration > 0 else None
+                line = clock.tick(done, f" ({where})")
+                if line is not None:
+                    print(line)
+                if record.losses is not None:
+                    for i in range(len(record.losses["total"])):
+                        terms = " ".join(f"{key} {float(record.losses[key][i]):g}" for key in report.LOSS_KEYS)
+                        print(f"  [{labels[first + i]}] {terms}")
+                if record.final:
+                    assert record.images is not None
+                    for i, image in enumerate(record.images):
+                        write_image(paths[labels[first + i]], image)
+                        results.append(image)
+                elif interruption:
+                    assert interruption.reason is not None
+                    at = f"at iteration {record.iteration}/{config.iterations} of {where}"
+                    _stop(interruption.reason, at, sweep, paths, results, batch, record.iteration, config.iterations)
+            del batch  # one batch held at a time (see sweep_runs)
+            if interruption and len(results) < len(sweep.candidates):
+                assert interruption.reason is not None
+                _stop(interruption.reason, f"after {where}", sweep, paths, results, None, 0, config.iterations)
     write_image(paths["sheet"], report.contact_sheet(results, labels))
     print(f"Wrote {len(results)} images and {paths['sheet']} in {report.hms(time.time() - start)}")
+
+
+def _count(n: int, what: str) -> str:
+    """``1 finished candidate``, ``2 finished candidates``."""
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
+def _stop(
+    why: str,
+    at: str,
+    sweep: SweepPlan,
+    paths: dict[str, str],
+    results: list[np.ndarray],
+    batch: Stylization | None,
+    iteration: int,
+    iterations: int,
+) -> NoReturn:
+    """Ctrl-C / SIGTERM in a sweep: the finished candidates are written already; writes the best images so far of
+    ``batch`` (the batch in progress, if any) and the contact sheet of every image written, says so on one stderr
+    line and exits 130. Candidates not started are left out."""
+    from neural_style.image_io import write_image
+
+    images = list(results)
+    captions = list(sweep.labels[: len(results)])
+    unfinished = 0
+    if batch is not None:
+        best = batch.best_images()
+        current = best if best is not None else batch.current_images()
+        for i, image in enumerate(current):
+            label = sweep.labels[len(results) + i]
+            write_image(paths[label], image)
+            images.append(image)
+            captions.append(f"{label} (it {iteration}/{iterations})")
+        unfinished = len(current)
+    write_image(paths["sheet"], report.contact_sheet(images, captions))  # never empty: a batch ran or finished
+    finished = _count(len(results), "finished candidate")
+    left = _count(len(sweep.candidates) - len(images), "candidate")
+    wrote = f"{finished}, {unfinished} unfinished (best so far) and {paths['sheet']}"
+    print(f"neural-style: {why} {at}: wrote {wrote}; {left} not started", file=sys.stderr)
+    sys.exit(130)

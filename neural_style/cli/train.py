@@ -226,6 +226,8 @@ def _train(cmd: Command) -> None:
             raise NeuralStyleError(f"--{name} is {value}; it must be at least 1")
     _check_model_out(model_out, fv.overwrite)
     checkpoint_dir = fv.checkpoint_dir or os.path.splitext(model_out)[0] + "_checkpoints"
+    # The directories the command owns: created with their missing parents, once every input has been checked.
+    owned = [checkpoint_dir, *([fv.tensorboard_dir] if fv.tensorboard_dir else [])]
     check_directory_target(checkpoint_dir, "checkpoint_dir")
     if fv.tensorboard_dir:
         check_directory_target(fv.tensorboard_dir, "tensorboard_dir")
@@ -248,6 +250,11 @@ def _train(cmd: Command) -> None:
     total = config.total_steps(len(folder.paths))
 
     start_tensorflow()  # every input is good: from here on TensorFlow is needed
+    for directory in owned:
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as e:
+            raise NeuralStyleError(f"could not create {directory}: {e.strerror or e}", usage=False) from None
     from neural_style.run_state import RunState
     from neural_style.train import Trainer, center_crops, make_dataset
     from neural_style.transformer import save_transformer

@@ -1,10 +1,12 @@
-"""Long runs: resumable state, Ctrl-C / SIGTERM / kill -9, TensorBoard, the checkpoint sheet and the memory guard.
+"""Long runs of the ``neural-style`` command (neural_style.cli.stylize): Ctrl-C, SIGTERM, kill -9, --resume,
+TensorBoard summaries and the checkpoint sheet.
 
-Library level, a :class:`Stylization` stopped after k records, saved with ``tf.train.Checkpoint.write`` and read into
-a new object continues exactly as an uninterrupted run. Command level (``python -m neural_style`` in subprocesses,
-on conftest's tiny network), one run is interrupted three times (SIGINT, SIGTERM, SIGKILL), refused once with a
-changed setting and finally resumed to the end; its result is compared with an uninterrupted run that also writes
-TensorBoard summaries and a checkpoint sheet. TensorFlow runs cost ~10 s each, so there are six of them.
+``python -m neural_style`` runs in subprocesses on conftest's tiny network: one run is interrupted three times
+(SIGINT, SIGTERM, SIGKILL), refused once with a changed setting and finally resumed to the end; its result is
+compared with an uninterrupted run that also writes TensorBoard summaries and a checkpoint sheet. TensorFlow runs
+cost ~10 s each, so there are six of them. In process: a resume asking for fewer iterations than were done, and a
+state that cannot be saved. That a :class:`Stylization` restored from its state continues exactly is tested in
+test_stylization.py.
 """
 
 from __future__ import annotations
@@ -18,172 +20,28 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
-from conftest import write_vgg_mat
-from PIL import Image
-from test_cli import (
-    _PROBE,
-    CHANNELS,
+from conftest import (
     CONTENT_SIZE,
     ERROR_PREFIX,
-    IMPORTS_MARKER,
     Workspace,
-    _content_array,
-    _he_scaled,
-    _run,
-    _style_array,
-    _workspace,
+    assert_ok,
+    make_workspace,
+    run_neural_style,
+    stylize_flags,
 )
+from PIL import Image
 
-from neural_style import memory
 from neural_style.cli import stylize as stylize_cli
 from neural_style.config import StyleConfig
 from neural_style.errors import NeuralStyleError
-from neural_style.matconvnet import VggWeights, read_matconvnet
-from neural_style.stylization import Progress, Stylization
-
-# ------------------------------------------------------------------------------------------- library-level resume
-
-EVERY = 2  # checkpoint iterations of the library-level runs
-CONFIG = StyleConfig(iterations=8, checkpoint_iterations=EVERY, print_iterations=1, seed=0)
-# One device, same ops, same inputs: a resumed run is bit-identical to an uninterrupted one in practice. The
-# tolerances only leave room for a reduction order that might differ between two tf.function traces.
-RTOL = 1e-6
-IMAGE_ATOL = 1e-4  # on the 0..255 scale
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[VggWeights, np.ndarray, np.ndarray]:
-    """The tiny network (channels (4, 6, 8, 8, 8), He-scaled kernels), a 16x20 content and a 16x16 style image."""
-    path = tmp_path_factory.mktemp("vgg") / "vgg.mat"
-    write_vgg_mat(path, channels=CHANNELS, tamper=_he_scaled)
-    content = _content_array()[:16, :20].astype(np.float32)
-    return read_matconvnet(path), content, _style_array().astype(np.float32)
-
-
-def _stylization(tiny: tuple[VggWeights, np.ndarray, np.ndarray], config: StyleConfig = CONFIG) -> Stylization:
-    weights, content, style = tiny
-    return Stylization(weights, content, [style], config)
-
-
-@pytest.fixture
-def parsed_flags() -> Callable[..., flags.FlagValues]:
-    """Parses a ``neural-style`` command line (flags only) into fresh flag values, for in-process tests."""
-
-    def parse(*argv: str) -> flags.FlagValues:
-        fv = stylize_cli.flag_values()
-        fv(["neural-style", *argv])
-        return fv
-
-    return parse
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tiny: tuple[VggWeights, np.ndarray, np.ndarray]) -> dict[int, Progress]:
-    """Every record of an uninterrupted run, by iteration (0 to 8)."""
-    return {record.iteration: record for record in _stylization(tiny)}
-
-
-def _assert_same_record(got: Progress, want: Progress) -> None:
-    assert (got.iteration, got.final) == (want.iteration, want.final)
-    for name in ("step_loss", "images"):
-        a, b = getattr(got, name), getattr(want, name)
-        assert (a is None) == (b is None), name
-        if a is not None:
-            np.testing.assert_allclose(a, b, rtol=RTOL, atol=IMAGE_ATOL if name == "images" else 0, err_msg=name)
-    assert got.losses is not None and want.losses is not None
-    for key in ("content", "style", "tv", "total"):
-        np.testing.assert_allclose(got.losses[key], want.losses[key], rtol=RTOL, err_msg=key)
-
-
-@dataclasses.dataclass
-class Saved:
-    """The state of one run written after iteration k, with what the run held at that moment."""
-
-    path: str
-    best_images: np.ndarray | None
-    best_loss: np.ndarray
-    current_images: np.ndarray
-
-
-STOPS = (1, 3, 4)  # before any checkpoint, between checkpoints 2 and 4, at checkpoint 4
-
-
-@pytest.fixture(scope="module")
-def saved(tiny, tmp_path_factory: pytest.TempPathFactory) -> dict[int, Saved]:
-    """One run, its state written with tf.train.Checkpoint.write after each iteration of STOPS, then abandoned."""
-    directory = tmp_path_factory.mktemp("states")
-    run = _stylization(tiny)
-    assert run.state is not None
-    states = {}
-    for record in run:
-        if record.iteration in STOPS:
-            states[record.iteration] = Saved(
-                run.state.write(str(directory / f"run-{record.iteration}.state")),
-                run.best_images(),
-                run.state.best_loss.numpy(),
-                run.current_images(),
-            )
-        if record.iteration == max(STOPS):
-            break
-    return states
-
-
-def test_state_holds_the_run_not_the_network(saved: dict[int, Saved]) -> None:
-    """Image, Adam moments and step, iteration, best image and loss, loss history; no network weights."""
-    names = {name.split("/.ATTRIBUTES")[0] for name, _ in tf.train.list_variables(saved[4].path)}
-    engine = {"engine/image", "engine/optimizer/m", "engine/optimizer/v", "engine/optimizer/step"}
-    assert engine | {"iteration", "best", "best_loss", "has_best", "history"} <= names
-    assert not any("kernel" in name or "bias" in name for name in names), names
-    assert tf.train.load_variable(saved[4].path, "iteration/.ATTRIBUTES/VARIABLE_VALUE") == 4
-    assert tf.train.load_variable(saved[3].path, "engine/optimizer/step/.ATTRIBUTES/VARIABLE_VALUE") == 3
-
-
-@pytest.mark.parametrize(
-    ("stop_at", "fresh_seed"),
-    [(4, 0), (3, 1), (1, 0)],
-    ids=["at-a-checkpoint", "between-checkpoints-other-seed", "before-any-checkpoint"],
-)
-def test_resumed_run_equals_uninterrupted(
-    tiny, uninterrupted: dict[int, Progress], saved: dict[int, Saved], stop_at: int, fresh_seed: int
-) -> None:
-    """Read the state saved after k records into a new Stylization and finish: the records are the same.
-
-    The second case's new object starts from other noise (seed 1): the saved image, not the noise generator,
-    carries the run on, so no RNG state needs saving.
-    """
-    state = saved[stop_at]
-    fresh = _stylization(tiny, dataclasses.replace(CONFIG, seed=fresh_seed))
-    assert fresh.state is not None
-    fresh.state.read(state.path).assert_consumed()
-    assert fresh.iteration == stop_at
-
-    # Right after the restore: the saved run's best image and loss and its current image.
-    best = fresh.best_images()
-    if stop_at < EVERY:
-        assert best is None and state.best_images is None
-        np.testing.assert_array_equal(state.best_loss, [np.inf])
-    else:
-        last_checkpoint = uninterrupted[stop_at - stop_at % EVERY].images
-        assert best is not None and last_checkpoint is not None
-        np.testing.assert_array_equal(best, state.best_images)
-        np.testing.assert_allclose(best, last_checkpoint, rtol=RTOL, atol=IMAGE_ATOL)
-    np.testing.assert_array_equal(fresh.state.best_loss.numpy(), state.best_loss)
-    np.testing.assert_array_equal(fresh.current_images(), state.current_images)
-
-    rest = list(fresh)
-    assert [r.iteration for r in rest] == list(range(stop_at + 1, CONFIG.iterations + 1))
-    for record in rest:
-        _assert_same_record(record, uninterrupted[record.iteration])
-    assert rest[-1].final and rest[-1].images is not None
-
+from neural_style.run_state import RunState
+from neural_style.stylization import Stylization
 
 # ------------------------------------------------------------------------------------- command level: a long run
 
@@ -309,7 +167,7 @@ class Interrupted:
 
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory: pytest.TempPathFactory) -> Interrupted:
-    ws = _workspace(tmp_path_factory.mktemp("interrupted"))
+    ws = make_workspace(tmp_path_factory.mktemp("interrupted"))
 
     # 1. Ctrl-C once the first checkpoint image exists.
     process, out, err = _start(ws, "sigint", LONG)
@@ -343,13 +201,15 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory) -> Interrupted:
 
     # 4. A resume with another --style_weight is refused and changes nothing.
     before = (_outputs(ws), {p.name: p.read_bytes() for p in _state_dir(ws).iterdir() if p.is_file()})
-    result = _run(ws, ws.args(*COMMON, f"--iterations={FINAL_ITERATIONS}", "--resume", "--style_weight=100"))
+    result = run_neural_style(
+        ws, ws.args(*COMMON, f"--iterations={FINAL_ITERATIONS}", "--resume", "--style_weight=100")
+    )
     refused = Stage(result.returncode, result.stdout, result.stderr)
     after = (_outputs(ws), {p.name: p.read_bytes() for p in _state_dir(ws).iterdir() if p.is_file()})
     refused.files = {"unchanged": before == after}
 
     # 5. Resumed with the same settings and fewer iterations (not part of the fingerprint): runs to the end.
-    result = _run(ws, ws.args(*COMMON, f"--iterations={FINAL_ITERATIONS}", "--resume"))
+    result = run_neural_style(ws, ws.args(*COMMON, f"--iterations={FINAL_ITERATIONS}", "--resume"))
     finished = Stage(result.returncode, result.stdout, result.stderr)
     return Interrupted(ws, sigint, sigterm, sigkill, refused, finished)
 
@@ -357,13 +217,9 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory) -> Interrupted:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, subprocess.CompletedProcess[str]]:
     """The same run uninterrupted, also writing TensorBoard summaries (images every 2) and the checkpoint sheet."""
-    ws = _workspace(tmp_path_factory.mktemp("reference"))
+    ws = make_workspace(tmp_path_factory.mktemp("reference"))
     extra = ("--tensorboard_dir=tb", "--tensorboard_images=2", "--checkpoint_sheet")
-    return ws, _run(ws, ws.args(*COMMON, f"--iterations={FINAL_ITERATIONS}", *extra))
-
-
-def _ok(stage: Stage | subprocess.CompletedProcess[str]) -> None:
-    assert stage.returncode == 0, f"exit {stage.returncode}\nstdout:\n{stage.stdout}\nstderr:\n{stage.stderr}"
+    return ws, run_neural_style(ws, ws.args(*COMMON, f"--iterations={FINAL_ITERATIONS}", *extra))
 
 
 def _pixels(path: Path) -> np.ndarray:
@@ -440,12 +296,12 @@ def test_resume_with_other_setting_is_refused(interrupted: Interrupted) -> None:
 def test_resume_finishes_like_an_uninterrupted_run(interrupted: Interrupted, reference) -> None:
     """After SIGINT, SIGTERM and SIGKILL the resumed run ends with exit 0, the state removed, and the same result."""
     stage, ws = interrupted.finished, interrupted.ws
-    _ok(stage)
+    assert_ok(stage)
     assert stage.resumed_at() == interrupted.sigkill.files["saved iteration"]
     assert not _state_dir(ws).exists()
     assert _valid_png(ws.output)
     ref_ws, ref_result = reference
-    _ok(ref_result)
+    assert_ok(ref_result)
     # The same result within float tolerance (in practice identical): the losses printed at the end (%g, 6
     # digits) and the pixels (a float difference in the last bits may flip the rounding of a pixel by 1).
     np.testing.assert_allclose(_final_losses(stage.stdout), _final_losses(ref_result.stdout), rtol=2e-5)
@@ -463,8 +319,8 @@ def _final_losses(stdout: str) -> list[float]:
 
 def test_resume_without_state_is_one_error_line(tmp_path: Path) -> None:
     """--resume with no <output>.state: exit 2 and one line, before TensorFlow is imported."""
-    ws = _workspace(tmp_path)
-    result = _run(ws, ws.args("--resume", "--iterations=3"))
+    ws = make_workspace(tmp_path)
+    result = run_neural_style(ws, ws.args("--resume", "--iterations=3"))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [result.stderr.strip()]
     assert result.stderr.startswith(ERROR_PREFIX + "--resume: no saved state in ")
@@ -472,9 +328,9 @@ def test_resume_without_state_is_one_error_line(tmp_path: Path) -> None:
     assert not ws.output.exists()
 
 
-def test_resume_with_iterations_already_done_loses_nothing(tiny, tmp_path: Path, parsed_flags) -> None:
+def test_resume_with_iterations_already_done_loses_nothing(small_problem, tmp_path: Path) -> None:
     """In process: a state saved at iteration 4, resumed with --iterations 3."""
-    weights, content, style = tiny
+    weights, content, style = small_problem
     files = {}
     for name, image in (("content", content), ("style", style)):
         files[name] = tmp_path / f"{name}.png"
@@ -482,7 +338,7 @@ def test_resume_with_iterations_already_done_loses_nothing(tiny, tmp_path: Path,
     output = tmp_path / "out.png"
 
     def single_run(*extra: str) -> stylize_cli.SingleRun:
-        fv = parsed_flags(
+        fv = stylize_flags(
             *(f"--content={files['content']}", f"--styles={files['style']}", f"--output={output}", "--seed=0"),
             *("--checkpoint_iterations=2", f"--checkpoint_output={tmp_path / 'ck_{}.png'}", *extra),
         )
@@ -529,7 +385,7 @@ def _events(directory: Path) -> tuple[dict[str, dict[int, float]], dict[int, tup
 def test_tensorboard_loss_terms_every_iteration_and_images(reference) -> None:
     """loss/{content,style,tv,total} at steps 0..29 equal the printed losses; images every 2 iterations."""
     ws, result = reference
-    _ok(result)
+    assert_ok(result)
     scalars, images = _events(ws.work / "tb")
     assert set(scalars) == {"loss/content", "loss/style", "loss/tv", "loss/total"}
     for tag, steps in scalars.items():
@@ -549,7 +405,7 @@ def test_tensorboard_loss_terms_every_iteration_and_images(reference) -> None:
 def test_checkpoint_sheet_has_one_tile_per_checkpoint(reference) -> None:
     """out_checkpoints.png: 6 tiles (iterations 5..30) of 256 px in 4 columns and 2 rows, the last two empty."""
     ws, result = reference
-    _ok(result)
+    assert_ok(result)
     width, height = CONTENT_SIZE
     tile_width, caption, margin, columns = 256, 18, 6, 4  # neural_style.sweep.contact_sheet
     tile_height = round(height * tile_width / width)  # 20 * 256 / 24 = 213.3 -> 213
@@ -566,171 +422,15 @@ def test_checkpoint_sheet_has_one_tile_per_checkpoint(reference) -> None:
         assert (tile == 255).all() == (i >= FINAL_ITERATIONS // 5), f"tile {i}"
 
 
-# ---------------------------------------------------------------------------------------------- the memory guard
-
-# Per input pixel, the floats of conv, relu and pool outputs through relu5_1 for channels (4, 6, 8, 8, 8):
-#   block 1 at full size:  4 x (conv, relu) x 2 = 16, pool1 (4 channels / 4)       = 1       -> 17
-#   block 2 at 1/4:        6/4 x 4 = 6,              pool2 (6 / 16)                 = 0.375   -> 6.375
-#   block 3 at 1/16:       8/16 x 8 = 4,             pool3 (8 / 64)                 = 0.125   -> 4.125
-#   block 4 at 1/64:       8/64 x 8 = 1,             pool4 (8 / 256)                = 0.03125 -> 1.03125
-#   block 5 at 1/256:      conv5_1, relu5_1: 8/256 x 2                                        = 0.0625
-TINY_FLOATS_PER_PIXEL = 17 + 6.375 + 4.125 + 1.03125 + 0.0625  # 28.59375
-# Kernel floats: 3x3 x (3*4 + 4*4 + 4*6 + 6*6 + 6*8 + 3*8*8 + 4*8*8 + 4*8*8) = 9 x 840 = 7560, 4 bytes each.
-TINY_WEIGHT_BYTES = 7560 * 4
-RUNTIME_BYTES = 700 * 2**20
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tiny) -> VggWeights:
-    return tiny[0]
-
-
-def test_activation_floats_per_pixel_by_hand(tiny_weights: VggWeights) -> None:
-    assert memory.activation_floats_per_pixel(tiny_weights, "relu5_1") == TINY_FLOATS_PER_PIXEL
-    assert memory.activation_floats_per_pixel(tiny_weights, "relu1_1") == 4 + 4
-    assert memory.activation_floats_per_pixel(tiny_weights, "pool1") == 17
-    assert memory.activation_floats_per_pixel(tiny_weights, "relu2_1") == 17 + 1.5 + 1.5
-
-
-def test_estimate_bytes_by_hand(tiny_weights: VggWeights) -> None:
-    """runtime + kernels + floats/pixel x pixels x batch x 4 bytes x 1.25 (backward pass)."""
-    assert memory.estimate_bytes(tiny_weights, 0, 0) == RUNTIME_BYTES + TINY_WEIGHT_BYTES
-    # 28.59375 x 100 x 200 x 4 x 1.25 = 2,859,375 exactly
-    assert memory.estimate_bytes(tiny_weights, 100, 200) == RUNTIME_BYTES + TINY_WEIGHT_BYTES + 2_859_375
-    assert memory.estimate_bytes(tiny_weights, 100, 200, batch=3) == RUNTIME_BYTES + TINY_WEIGHT_BYTES + 8_578_125
-    assert memory.estimate_bytes(tiny_weights, 100, 200, deepest="relu1_1") == (
-        RUNTIME_BYTES + TINY_WEIGHT_BYTES + 8 * 100 * 200 * 5
-    )
-
-
-def test_largest_width_by_hand(tiny_weights: VggWeights) -> None:
-    """(available - fixed) / (bytes per pixel x aspect), square-rooted and floored."""
-    fixed = RUNTIME_BYTES + TINY_WEIGHT_BYTES
-    assert memory.largest_width(tiny_weights, 1.0, fixed) == 0
-    assert memory.largest_width(tiny_weights, 1.0, fixed - 1) == 0
-    # 142.96875 bytes per pixel (28.59375 x 5); 100 x 100 pixels need 1,429,687.5 bytes
-    assert memory.largest_width(tiny_weights, 1.0, fixed + 1_429_688) == 100
-    assert memory.largest_width(tiny_weights, 0.5, fixed + 1_429_688 // 2 + 1) == 100
-    assert memory.largest_width(tiny_weights, 1.0, fixed + 1_429_688, batch=4) == 50
-
-
-def test_largest_width_fits(tiny_weights: VggWeights) -> None:
-    available = RUNTIME_BYTES + TINY_WEIGHT_BYTES + 10**9
-    width = memory.largest_width(tiny_weights, 1.0, available)
-    assert memory.estimate_bytes(tiny_weights, width, width) <= available
-    assert memory.estimate_bytes(tiny_weights, width + 1, width + 1) > available
-
-
-def test_available_bytes_from_meminfo(tmp_path: Path) -> None:
-    meminfo = tmp_path / "meminfo"
-    meminfo.write_text("MemTotal:       24684096 kB\nMemFree:         1000000 kB\nMemAvailable:    2048000 kB\n")
-    assert memory.available_bytes(str(meminfo), cgroup_files=[str(tmp_path / "none")]) == 2048000 * 1024
-
-
-def test_available_bytes_capped_by_cgroup(tmp_path: Path) -> None:
-    """A cgroup v2 limit minus the cgroup's usage caps MemAvailable."""
-    meminfo = tmp_path / "meminfo"
-    meminfo.write_text("MemAvailable:    8388608 kB\n")  # 8 GiB
-    cgroup = tmp_path / "cgroup"
-    cgroup.mkdir()
-    (cgroup / "memory.max").write_text("4294967296\n")  # 4 GiB
-    (cgroup / "memory.current").write_text("1073741824\n")  # 1 GiB used
-    files = [str(cgroup / "memory.max")]
-    assert memory.available_bytes(str(meminfo), cgroup_files=files) == 3 * 2**30
-    (cgroup / "memory.max").write_text("max\n")  # no limit
-    assert memory.available_bytes(str(meminfo), cgroup_files=files) == 8 * 2**30
-    (cgroup / "memory.max").write_text("1073741824\n")
-    (cgroup / "memory.current").unlink()  # usage unknown: counted as 0
-    assert memory.available_bytes(str(meminfo), cgroup_files=files) == 2**30
-
-
-def test_available_bytes_cgroup_v1_unlimited_and_unknown(tmp_path: Path) -> None:
-    cgroup = tmp_path / "memory"
-    cgroup.mkdir()
-    (cgroup / "memory.limit_in_bytes").write_text("9223372036854771712\n")  # v1 "no limit"
-    (cgroup / "memory.usage_in_bytes").write_text("5\n")
-    files = [str(cgroup / "memory.limit_in_bytes")]
-    assert memory.available_bytes(str(tmp_path / "no-meminfo"), cgroup_files=files) is None
-    (cgroup / "memory.limit_in_bytes").write_text("1005\n")
-    assert memory.available_bytes(str(tmp_path / "no-meminfo"), cgroup_files=files) == 1000
-    bad = tmp_path / "bad-meminfo"
-    bad.write_text("MemAvailable: lots kB\n")
-    assert memory.available_bytes(str(bad), cgroup_files=[str(tmp_path / "none")]) is None
-
-
-def test_check_memory_in_process(tiny_weights: VggWeights, parsed_flags, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Too large for the available memory: NeuralStyleError naming --width and the width that fits."""
-    available = RUNTIME_BYTES + TINY_WEIGHT_BYTES + 1_429_688  # 100 x 100 fits (see above)
-    monkeypatch.setattr(memory, "available_bytes", lambda *args, **kwargs: available)
-    fv = parsed_flags()
-    stylize_cli.check_memory(fv, tiny_weights, 100, 100, 1)
-    with pytest.raises(NeuralStyleError, match=r"use --width 100 or less") as info:
-        stylize_cli.check_memory(fv, tiny_weights, 200, 200, 1)
-    assert "--nomemory_guard" in str(info.value)
-    with pytest.raises(NeuralStyleError, match=r"--batch_size"):
-        stylize_cli.check_memory(fv, tiny_weights, 100, 100, 2)
-    stylize_cli.check_memory(parsed_flags("--nomemory_guard"), tiny_weights, 20000, 20000, 8)  # not checked
-    monkeypatch.setattr(memory, "available_bytes", lambda *args, **kwargs: None)
-    stylize_cli.check_memory(fv, tiny_weights, 20000, 20000, 8)  # unknown memory: not refused
-
-
-GUARD_CHANNELS = (128, 128, 64, 64, 64)  # ~3.6 kB per pixel: the guard refuses a few thousand pixels wide
-
-
-def test_memory_guard_refuses_too_large_width_before_tensorflow(tmp_path: Path) -> None:
-    """A width needing more than the available memory: exit 2 within seconds, one line naming a --width that
-    fits, nothing written, TensorFlow never imported."""
-    ws = _workspace(tmp_path)
-    write_vgg_mat(ws.network, channels=GUARD_CHANNELS, tamper=_he_scaled)
-    vgg = read_matconvnet(ws.network)
-    available = memory.available_bytes()
-    if available is None:
-        pytest.skip("available memory unknown on this system")
-    aspect = CONTENT_SIZE[1] / CONTENT_SIZE[0]
-    fits = memory.largest_width(vgg, aspect, available)
-    width = int(fits * 1.4) + 10
-    if width > 8000:
-        pytest.skip(f"{available / 2**30:.0f} GiB available: the refused width {width} would take long to resize")
-    probe = tmp_path / "probe"
-    probe.mkdir()
-    (probe / "sitecustomize.py").write_text(_PROBE)
-    env = ws.env
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(probe), env.get("PYTHONPATH")) if p)
-    env["NEURAL_STYLE_TEST_IMPORTS"] = str(tmp_path / IMPORTS_MARKER)
-    before = sorted(p.name for p in ws.work.iterdir())
-
-    result = _run(ws, ws.args(f"--width={width}", "--iterations=5"), env=env)
-
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
-    line = result.stderr.strip()
-    assert line.startswith(ERROR_PREFIX) and "GiB" in line, line
-    suggested = re.search(r"use --width (\d+) or less", line)
-    assert suggested, line
-    assert 0 < int(suggested.group(1)) < width
-    assert abs(int(suggested.group(1)) - fits) <= max(10, fits // 20)  # the memory available moved a little
-    assert (tmp_path / IMPORTS_MARKER).read_text() == "", "refused before TensorFlow is imported"
-    assert sorted(p.name for p in ws.work.iterdir()) == before
-
-
-def test_nomemory_guard_flag_is_accepted(tmp_path: Path) -> None:
-    """--nomemory_guard parses; the run goes on to the next check (here: --iterations 0 is refused)."""
-    ws = _workspace(tmp_path)
-    result = _run(ws, ws.args("--nomemory_guard", "--iterations=0"))
-    assert result.returncode == 2
-    assert result.stderr.strip().startswith(ERROR_PREFIX + "--iterations is 0"), result.stderr
-    result = _run(ws, ws.args("--memory_guard=maybe"))
-    assert result.returncode == 2 and "memory_guard" in result.stderr
-
-
 # ------------------------------------------------------------------------------------------- saving the state
 
 
-def test_state_save_failure_is_a_neural_style_error(tiny, tmp_path: Path) -> None:
-    from neural_style.run_state import RunState
-
+def test_state_save_failure_is_a_neural_style_error(small_problem, tmp_path: Path) -> None:
     output = tmp_path / "out.png"
     Path(f"{output}.state").write_text("a file where the state directory goes\n")
-    run = _stylization(tiny)
+    weights, content, style = small_problem
+    run = Stylization(
+        weights, content, [style], StyleConfig(iterations=8, checkpoint_iterations=2, print_iterations=1, seed=0)
+    )
     with pytest.raises(NeuralStyleError, match=r"out\.png\.state"):
         RunState(stylize_cli.state_dir(str(output)), {"run": run.state}, {"--seed": 0}).save()

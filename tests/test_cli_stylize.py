@@ -1,124 +1,53 @@
-"""End-to-end tests of the ``neural-style`` command (run as ``python -m neural_style``) and of network lookup.
+"""End-to-end tests of the ``neural-style`` command (neural_style.cli.stylize, run as ``python -m neural_style``).
 
-The command runs in a subprocess on tiny images and a tiny synthetic VGG (see conftest.py), with its cache and
-``$HOME`` in the test's temporary directory. A successful run costs several seconds (TensorFlow is imported), so
-there are only a few; every bad input is rejected before TensorFlow is imported and costs a fraction of a second.
+The command runs in a subprocess on tiny images and a tiny synthetic VGG (conftest's :class:`Workspace`), with its
+cache and ``$HOME`` in the test's temporary directory. A successful run costs several seconds (TensorFlow is
+imported), so there are only a few: a plain run with checkpoints and progress files, two styles, an initial image,
+--preserve_colors, --overwrite, L-BFGS and coarse-to-fine (--scales). Every bad input, bad speed flag and a width
+too large for the memory is rejected before TensorFlow is imported and costs a fraction of a second; the memory
+check itself (``check_memory``) is also run in process. Resuming is in test_cli_resume.py, sweeps in
+test_cli_sweep.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
+import re
 import subprocess
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
-from conftest import IMPORT_PROBE as _PROBE
-from conftest import he_scaled as _he_scaled
-from conftest import write_vgg_mat
+import tensorflow as tf
+from conftest import (
+    CONTENT_SIZE,
+    ERROR_PREFIX,
+    IMPORT_PROBE,
+    IMPORTS_MARKER,
+    Workspace,
+    assert_ok,
+    he_scaled,
+    make_workspace,
+    run_neural_style,
+    snapshot,
+    style_array,
+    stylize_flags,
+    temp_files,
+    write_vgg_mat,
+)
 from PIL import Image
 
-from neural_style import weights
+from neural_style import memory
+from neural_style.cli import stylize as stylize_cli
 from neural_style.errors import NeuralStyleError
-
-ERROR_PREFIX = "neural-style: error: "
-CONTENT_SIZE = (24, 20)  # (width, height), as Pillow gives sizes
-STYLE_SIZE = (16, 16)
-CHANNELS = (4, 6, 8, 8, 8)  # a little wider than conftest's default, so the losses are not trivially tiny
-IMPORTS_MARKER = "imports.txt"  # written by the probe below when the command exits, outside the snapshot
-
-
-# Put first on PYTHONPATH, this records at exit which heavy frameworks the command imported.
-def _content_array() -> np.ndarray:
-    """A smooth, moderately saturated 24x20 image (no colour near the edge of the gamut)."""
-    width, height = CONTENT_SIZE
-    y, x = np.mgrid[0:height, 0:width]
-    rgb = np.stack([70 + 4 * x, 90 + 3 * y, 170 - 2 * x - y], axis=-1)
-    return rgb.astype(np.uint8)
-
-
-def _style_array(seed: int = 0) -> np.ndarray:
-    """A 16x16 pattern of coloured 4x4 blocks."""
-    blocks = np.random.default_rng(seed).integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    return np.kron(blocks, np.ones((4, 4, 1), dtype=np.uint8))
-
-
-@dataclasses.dataclass
-class Workspace:
-    """A test's files: ``work`` holds the inputs and outputs; ``root`` also holds the cache and ``$HOME``."""
-
-    root: Path
-    work: Path
-    content: Path
-    style: Path
-    network: Path
-    output: Path
-
-    @property
-    def env(self) -> dict[str, str]:
-        """The environment of the command: no user settings, cache and home inside ``root``."""
-        env = {k: v for k, v in os.environ.items() if k not in ("NEURAL_STYLE_WEIGHTS", "KERAS_HOME", "XDG_CACHE_HOME")}
-        env["NEURAL_STYLE_CACHE"] = str(self.root / "cache")
-        env["HOME"] = str(self.root / "home")
-        env["TMPDIR"] = str(self.root / "tmp")  # TensorFlow's autograph leaves files in the temporary directory
-        return env
-
-    def args(self, *extra: str, output: Path | None = None) -> list[str]:
-        """The flags of a minimal valid run, then ``extra``."""
-        return [
-            f"--content={self.content}",
-            f"--styles={self.style}",
-            f"--network={self.network}",
-            f"--output={output or self.output}",
-            *extra,
-        ]
-
-
-def _workspace(root: Path) -> Workspace:
-    work = root / "work"
-    work.mkdir(parents=True)
-    (root / "home").mkdir()
-    (root / "tmp").mkdir()
-    ws = Workspace(root, work, work / "content.png", work / "style.png", work / "vgg.mat", work / "out.png")
-    Image.fromarray(_content_array()).save(ws.content)
-    Image.fromarray(_style_array()).save(ws.style)
-    write_vgg_mat(ws.network, channels=CHANNELS, tamper=_he_scaled)
-    return ws
-
-
-def _run(ws: Workspace, args: Sequence[str], *, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "neural_style", *args],
-        cwd=ws.work,
-        env=env or ws.env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def _ok(result: subprocess.CompletedProcess[str]) -> None:
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+from neural_style.matconvnet import VggWeights, read_matconvnet
 
 
 def _pixels(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
-
-
-def _temp_files(root: Path) -> list[Path]:
-    return sorted(root.rglob(".tmp-*"))
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    """Fresh inputs in this test's temporary directory."""
-    return _workspace(tmp_path)
 
 
 HAPPY_FLAGS = (
@@ -137,8 +66,8 @@ HAPPY_FLAGS = (
 @pytest.fixture(scope="module")
 def happy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, subprocess.CompletedProcess[str]]:
     """One full run with checkpoints and progress files, shared by the tests that inspect it."""
-    ws = _workspace(tmp_path_factory.mktemp("happy"))
-    return ws, _run(ws, ws.args(*HAPPY_FLAGS))
+    ws = make_workspace(tmp_path_factory.mktemp("happy"))
+    return ws, run_neural_style(ws, ws.args(*HAPPY_FLAGS))
 
 
 # ------------------------------------------------------------------------------------------------ successful runs
@@ -147,7 +76,7 @@ def happy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, subproce
 def test_happy_path(happy: tuple[Workspace, subprocess.CompletedProcess[str]]) -> None:
     """A short run writes the resized output, both checkpoints and a loss table and plot that show progress."""
     ws, result = happy
-    _ok(result)
+    assert_ok(result)
     assert "Wrote" in result.stdout
 
     width = 20
@@ -175,16 +104,16 @@ def test_happy_path(happy: tuple[Workspace, subprocess.CompletedProcess[str]]) -
         plot.load()
         assert plot.width > 0 and plot.height > 0
 
-    assert _temp_files(ws.root) == []
+    assert temp_files(ws.root) == []
     assert list((ws.root / "cache").glob("*.npz")), "the conv-only cache goes to $NEURAL_STYLE_CACHE"
 
 
 def test_same_seed_same_output(happy: tuple[Workspace, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
     """Two runs with the same --seed and settings write identical images."""
     first, first_result = happy
-    _ok(first_result)
-    second = _workspace(tmp_path)
-    _ok(_run(second, second.args(*HAPPY_FLAGS)))
+    assert_ok(first_result)
+    second = make_workspace(tmp_path)
+    assert_ok(run_neural_style(second, second.args(*HAPPY_FLAGS)))
     np.testing.assert_array_equal(_pixels(first.output), _pixels(second.output))
     assert first.output.read_bytes() == second.output.read_bytes()
 
@@ -192,10 +121,10 @@ def test_same_seed_same_output(happy: tuple[Workspace, subprocess.CompletedProce
 def test_two_styles_with_blend_weights_and_scales(ws: Workspace) -> None:
     """Two style images with --style_blend_weights and --style_scales run to the end."""
     other = ws.work / "style2.png"
-    Image.fromarray(_style_array(seed=1)).resize((12, 20)).save(other)
+    Image.fromarray(style_array(seed=1)).resize((12, 20)).save(other)
     args = ws.args("--iterations=2", "--seed=1", "--style_blend_weights=1,3", "--style_scales=1,0.5")
     args[1] = f"--styles={ws.style},{other}"
-    _ok(_run(ws, args))
+    assert_ok(run_neural_style(ws, args))
     with Image.open(ws.output) as image:
         assert image.size == CONTENT_SIZE
 
@@ -203,15 +132,15 @@ def test_two_styles_with_blend_weights_and_scales(ws: Workspace) -> None:
 def test_initial_image_is_resized(ws: Workspace) -> None:
     """An --initial image of another size is resized to the content's size."""
     initial = ws.work / "initial.jpg"
-    Image.fromarray(_style_array(seed=2)).resize((30, 12)).save(initial)
-    _ok(_run(ws, ws.args("--iterations=2", f"--initial={initial}")))
+    Image.fromarray(style_array(seed=2)).resize((30, 12)).save(initial)
+    assert_ok(run_neural_style(ws, ws.args("--iterations=2", f"--initial={initial}")))
     with Image.open(ws.output) as image:
         assert image.size == CONTENT_SIZE
 
 
 def test_preserve_colors_keeps_content_chroma(ws: Workspace) -> None:
     """With --preserve_colors the output's Cb and Cr are the content's, up to rounding."""
-    _ok(_run(ws, ws.args("--iterations=3", "--seed=1", "--preserve_colors")))
+    assert_ok(run_neural_style(ws, ws.args("--iterations=3", "--seed=1", "--preserve_colors")))
     with Image.open(ws.output) as out, Image.open(ws.content) as content:
         assert out.size == content.size
         got = np.asarray(out.convert("YCbCr"), dtype=np.float64)
@@ -224,11 +153,11 @@ def test_overwrite_replaces_existing_output(ws: Workspace) -> None:
     """--overwrite replaces an output that already exists."""
     Image.new("RGB", (5, 5), "black").save(ws.output)
     old = ws.output.read_bytes()
-    _ok(_run(ws, ws.args("--iterations=1", "--overwrite")))
+    assert_ok(run_neural_style(ws, ws.args("--iterations=1", "--overwrite")))
     assert ws.output.read_bytes() != old
     with Image.open(ws.output) as image:
         assert image.size == CONTENT_SIZE
-    assert _temp_files(ws.root) == []
+    assert temp_files(ws.root) == []
 
 
 # ---------------------------------------------------------------------------------------------------- bad inputs
@@ -412,36 +341,18 @@ BAD_CASES: list = [
 ]
 
 
-def _snapshot(root: Path) -> dict[str, tuple[int, str]]:
-    """Every file under ``root`` (but the import marker): mtime and content hash."""
-    files = {}
-    for path in root.rglob("*"):
-        if path.is_file() and path.name != IMPORTS_MARKER:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            files[str(path.relative_to(root))] = (path.stat().st_mtime_ns, digest)
-    return files
-
-
-@pytest.fixture(scope="module")
-def import_probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding a ``sitecustomize`` that records whether TensorFlow or Keras was imported."""
-    directory = tmp_path_factory.mktemp("probe")
-    (directory / "sitecustomize.py").write_text(_PROBE)
-    return directory
-
-
 @pytest.mark.parametrize("make_case", BAD_CASES, ids=lambda f: f.__name__.lstrip("_") if callable(f) else None)
 def test_bad_input_is_one_error_line(ws: Workspace, import_probe: Path, make_case) -> None:
     """Bad input: exit 2, one 'neural-style: error:' line naming the culprit, nothing written, no TensorFlow."""
     case = make_case(ws)
     existed = case.output.exists()
-    before = _snapshot(ws.root)
+    before = snapshot(ws.root)
     marker = ws.root / IMPORTS_MARKER
     env = ws.env
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(import_probe), env.get("PYTHONPATH")) if p)
     env["NEURAL_STYLE_TEST_IMPORTS"] = str(marker)
     try:
-        result = _run(ws, case.args, env=env)
+        result = run_neural_style(ws, case.args, env=env)
     finally:
         for directory in ws.work.rglob("*"):
             if directory.is_dir():
@@ -456,84 +367,160 @@ def test_bad_input_is_one_error_line(ws: Workspace, import_probe: Path, make_cas
     assert result.stdout == ""
 
     assert case.output.exists() == existed
-    assert _snapshot(ws.root) == before, "a rejected command must not create or change any file"
+    assert snapshot(ws.root) == before, "a rejected command must not create or change any file"
     assert marker.read_text() == "", "bad input must be rejected before TensorFlow is imported"
 
 
-# ------------------------------------------------------------------------------------------------ network lookup
+# ---------------------------------------------------------------------------------------------- speed options
 
 
-def test_download_offline_names_url_and_network_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A download that cannot connect raises NeuralStyleError naming the URL and --network, leaving no file."""
-    url = "http://127.0.0.1:9/none.mat"
-    monkeypatch.setattr(weights, "URL", url)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    target = tmp_path / "target"
-    with pytest.raises(NeuralStyleError) as info:
-        weights.download(target)
-    message = str(info.value)
-    assert url in message
-    assert "--network" in message
-    assert info.value.usage is False
-    assert not (target / weights.FILENAME).exists()
-    assert _temp_files(tmp_path) == []
+def test_cli_lbfgs_prints_evaluations(ws: Workspace) -> None:
+    result = run_neural_style(ws, ws.args("--optimizer=lbfgs", "--iterations=3", "--seed=0", "--tv_weight=1"))
+    assert_ok(result)
+    counts = [int(n) for n in re.findall(r"^Iteration +\d+/ +3 \[(\d+) evaluations\]", result.stdout, re.MULTILINE)]
+    assert len(counts) == 3, result.stdout
+    assert all(b > a for a, b in zip(counts, counts[1:], strict=False)) and counts[0] >= 2, counts
+    with Image.open(ws.output) as image:
+        assert image.size == CONTENT_SIZE
 
 
-@pytest.fixture
-def search_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    """An empty working directory and empty $NEURAL_STYLE_WEIGHTS and $KERAS_HOME directories."""
-    cwd, env_dir, keras_home = tmp_path / "cwd", tmp_path / "weights-env", tmp_path / "keras-home"
-    for directory in (cwd, env_dir, keras_home):
-        directory.mkdir()
-    monkeypatch.chdir(cwd)
-    monkeypatch.setenv("NEURAL_STYLE_WEIGHTS", str(env_dir))
-    monkeypatch.setenv("KERAS_HOME", str(keras_home))
-    return env_dir, keras_home
+def test_cli_scales_writes_the_output_size(ws: Workspace) -> None:
+    result = run_neural_style(ws, ws.args("--scales=2", "--width=64", "--iterations=3", "--seed=0", "--tv_weight=1"))
+    assert_ok(result)
+    assert "Coarse to fine: 1 at 32 px, 2 at 64 px" in result.stdout
+    assert "(scale 2/2)" in result.stdout
+    with Image.open(ws.output) as image:
+        assert image.size == (64, CONTENT_SIZE[1] * 64 // CONTENT_SIZE[0])
 
 
-def test_find_network_nothing_found(search_env: tuple[Path, Path]) -> None:
-    """With no network anywhere, the error names the file and neural-style-download."""
-    with pytest.raises(NeuralStyleError) as info:
-        weights.find_network(None)
-    message = str(info.value)
-    assert weights.FILENAME in message
-    assert "neural-style-download" in message
-    assert "--network" in message
+BAD_FLAGS = {
+    "scales_zero": (["--scales=0"], "--scales must be a count or increasing widths"),
+    "scales_text": (["--scales=abc"], "--scales must be a count or increasing widths"),
+    "scales_decreasing": (["--width=64", "--scales=64,32"], "--scales widths 64,32 must increase"),
+    "scales_wrong_end": (["--width=64", "--scales=32,48"], "to the output width 64"),
+    "scales_too_many": (["--width=64", "--scales=3"], "--scales 3 makes the first stage 16 px wide"),
+    "iterations_per_scale": (["--width=64", "--scales=2", "--iterations=1"], "--iterations 1 cannot be shared"),
+    "lbfgs_sweep": (["--optimizer=lbfgs", "--blend_sweep=2"], "--batch_size 1"),
+    "float16_on_cpu": (["--precision=float16"], "--precision float16 is for GPUs"),
+    "scales_empty": (["--scales="], "--scales must be a count or increasing widths"),
+    "scales_superscript": (["--scales=\u00b2"], "--scales must be a count or increasing widths"),
+}
+# Stages.plan (neural_style.cli.stylize): min([]) raises ValueError for an empty list; '²'.isdigit() is true but
+# int('²') raises ValueError.
+BAD_FLAG_CASES = [pytest.param(case, id=case) for case in BAD_FLAGS]
 
 
-def test_find_network_in_env_directory(search_env: tuple[Path, Path]) -> None:
-    """$NEURAL_STYLE_WEIGHTS naming a directory: the file in it is found."""
-    env_dir, _ = search_env
-    (env_dir / weights.FILENAME).write_bytes(b"x")
-    assert Path(weights.find_network(None)) == env_dir / weights.FILENAME
+@pytest.mark.parametrize("case", BAD_FLAG_CASES)
+def test_bad_speed_flags_are_one_error_line(ws: Workspace, import_probe: Path, case: str) -> None:
+    """Exit 2 and a last stderr line 'neural-style: error: ...'; before TensorFlow is imported when possible.
+
+    The float16 check needs TensorFlow (is there a GPU?), whose start-up may log lines of its own before ours.
+    """
+    if case == "float16_on_cpu" and tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU is visible")
+    extra, mention = BAD_FLAGS[case]
+    args = ws.args(*extra)
+    if case == "lbfgs_sweep":  # a blend sweep needs two styles
+        style2 = ws.work / "style2.png"
+        Image.fromarray(style_array(seed=1)).save(style2)
+        args[1] = f"--styles={ws.style},{style2}"
+    marker = ws.root / IMPORTS_MARKER
+    env = ws.env
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(import_probe), env.get("PYTHONPATH")) if p)
+    env["NEURAL_STYLE_TEST_IMPORTS"] = str(marker)
+
+    result = run_neural_style(ws, args, env=env)
+
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines and lines[-1].startswith(ERROR_PREFIX), result.stderr
+    assert mention in lines[-1], lines[-1]
+    assert sum(line.startswith(ERROR_PREFIX) for line in lines) == 1
+    assert result.stdout == ""
+    assert not ws.output.exists()
+    if case == "float16_on_cpu":
+        assert "tensorflow" in marker.read_text()
+    else:
+        assert len(lines) == 1, result.stderr
+        assert marker.read_text() == "", "bad flags must be rejected before TensorFlow is imported"
 
 
-def test_find_network_env_file(search_env: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """$NEURAL_STYLE_WEIGHTS naming a file (of any name): that file is used."""
-    path = tmp_path / "my-vgg.mat"
-    path.write_bytes(b"x")
-    monkeypatch.setenv("NEURAL_STYLE_WEIGHTS", str(path))
-    assert Path(weights.find_network(None)) == path
+# ---------------------------------------------------------------------------------------------- the memory guard
 
 
-def test_find_network_in_keras_cache(search_env: tuple[Path, Path]) -> None:
-    """A file in $KERAS_HOME/models is found."""
-    _, keras_home = search_env
-    (keras_home / "models").mkdir()
-    (keras_home / "models" / weights.FILENAME).write_bytes(b"x")
-    assert Path(weights.find_network(None)) == keras_home / "models" / weights.FILENAME
+# The memory estimate of the tiny network, worked out by hand in test_memory.py: a fixed part (runtime and kernels)
+# and 28.59375 floats per pixel, so 100 x 100 pixels need 1,429,687.5 bytes more.
+RUNTIME_BYTES = 700 * 2**20
+TINY_WEIGHT_BYTES = 7560 * 4
 
 
-def test_find_network_prefers_local_weights_directory(search_env: tuple[Path, Path]) -> None:
-    """weights/ in the working directory comes before $NEURAL_STYLE_WEIGHTS and the Keras cache."""
-    env_dir, _ = search_env
-    (env_dir / weights.FILENAME).write_bytes(b"x")
-    Path("weights").mkdir()
-    Path(weights.DEFAULT_NETWORK).write_bytes(b"x")
-    assert weights.find_network(None) == weights.DEFAULT_NETWORK
+@pytest.fixture(scope="module")
+def tiny_weights(small_problem) -> VggWeights:
+    """The tiny network (channels (4, 6, 8, 8, 8), He-scaled kernels)."""
+    return small_problem[0]
 
 
-def test_find_network_explicit_path_is_used_as_is(search_env: tuple[Path, Path]) -> None:
-    """A --network path is returned unchanged, even when it does not exist (the loader reports that)."""
-    assert weights.find_network("somewhere/else.mat") == "somewhere/else.mat"
+def test_check_memory_in_process(tiny_weights: VggWeights, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Too large for the available memory: NeuralStyleError naming --width and the width that fits."""
+    available = RUNTIME_BYTES + TINY_WEIGHT_BYTES + 1_429_688  # 100 x 100 fits (see above)
+    monkeypatch.setattr(memory, "available_bytes", lambda *args, **kwargs: available)
+    fv = stylize_flags()
+    stylize_cli.check_memory(fv, tiny_weights, 100, 100, 1)
+    with pytest.raises(NeuralStyleError, match=r"use --width 100 or less") as info:
+        stylize_cli.check_memory(fv, tiny_weights, 200, 200, 1)
+    assert "--nomemory_guard" in str(info.value)
+    with pytest.raises(NeuralStyleError, match=r"--batch_size"):
+        stylize_cli.check_memory(fv, tiny_weights, 100, 100, 2)
+    stylize_cli.check_memory(stylize_flags("--nomemory_guard"), tiny_weights, 20000, 20000, 8)  # not checked
+    monkeypatch.setattr(memory, "available_bytes", lambda *args, **kwargs: None)
+    stylize_cli.check_memory(fv, tiny_weights, 20000, 20000, 8)  # unknown memory: not refused
+
+
+GUARD_CHANNELS = (128, 128, 64, 64, 64)  # ~3.6 kB per pixel: the guard refuses a few thousand pixels wide
+
+
+def test_memory_guard_refuses_too_large_width_before_tensorflow(tmp_path: Path) -> None:
+    """A width needing more than the available memory: exit 2 within seconds, one line naming a --width that
+    fits, nothing written, TensorFlow never imported."""
+    ws = make_workspace(tmp_path)
+    write_vgg_mat(ws.network, channels=GUARD_CHANNELS, tamper=he_scaled)
+    vgg = read_matconvnet(ws.network)
+    available = memory.available_bytes()
+    if available is None:
+        pytest.skip("available memory unknown on this system")
+    aspect = CONTENT_SIZE[1] / CONTENT_SIZE[0]
+    fits = memory.largest_width(vgg, aspect, available)
+    width = int(fits * 1.4) + 10
+    if width > 8000:
+        pytest.skip(f"{available / 2**30:.0f} GiB available: the refused width {width} would take long to resize")
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "sitecustomize.py").write_text(IMPORT_PROBE)
+    env = ws.env
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(probe), env.get("PYTHONPATH")) if p)
+    env["NEURAL_STYLE_TEST_IMPORTS"] = str(tmp_path / IMPORTS_MARKER)
+    before = sorted(p.name for p in ws.work.iterdir())
+
+    result = run_neural_style(ws, ws.args(f"--width={width}", "--iterations=5"), env=env)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
+    line = result.stderr.strip()
+    assert line.startswith(ERROR_PREFIX) and "GiB" in line, line
+    suggested = re.search(r"use --width (\d+) or less", line)
+    assert suggested, line
+    assert 0 < int(suggested.group(1)) < width
+    assert abs(int(suggested.group(1)) - fits) <= max(10, fits // 20)  # the memory available moved a little
+    assert (tmp_path / IMPORTS_MARKER).read_text() == "", "refused before TensorFlow is imported"
+    assert sorted(p.name for p in ws.work.iterdir()) == before
+
+
+def test_nomemory_guard_flag_is_accepted(tmp_path: Path) -> None:
+    """--nomemory_guard parses; the run goes on to the next check (here: --iterations 0 is refused)."""
+    ws = make_workspace(tmp_path)
+    result = run_neural_style(ws, ws.args("--nomemory_guard", "--iterations=0"))
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(ERROR_PREFIX + "--iterations is 0"), result.stderr
+    result = run_neural_style(ws, ws.args("--memory_guard=maybe"))
+    assert result.returncode == 2 and "memory_guard" in result.stderr

@@ -1,0 +1,79 @@
+"""Tests of coarse-to-fine (neural_style.coarse): stage widths, the iterations of each stage, and a two-stage run
+on conftest's tiny network whose second stage starts from the first's result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import TinyRun, record_image, record_step_loss, tiny_config
+
+from neural_style.coarse import MIN_STAGE_WIDTH, check_widths, coarse_to_fine, split_iterations, stage_widths
+from neural_style.errors import NeuralStyleError
+from neural_style.image_io import resize, style_size
+from neural_style.stylization import build_objective
+from neural_style.vgg import preprocess
+
+
+def test_stage_widths() -> None:
+    """Widths halve from the output width; a stage narrower than 32 px is refused."""
+    assert MIN_STAGE_WIDTH == 32
+    assert stage_widths(256, 1) == [256]
+    assert stage_widths(256, 3) == [64, 128, 256]
+    assert stage_widths(300, 2) == [150, 300]
+    assert stage_widths(250, 3) == [62, 125, 250]  # 62.5 rounds to even
+    assert stage_widths(128, 3) == [32, 64, 128]
+    with pytest.raises(NeuralStyleError, match="^scales is 0"):
+        stage_widths(256, 0)
+    with pytest.raises(NeuralStyleError, match="first stage 16 px wide"):
+        stage_widths(128, 4)
+
+
+def test_split_iterations() -> None:
+    """Equal shares; the remainder goes to the last (full-size) stage."""
+    assert split_iterations(10, 3) == [3, 3, 4]
+    assert split_iterations(9, 3) == [3, 3, 3]
+    assert split_iterations(5, 2) == [2, 3]
+    assert split_iterations(7, 1) == [7]
+    assert split_iterations(3, 3) == [1, 1, 1]
+    with pytest.raises(NeuralStyleError, match="^iterations 2 cannot be shared by 3 scales"):
+        split_iterations(2, 3)
+
+
+@pytest.mark.parametrize("widths", [[64, 32, 128], [64, 64, 128], [16, 128], [32, 64], [32, 64, 256]])
+def test_check_widths_rejects(widths: list[int]) -> None:
+    with pytest.raises(NeuralStyleError, match="must increase from at least 32 px to the output width 128"):
+        check_widths(widths, 128)
+
+
+def test_check_widths_accepts() -> None:
+    check_widths([32, 100, 128], 128)
+    check_widths([128], 128)
+
+
+def test_coarse_to_fine_stages(tiny_run: TinyRun) -> None:
+    """Stages run in order at their sizes, each from the previous result upsampled; the result has the content's size.
+
+    The content is 64x48 with stages 32 and 64 px wide, so stage 0 works on 32x24 images. The stopping rule
+    (``stop_at_loss`` reached at once) fires only in the last stage.
+    """
+    content = resize(tiny_run.content, (48, 64))
+    config = tiny_config(stop_at_loss=1e30)
+    records = list(
+        coarse_to_fine(tiny_run.weights, content, [tiny_run.style], config, widths=[32, 64], iterations=[3, 4])
+    )
+    assert [(stage, r.iteration) for stage, r in records] == [(0, 1), (0, 2), (0, 3), (1, 1)]
+    assert [r.final for _, r in records] == [False, False, True, True]
+    assert [r.iterations for _, r in records] == [3, 3, 3, 4]
+    coarse, fine = record_image(records[2][1]), record_image(records[3][1])
+    assert coarse.shape == (24, 32, 3)
+    assert fine.shape == (48, 64, 3) and np.isfinite(fine).all()
+
+    # Stage 1's first step starts from stage 0's result resized to 64x48, without noise; the style image is
+    # resized to the stage width as a single run at 64 px would.
+    style = resize(tiny_run.style, style_size(tiny_run.style.shape, 1.0, 64))
+    objective = build_objective(tiny_run.weights, content, [style], config)
+    start = preprocess(resize(coarse, (48, 64)), tiny_run.weights.mean_pixel)[None].astype(np.float32)
+    np.testing.assert_allclose(
+        record_step_loss(records[3][1]), objective(tf.constant(start))["total"].numpy(), rtol=1e-4
+    )

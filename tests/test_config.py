@@ -1,0 +1,179 @@
+"""Tests of the settings (neural_style.config): StyleConfig and TrainConfig validation, Candidate, even_blends,
+make_candidates and the shared checks (check_pooling, check_blend_weights, the latter also property-based)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+from conftest import PROPERTIES
+from hypothesis import given
+from hypothesis import strategies as st
+
+from neural_style.config import (
+    POOLING,
+    Candidate,
+    StyleConfig,
+    TrainConfig,
+    check_blend_weights,
+    check_pooling,
+    even_blends,
+    make_candidates,
+)
+from neural_style.errors import NeuralStyleError
+from neural_style.matconvnet import VggWeights, load_vgg
+
+# --------------------------------------------------------------------------------------------------- StyleConfig
+
+
+def test_style_config_defaults_are_valid() -> None:
+    StyleConfig().validate(n_styles=1)
+    StyleConfig(style_blend_weights=(1.0, 3.0)).validate(n_styles=2)
+
+
+BAD_STYLE_CONFIGS = [
+    ({"iterations": 0}, "iterations", "is 0"),
+    ({"pooling": "median"}, "pooling", "median"),
+    ({"print_iterations": 0}, "print_iterations", "is 0"),
+    ({"checkpoint_iterations": -1}, "checkpoint_iterations", "is -1"),
+    ({"initial_noiseblend": 1.5}, "initial_noiseblend", "is 1.5"),
+    ({"learning_rate": 0.0}, "learning_rate", "positive"),
+    ({"epsilon": float("nan")}, "epsilon", "positive"),
+    ({"beta1": 1.0}, "beta1", "[0, 1)"),
+    ({"beta2": -0.1}, "beta2", "[0, 1)"),
+    ({"style_weight": -1.0}, "style_weight", "-1.0"),
+    ({"tv_weight": float("inf")}, "tv_weight", "inf"),
+    ({"style_layer_weight_exp": -1.0}, "style_layer_weight_exp", "is -1.0"),
+    ({"content_weight_blend": 2.0}, "content_weight_blend", "is 2.0"),
+    ({"style_blend_weights": (1.0,)}, "style_blend_weights", "1 values for 2 styles"),
+    ({"optimizer": "sgd"}, "optimizer", "sgd"),
+    ({"lbfgs_memory": 0}, "lbfgs_memory", "is 0"),
+    ({"tolerance": -1.0}, "tolerance", "is -1.0"),
+    ({"stop_at_loss": float("nan")}, "stop_at_loss", "nan"),
+    ({"precision": "float64"}, "precision", "float64"),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "setting", "mention"), BAD_STYLE_CONFIGS, ids=[next(iter(c)) for c, _, _ in BAD_STYLE_CONFIGS]
+)
+def test_style_config_validation(changes: dict, setting: str, mention: str) -> None:
+    """Each bad setting is refused by name (the command turns the name into its flag) with what is wrong."""
+    with pytest.raises(NeuralStyleError) as info:
+        dataclasses.replace(StyleConfig(), **changes).validate(n_styles=2)
+    assert info.value.setting == setting
+    assert str(info.value).startswith(setting)
+    assert mention in str(info.value)
+
+
+def test_check_pooling() -> None:
+    for pooling in POOLING:
+        check_pooling(pooling)
+    with pytest.raises(NeuralStyleError, match="min"):
+        check_pooling("min")
+
+
+# ------------------------------------------------------------------------------------ candidates and blends
+
+
+def test_even_blends_five() -> None:
+    """Five blends of two styles: steps of 1/4 from pure first to pure second, both ends included."""
+    assert even_blends(5) == [(1.0, 0.0), (0.75, 0.25), (0.5, 0.5), (0.25, 0.75), (0.0, 1.0)]
+
+
+def test_even_blends_two_is_both_pure_styles() -> None:
+    assert even_blends(2) == [(1.0, 0.0), (0.0, 1.0)]
+
+
+@pytest.mark.parametrize("k", [1, 0, -3])
+def test_even_blends_needs_two(k: int) -> None:
+    with pytest.raises(NeuralStyleError, match="^blend_sweep"):
+        even_blends(k)
+
+
+def test_make_candidates_is_the_product_blends_major() -> None:
+    """Every blend with every style weight, blends varying slowest; blends are normalised to sum 1."""
+    candidates = make_candidates(StyleConfig(), 2, [(1, 3), (2, 2)], [10.0, 100.0])
+    assert candidates == [
+        Candidate((0.25, 0.75), 10.0),
+        Candidate((0.25, 0.75), 100.0),
+        Candidate((0.5, 0.5), 10.0),
+        Candidate((0.5, 0.5), 100.0),
+    ]
+
+
+def test_make_candidates_defaults_come_from_the_config() -> None:
+    """Without blends the config's blend (or equal weights) is used; without style weights the config's."""
+    assert make_candidates(StyleConfig(style_weight=7.0), 2, [(1, 0)]) == [Candidate((1.0, 0.0), 7.0)]
+    config = StyleConfig(style_blend_weights=(1.0, 3.0))
+    assert make_candidates(config, 2, style_weights=[1.0, 2.0]) == [
+        Candidate((0.25, 0.75), 1.0),
+        Candidate((0.25, 0.75), 2.0),
+    ]
+    assert make_candidates(StyleConfig(), 4, style_weights=[5.0]) == [Candidate((0.25,) * 4, 5.0)]
+
+
+@pytest.mark.parametrize("blend, weight", [((1, -1), 1.0), ((0, 0), 1.0), ((1, 1), -1.0), ((1, 1), float("nan"))])
+def test_candidate_rejects_bad_weights(blend: tuple[float, ...], weight: float) -> None:
+    with pytest.raises(NeuralStyleError):
+        Candidate.make(blend, weight)
+
+
+def test_blend_weights_that_overflow_are_refused() -> None:
+    with pytest.raises(NeuralStyleError):
+        check_blend_weights((1e308, 1e308), 2)
+
+
+@PROPERTIES
+@given(weights=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5), n_styles=st.integers(1, 5))
+def test_check_blend_weights_accepts_only_normalisable_weights(weights: list[float], n_styles: int) -> None:
+    """Accepted weights normalise to a blend summing to 1 (a finite sum assumed: see the overflow test above)."""
+    try:
+        check_blend_weights(weights, n_styles)
+    except NeuralStyleError:
+        return
+    assert len(weights) == n_styles
+    if math.isfinite(sum(weights)):
+        blend = Candidate.make(weights, 1.0).blend
+        assert math.isclose(sum(blend), 1.0, rel_tol=1e-9) and min(blend) >= 0
+
+
+# --------------------------------------------------------------------------------------------------- TrainConfig
+
+
+@pytest.fixture(scope="module")
+def vgg(tiny_vgg_file) -> VggWeights:
+    return load_vgg(tiny_vgg_file)
+
+
+def test_total_steps() -> None:
+    assert TrainConfig(epochs=2, batch_size=2).total_steps(5) == 5  # ceil(2 * 5 / 2)
+    assert TrainConfig(epochs=1, batch_size=4).total_steps(6) == 2  # the last batch rounded up
+    assert TrainConfig(epochs=3, batch_size=4, steps=7).total_steps(1000) == 7
+
+
+@pytest.mark.parametrize(
+    ("changes", "setting", "mention"),
+    [
+        ({"image_size": 0}, "image_size", "is 0"),
+        ({"batch_size": 0}, "batch_size", "is 0"),
+        ({"steps": 0}, "steps", "is 0"),
+        ({"style_weight": -1.0}, "style_weight", "is -1.0"),
+        ({"tv_weight": float("nan")}, "tv_weight", "is nan"),
+        ({"content_weight": 0.0, "style_weight": 0.0, "tv_weight": 0.0}, "content_weight", "nothing to learn"),
+        ({"learning_rate": 0.0}, "learning_rate", "positive"),
+        ({"content_layers": ()}, "content_layers", "empty"),
+        ({"style_layers": ("relu1_2", "relu1_2")}, "style_layers", "twice"),
+        ({"style_layers": ("relu9_9",)}, "style_layers", "relu9_9"),
+        ({"pooling": "median"}, "pooling", "median"),
+        ({"residual_blocks": -1}, "residual_blocks", "is -1"),
+        ({"style_layer_weight_exp": 0.0}, "style_layer_weight_exp", "positive"),
+    ],
+)
+def test_config_validation(vgg: VggWeights, changes: dict, setting: str, mention: str) -> None:
+    """Each bad setting is refused by name (the command turns the name into its flag) with what is wrong."""
+    with pytest.raises(NeuralStyleError, match=mention) as info:
+        TrainConfig(**changes).validate(vgg.layer_names)
+    assert info.value.setting == setting
+    assert str(info.value).startswith(setting)

@@ -1,0 +1,100 @@
+"""Tests of the memory estimate (neural_style.memory): floats per pixel, bytes and the largest width that fits,
+by hand on conftest's tiny network, and the memory available from /proc/meminfo and cgroup limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from neural_style import memory
+from neural_style.matconvnet import VggWeights
+
+# Per input pixel, the floats of conv, relu and pool outputs through relu5_1 for channels (4, 6, 8, 8, 8):
+#   block 1 at full size:  4 x (conv, relu) x 2 = 16, pool1 (4 channels / 4)       = 1       -> 17
+#   block 2 at 1/4:        6/4 x 4 = 6,              pool2 (6 / 16)                 = 0.375   -> 6.375
+#   block 3 at 1/16:       8/16 x 8 = 4,             pool3 (8 / 64)                 = 0.125   -> 4.125
+#   block 4 at 1/64:       8/64 x 8 = 1,             pool4 (8 / 256)                = 0.03125 -> 1.03125
+#   block 5 at 1/256:      conv5_1, relu5_1: 8/256 x 2                                        = 0.0625
+TINY_FLOATS_PER_PIXEL = 17 + 6.375 + 4.125 + 1.03125 + 0.0625  # 28.59375
+# Kernel floats: 3x3 x (3*4 + 4*4 + 4*6 + 6*6 + 6*8 + 3*8*8 + 4*8*8 + 4*8*8) = 9 x 840 = 7560, 4 bytes each.
+TINY_WEIGHT_BYTES = 7560 * 4
+RUNTIME_BYTES = 700 * 2**20
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(small_problem) -> VggWeights:
+    return small_problem[0]
+
+
+def test_activation_floats_per_pixel_by_hand(tiny_weights: VggWeights) -> None:
+    assert memory.activation_floats_per_pixel(tiny_weights, "relu5_1") == TINY_FLOATS_PER_PIXEL
+    assert memory.activation_floats_per_pixel(tiny_weights, "relu1_1") == 4 + 4
+    assert memory.activation_floats_per_pixel(tiny_weights, "pool1") == 17
+    assert memory.activation_floats_per_pixel(tiny_weights, "relu2_1") == 17 + 1.5 + 1.5
+
+
+def test_estimate_bytes_by_hand(tiny_weights: VggWeights) -> None:
+    """runtime + kernels + floats/pixel x pixels x batch x 4 bytes x 1.25 (backward pass)."""
+    assert memory.estimate_bytes(tiny_weights, 0, 0) == RUNTIME_BYTES + TINY_WEIGHT_BYTES
+    # 28.59375 x 100 x 200 x 4 x 1.25 = 2,859,375 exactly
+    assert memory.estimate_bytes(tiny_weights, 100, 200) == RUNTIME_BYTES + TINY_WEIGHT_BYTES + 2_859_375
+    assert memory.estimate_bytes(tiny_weights, 100, 200, batch=3) == RUNTIME_BYTES + TINY_WEIGHT_BYTES + 8_578_125
+    assert memory.estimate_bytes(tiny_weights, 100, 200, deepest="relu1_1") == (
+        RUNTIME_BYTES + TINY_WEIGHT_BYTES + 8 * 100 * 200 * 5
+    )
+
+
+def test_largest_width_by_hand(tiny_weights: VggWeights) -> None:
+    """(available - fixed) / (bytes per pixel x aspect), square-rooted and floored."""
+    fixed = RUNTIME_BYTES + TINY_WEIGHT_BYTES
+    assert memory.largest_width(tiny_weights, 1.0, fixed) == 0
+    assert memory.largest_width(tiny_weights, 1.0, fixed - 1) == 0
+    # 142.96875 bytes per pixel (28.59375 x 5); 100 x 100 pixels need 1,429,687.5 bytes
+    assert memory.largest_width(tiny_weights, 1.0, fixed + 1_429_688) == 100
+    assert memory.largest_width(tiny_weights, 0.5, fixed + 1_429_688 // 2 + 1) == 100
+    assert memory.largest_width(tiny_weights, 1.0, fixed + 1_429_688, batch=4) == 50
+
+
+def test_largest_width_fits(tiny_weights: VggWeights) -> None:
+    available = RUNTIME_BYTES + TINY_WEIGHT_BYTES + 10**9
+    width = memory.largest_width(tiny_weights, 1.0, available)
+    assert memory.estimate_bytes(tiny_weights, width, width) <= available
+    assert memory.estimate_bytes(tiny_weights, width + 1, width + 1) > available
+
+
+def test_available_bytes_from_meminfo(tmp_path: Path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24684096 kB\nMemFree:         1000000 kB\nMemAvailable:    2048000 kB\n")
+    assert memory.available_bytes(str(meminfo), cgroup_files=[str(tmp_path / "none")]) == 2048000 * 1024
+
+
+def test_available_bytes_capped_by_cgroup(tmp_path: Path) -> None:
+    """A cgroup v2 limit minus the cgroup's usage caps MemAvailable."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemAvailable:    8388608 kB\n")  # 8 GiB
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    (cgroup / "memory.max").write_text("4294967296\n")  # 4 GiB
+    (cgroup / "memory.current").write_text("1073741824\n")  # 1 GiB used
+    files = [str(cgroup / "memory.max")]
+    assert memory.available_bytes(str(meminfo), cgroup_files=files) == 3 * 2**30
+    (cgroup / "memory.max").write_text("max\n")  # no limit
+    assert memory.available_bytes(str(meminfo), cgroup_files=files) == 8 * 2**30
+    (cgroup / "memory.max").write_text("1073741824\n")
+    (cgroup / "memory.current").unlink()  # usage unknown: counted as 0
+    assert memory.available_bytes(str(meminfo), cgroup_files=files) == 2**30
+
+
+def test_available_bytes_cgroup_v1_unlimited_and_unknown(tmp_path: Path) -> None:
+    cgroup = tmp_path / "memory"
+    cgroup.mkdir()
+    (cgroup / "memory.limit_in_bytes").write_text("9223372036854771712\n")  # v1 "no limit"
+    (cgroup / "memory.usage_in_bytes").write_text("5\n")
+    files = [str(cgroup / "memory.limit_in_bytes")]
+    assert memory.available_bytes(str(tmp_path / "no-meminfo"), cgroup_files=files) is None
+    (cgroup / "memory.limit_in_bytes").write_text("1005\n")
+    assert memory.available_bytes(str(tmp_path / "no-meminfo"), cgroup_files=files) == 1000
+    bad = tmp_path / "bad-meminfo"
+    bad.write_text("MemAvailable: lots kB\n")
+    assert memory.available_bytes(str(bad), cgroup_files=[str(tmp_path / "none")]) is None
