@@ -17,7 +17,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "vgg": ("VggFeatures", "feature_extractor", "preprocess", "unprocess"),
     "losses": ("Objective", "content_loss", "gram_matrix", "style_loss", "tv_loss"),
     "engines": ("Adam",),
-    "stylization": ("Progress", "Stylization", "build_objective", "stylize", "sweep"),
+    "stylization": ("Progress", "Stylization", "build_objective", "stylize", "sweep", "sweep_runs"),
     "run_state": ("RunState",),
     "perceptual": ("ContentLoss", "PerceptualLoss", "StyleLoss", "TotalVariationLoss"),
     "color": ("preserve_colors",),

@@ -43,7 +43,7 @@ class Progress:
     """What :func:`stylize` reports after each step.
 
     Attributes:
-        iteration: steps done so far, 0 (before the first, reported only with ``print_iterations``) to ``iterations``.
+        iteration: steps done so far, 0 (the start images, with their losses) to ``iterations``.
         iterations: steps in the whole run.
         step_loss: [N] total loss of the images the last step started from; None at iteration 0.
         losses: {"content", "style", "tv", "total"}: [N] each, of the current images; at print iterations and the end.
@@ -251,7 +251,7 @@ class Stylization:
     def _optimise(self) -> Iterator[Progress]:
         """The loop shared by every engine: steps, stopping rules, reports and best-image tracking."""
         engine, config = self._engine, self.config
-        if config.print_iterations and self.iteration == 0:
+        if self.iteration == 0:  # the start: its losses are the first row of a loss history
             yield Progress(0, config.iterations, losses=engine.evaluate())
         for k in range(self.iteration + 1, config.iterations + 1):
             step_losses = engine.step()
@@ -330,7 +330,8 @@ def stylize(
             the candidates across; the objective is then built in its scope. None: the default device.
 
     Yields:
-        A :class:`Progress` after every step (and one at iteration 0 when ``print_iterations`` is set).
+        A :class:`Progress` of the start images (iteration 0, with their losses; not after a restore), then one after
+        every step.
 
     Raises:
         NeuralStyleError: bad settings.
@@ -339,41 +340,6 @@ def stylize(
     yield from Stylization(
         weights, content, styles, config, initial=initial, candidates=candidates, objective=objective, strategy=strategy
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class _Chunk:
-    """One chunk of a sweep: its first candidate's index and what its run takes besides the images."""
-
-    start: int
-    config: StyleConfig
-    candidates: Sequence[Candidate]
-    objective: L.Objective
-    strategy: tf.distribute.Strategy | None
-
-
-def _sweep_chunks(
-    weights: VggWeights,
-    content: np.ndarray,
-    styles: Sequence[np.ndarray],
-    config: StyleConfig,
-    candidates: Sequence[Candidate],
-    batch_size: int | None,
-    strategy: tf.distribute.Strategy | None,
-) -> Iterator[_Chunk]:
-    """The chunks of :func:`sweep` and :func:`sweep_runs`, in turn, sharing one objective and one seed."""
-    if batch_size is not None and batch_size < 1:
-        raise NeuralStyleError(f"is {batch_size}; it must be at least 1", setting="batch_size")
-    config.validate(len(styles))
-    if config.seed is None:  # every chunk must start from the same noise, as one batch would
-        config = dataclasses.replace(config, seed=int(np.random.SeedSequence().generate_state(1)[0]))
-    size = batch_size or len(candidates)
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        objective = build_objective(weights, content, styles, config)
-    for start in range(0, len(candidates), size):
-        chunk = candidates[start : start + size]
-        replicated = strategy is not None and len(chunk) >= strategy.num_replicas_in_sync
-        yield _Chunk(start, config, chunk, objective, strategy if replicated else None)
 
 
 def sweep(
@@ -391,24 +357,17 @@ def sweep(
 
     Every chunk starts from the same initial image (same seed), so candidate i equals a run of that candidate
     alone. With a ``tf.distribute`` strategy of R replicas, each chunk is split R ways across its devices.
-    (:func:`sweep_runs` is the same sweep with each chunk's :class:`Stylization` in hand.)
+    (:func:`sweep_runs` is the same sweep with each chunk's :class:`Stylization` in hand; this iterates them.)
 
     Yields:
         (index of the chunk's first candidate, :class:`Progress` of the chunk).
     """
-    for chunk in _sweep_chunks(weights, content, styles, config, candidates, batch_size, strategy):
-        records = stylize(
-            weights,
-            content,
-            styles,
-            chunk.config,
-            initial=initial,
-            candidates=chunk.candidates,
-            objective=chunk.objective,
-            strategy=chunk.strategy,
-        )
-        for record in records:
-            yield chunk.start, record
+    runs = sweep_runs(
+        weights, content, styles, config, candidates, batch_size=batch_size, initial=initial, strategy=strategy
+    )
+    for start, run in runs:
+        for record in run:
+            yield start, record
 
 
 def sweep_runs(
@@ -429,16 +388,26 @@ def sweep_runs(
     to save the chunk in progress when the sweep is stopped early. Each run is built when the next chunk is asked
     for: finish (or abandon) one before asking for the next, and drop it, so that one chunk is held at a time.
     """
-    for chunk in _sweep_chunks(weights, content, styles, config, candidates, batch_size, strategy):
+    if batch_size is not None and batch_size < 1:
+        raise NeuralStyleError(f"is {batch_size}; it must be at least 1", setting="batch_size")
+    config.validate(len(styles))
+    if config.seed is None:  # every chunk must start from the same noise, as one batch would
+        config = dataclasses.replace(config, seed=int(np.random.SeedSequence().generate_state(1)[0]))
+    size = batch_size or len(candidates)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        objective = build_objective(weights, content, styles, config)
+    for start in range(0, len(candidates), size):
+        chunk = candidates[start : start + size]
+        replicated = strategy is not None and len(chunk) >= strategy.num_replicas_in_sync
         run = Stylization(
             weights,
             content,
             styles,
-            chunk.config,
+            config,
             initial=initial,
-            candidates=chunk.candidates,
-            objective=chunk.objective,
-            strategy=chunk.strategy,
+            candidates=chunk,
+            objective=objective,
+            strategy=strategy if replicated else None,
         )
-        yield chunk.start, run
+        yield start, run
         del run  # the caller's reference is the only one left while the next chunk is built

@@ -100,14 +100,27 @@ def adam_run(tiny_run: TinyRun) -> list[Progress]:
     return run_stylize(tiny_run, tiny_config(iterations=50, tolerance=1e9, stop_at_loss=0.0))
 
 
+def test_the_first_record_is_the_start_with_its_losses(tiny_run: TinyRun) -> None:
+    """Every run begins with a record of iteration 0: the start image's loss terms (the first row of a history,
+    with or without print_iterations), equal to the loss the first step reports for the image it started from."""
+    for print_iterations in (None, 2):
+        records = run_stylize(tiny_run, tiny_config(iterations=2, print_iterations=print_iterations))
+        start = records[0]
+        assert start.iteration == 0 and start.step_loss is None and start.images is None and not start.final
+        np.testing.assert_allclose(record_losses(start)["total"], record_step_loss(records[1]), rtol=1e-5)
+        terms = record_losses(start)
+        np.testing.assert_allclose(terms["total"], terms["content"] + terms["style"] + terms["tv"], rtol=1e-6)
+        assert [r.iteration for r in records] == [0, 1, 2]
+
+
 def test_huge_tolerance_stops_right_after_the_window(adam_run: list[Progress]) -> None:
     """Any improvement is 'too small' for tolerance 1e9: the run ends as soon as the window of 20 is full.
 
     stop_at_loss 0 is never reached (the loss is positive), so it does not end the run before.
     """
     assert TOLERANCE_WINDOW == 20
-    assert [r.iteration for r in adam_run] == list(range(1, TOLERANCE_WINDOW + 2))
-    assert [r.final for r in adam_run] == [False] * TOLERANCE_WINDOW + [True]
+    assert [r.iteration for r in adam_run] == list(range(TOLERANCE_WINDOW + 2))  # 0: the start
+    assert [r.final for r in adam_run] == [False] * (TOLERANCE_WINDOW + 1) + [True]
     assert record_image(adam_run[-1]).shape == (20, 24, 3)
     assert all(r.evaluations is None for r in adam_run), "evaluations are counted for L-BFGS only"
 
@@ -121,8 +134,8 @@ def test_stop_at_loss_stops_at_the_first_iteration_reaching_it(
     target = reference[3]  # reached at iteration 4 (the losses fall monotonically on this problem)
     assert all(loss > target for loss in reference[:3]), reference
     records = run_stylize(tiny_run, tiny_config(iterations=50, optimizer=optimizer, stop_at_loss=target))
-    assert [r.iteration for r in records] == [1, 2, 3, 4]
-    assert [r.final for r in records] == [False, False, False, True]
+    assert [r.iteration for r in records] == [0, 1, 2, 3, 4]
+    assert [r.final for r in records] == [False, False, False, False, True]
     assert record_image(records[-1]).shape == (20, 24, 3) and np.isfinite(record_losses(records[-1])["total"]).all()
     np.testing.assert_allclose(step_losses(records), reference[:4], rtol=1e-5)
 
@@ -194,7 +207,7 @@ def test_xla_matches_the_plain_step(tiny_run: TinyRun) -> None:
     if not _xla_available():
         pytest.skip("XLA (jit_compile) is not available")
     runs = {xla: run_stylize(tiny_run, tiny_config(iterations=2, xla=xla, **LINEAR_ADAM)) for xla in (False, True)}
-    for a, b in zip(runs[False], runs[True], strict=True):
+    for a, b in zip(runs[False][1:], runs[True][1:], strict=True):  # [0]: the start, before any step
         np.testing.assert_allclose(record_step_loss(b), record_step_loss(a), rtol=1e-4)
     plain, xla = runs[False][-1], runs[True][-1]
     for key in LOSS_KEYS:
@@ -349,15 +362,15 @@ def test_targets_are_computed_once_for_a_chunked_sweep(
         return original_gram(features)
 
     chunks: list[tuple[int, object]] = []
-    original_stylize = stylization_module.stylize
+    original_run = stylization_module.Stylization
 
-    def recording_stylize(*args, candidates=None, objective=None, **kwargs):
+    def recording_run(*args, candidates=None, objective=None, **kwargs):
         chunks.append((len(candidates), objective))
-        return original_stylize(*args, candidates=candidates, objective=objective, **kwargs)
+        return original_run(*args, candidates=candidates, objective=objective, **kwargs)
 
     monkeypatch.setattr(stylization_module, "build_objective", counting_build)
     monkeypatch.setattr(losses, "gram_matrix", counting_gram)
-    monkeypatch.setattr(stylization_module, "stylize", recording_stylize)
+    monkeypatch.setattr(stylization_module, "Stylization", recording_run)
 
     config = dataclasses.replace(_sweep_config("max"), iterations=2)
     images, _ = _sweep_results(sweep_problem, config, CANDIDATES, batch_size=2)

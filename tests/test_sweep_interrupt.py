@@ -290,7 +290,7 @@ def test_sweep_runs_are_the_chunks_of_sweep(tiny: Tiny) -> None:
     runs = []
     for first, run in sweep_runs(tiny.weights, tiny.content, tiny.styles, _config(), CANDIDATES, batch_size=2):
         records = list(run)
-        assert [r.iteration for r in records] == [r.iteration for f, r in plain if f == first] == [1, 2, 3, 4, 5]
+        assert [r.iteration for r in records] == [r.iteration for f, r in plain if f == first] == [0, 1, 2, 3, 4, 5]
         assert records[-1].final and records[-1].images is not None and finals[first].images is not None
         assert records[-1].images.shape == (2 if first == 0 else 1, 20, 24, 3)
         np.testing.assert_allclose(records[-1].images, finals[first].images, rtol=0, atol=0.05)
@@ -307,6 +307,7 @@ def test_a_run_stopped_early_holds_its_images_so_far(tiny: Tiny) -> None:
     first, run = next(runs)
     assert first == 0
     records = iter(run)
+    assert next(records).iteration == 0  # the start
     next(records)
     assert run.iteration == 1 and run.best_images() is None
     next(records), next(records)

@@ -529,8 +529,9 @@ class RunReport:
         if self.writer is not None and record.step_losses is not None:
             self._tensorboard(done, record, run)
         if record.losses is not None and (record.iteration > 0 or stage == 0):
-            report.print_losses(record.losses)
-            self.history.add(done, record.losses)
+            if record.iteration > 0 or self.config.print_iterations:
+                report.print_losses(record.losses)
+            self.history.add(done, record.losses)  # the start's row too: the history begins before the first step
         if record.image is not None:
             self.best = record.image
             if self.is_checkpoint(done):

@@ -275,7 +275,7 @@ def run(
                 line = clock.tick(done, f" ({where})")
                 if line is not None:
                     print(line)
-                if record.losses is not None:
+                if record.losses is not None and (record.iteration > 0 or config.print_iterations):
                     for i in range(len(record.losses["total"])):
                         terms = " ".join(f"{key} {float(record.losses[key][i]):g}" for key in report.LOSS_KEYS)
                         print(f"  [{labels[first + i]}] {terms}")
