@@ -391,9 +391,12 @@ def run_neural_style(
     )
 
 
-def assert_ok(result: Any) -> None:
-    """The command (a CompletedProcess or anything with returncode, stdout and stderr) exited 0."""
+def assert_ok(result: Any, *, quiet: bool = True) -> None:
+    """The command (a CompletedProcess or anything with returncode, stdout and stderr) exited 0 and, ``quiet``,
+    printed nothing on stderr: a successful run is silent there (TensorFlow's start-up log included)."""
     assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    if quiet:
+        assert result.stderr == "", f"a successful run printed on stderr:\n{result.stderr}"
 
 
 def temp_files(root: Path) -> list[Path]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import IMPORTS_MARKER, randomized, snapshot, tiny_transformer, uniform_images
+from conftest import IMPORTS_MARKER, randomized, snapshot, tiny_transformer, uniform_images, write_vgg_mat
 from PIL import Image
 
 from neural_style.cli import apply as apply_cli
@@ -76,6 +76,7 @@ def test_apply_folder_keeps_sizes_names_and_formats(aws: ApplyWorkspace) -> None
     out = aws.root / "out"
     result = _apply(aws, f"--model={aws.model}", f"--content={aws.photos}", f"--output={out}")
     assert result.returncode == 0, result.stderr
+    assert result.stderr == "", "a successful run is silent on stderr"
     assert sorted(p.name for p in out.iterdir()) == sorted(SIZES)
     model = load_transformer(aws.model)
     for name, size in SIZES.items():
@@ -166,3 +167,48 @@ def test_apply_bad_input_is_one_error_line(aws: ApplyWorkspace, import_probe: Pa
     assert result.stdout == ""
     assert snapshot(aws.root) == before
     assert marker.read_text() == ""
+
+
+@pytest.mark.parametrize("kind", ["dense", "vgg_features"])
+def test_a_keras_file_that_is_not_a_transformer_is_one_whole_line(aws: ApplyWorkspace, kind: str) -> None:
+    """Another Keras model (a dense classifier; the feature extractor neural-style-export writes) is named as not
+    a transformer, in one line that ends with the advice, never a Keras message cut mid-word."""
+    import keras
+
+    from neural_style.vgg import feature_extractor
+
+    path = aws.root / f"{kind}.keras"
+    if kind == "dense":
+        keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(path)
+    else:
+        mat = write_vgg_mat(aws.root / "vgg.mat")
+        feature_extractor(mat.path, ["relu1_1"]).save(path)
+    result = _apply(aws, f"--model={path}", f"--content={aws.photo}", "--output=out.png")
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0] == (
+        f"neural-style-apply: error: --model {path} is not an image transformer: it must map [N, H, W, 3] to "
+        "[N, H, W, 3]"
+    )
+    assert not (aws.root / "out.png").exists()
+
+
+def test_an_output_that_is_the_content_or_the_model_is_refused(aws: ApplyWorkspace) -> None:
+    """With --overwrite too, however spelled: the photo itself, a hard link to it, the model; and in a folder run,
+    an output folder whose file would be a hard link of an input."""
+    os.link(aws.photo, aws.root / "hard.png")
+    elsewhere = aws.root / "styled"
+    elsewhere.mkdir()
+    os.link(aws.photos / "b.jpg", elsewhere / "b.jpg")
+    cases = [
+        ([f"--content={aws.photo}", f"--output={aws.photo}"], "is the --content image"),
+        ([f"--content={aws.photo}", "--output=hard.png"], "is the --content image"),
+        ([f"--content={aws.photo}", f"--output={aws.model}"], "is the --model file"),
+        ([f"--content={aws.photos}", f"--output={elsewhere}"], "is the --content image"),
+    ]
+    for args, words in cases:
+        before = {p: p.read_bytes() for p in aws.root.rglob("*") if p.is_file()}
+        result = _apply(aws, f"--model={aws.model}", *args, "--overwrite")
+        lines = result.stderr.splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and words in lines[0], (args, result.stderr)
+        assert {p: p.read_bytes() for p in aws.root.rglob("*") if p.is_file()} == before

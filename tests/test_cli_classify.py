@@ -47,6 +47,7 @@ def test_command_prints_five_lines_per_image(planted, tmp_path):
     Image.fromarray(uniform_colour((0, 0, 255), 90, 60).astype(np.uint8)).save(blue, quality=100)
     result, imported_tf = _classify(tmp_path, f"--network={mat.path}", str(red), str(blue))
     assert result.returncode == 0, result.stderr
+    assert result.stderr == "", "a successful run is silent on stderr"
     lines = result.stdout.splitlines()
     assert len(lines) == 10
     rows = [line.split("\t") for line in lines]

@@ -90,6 +90,7 @@ def run(
 
 def ok(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.stderr == "", f"a successful run is silent on stderr:\n{result.stderr}"
 
 
 def tree(root: Path) -> set[str]:

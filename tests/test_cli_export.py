@@ -91,6 +91,7 @@ def test_export_round_trip_without_the_mat(tmp_path):
         tmp_path, f"--network={mat.path}", "--output_dir=out", f"--layers={','.join(LAYERS)}", "--pooling=avg"
     )
     assert result.returncode == 0, result.stderr
+    assert result.stderr == "", "a successful export is silent on stderr"
     assert "Wrote out/saved_model and out/vgg_features.keras" in result.stdout
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["export.json", "saved_model", "vgg_features.keras"]

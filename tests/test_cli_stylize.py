@@ -108,6 +108,17 @@ def test_happy_path(happy: tuple[Workspace, subprocess.CompletedProcess[str]]) -
     assert list((ws.root / "cache").glob("*.npz")), "the conv-only cache goes to $NEURAL_STYLE_CACHE"
 
 
+def test_progress_history_starts_before_the_first_iteration_without_print_iterations(ws: Workspace) -> None:
+    """Without --print_iterations, progress.txt still has the row before the first iteration and the last one
+    (the README's promise); the loss lines are printed once, after the last iteration, as before."""
+    result = run_neural_style(ws, ws.args("--iterations=3", "--progress_write", "--seed=0"))
+    assert_ok(result)
+    assert result.stdout.count("total loss:") == 1
+    table = np.loadtxt(ws.work / "progress.txt", ndmin=2)
+    np.testing.assert_array_equal(table[:, 0], [0, 3])
+    np.testing.assert_allclose(table[:, 4], table[:, 1] + table[:, 2] + table[:, 3], rtol=1e-5)
+
+
 def test_same_seed_same_output(happy: tuple[Workspace, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
     """Two runs with the same --seed and settings write identical images."""
     first, first_result = happy

@@ -72,6 +72,7 @@ def test_train_command_trains_resumes_and_writes_a_model(
     train_cli.main([*args, "--steps=3"])
     out, err = capsys.readouterr()
     warnings = err.splitlines()
+    assert all(line.startswith("neural-style-train: warning: ") for line in warnings), err  # nothing else
     assert any("skipping" in line and "broken.jpg" in line for line in warnings)
     assert "neural-style-train: warning: skipped 2 of 6 files" in err  # the broken JPEG and the text file
     assert "Step      3/3" in out and "steps/s" in out and "ETA" in out
@@ -85,7 +86,8 @@ def test_train_command_trains_resumes_and_writes_a_model(
 
     before = hashlib.sha256(model.read_bytes()).hexdigest()
     train_cli.main([*args, "--steps=4", "--overwrite"])
-    out, _ = capsys.readouterr()
+    out, err = capsys.readouterr()
+    assert err.count("\n") == err.count("neural-style-train: warning: "), err  # the same warnings, nothing else
     assert f"Resuming from step 3 ({checkpoints / 'ckpt-3'})" in out
     assert "Step      4/4" in out and "Step      1/" not in out
     assert hashlib.sha256(model.read_bytes()).hexdigest() != before

@@ -1,10 +1,14 @@
 """Tests of the plumbing every command shares (neural_style.cli.command): a library error about a setting told
-with the command's flag, Ctrl-C / SIGTERM handling, and list flags parsed as numbers."""
+with the command's flag, Ctrl-C / SIGTERM handling, list flags parsed as numbers, and TensorFlow's start-up log
+held back."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +45,40 @@ def test_floats_names_the_flag() -> None:
     assert command.floats("style_scales", None) is None
     with pytest.raises(NeuralStyleError, match="^--style_scales must be comma-separated numbers, got '1,x'$"):
         command.floats("style_scales", ["1", "x"])
+
+
+def _fake_tensorflow(root: Path) -> Path:
+    """A ``tensorflow`` package that logs on file descriptor 2, as TensorFlow's C++ code does, then fails."""
+    package = root / "fake" / "tensorflow"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        "import os\n"
+        "os.write(2, b'E0000 fake_start.cc:1] could not load libcudart.so.12\\n')\n"
+        "raise ImportError('libcudart.so.12: cannot open shared object file')\n"
+    )
+    return package.parent
+
+
+def test_tensorflow_failing_to_start_shows_its_log_then_one_error_line(tmp_path: Path) -> None:
+    """The held-back log is replayed when TensorFlow cannot start, and the error is the last line (exit 1)."""
+    env = {**os.environ, "PYTHONPATH": str(_fake_tensorflow(tmp_path))}
+    code = "from neural_style.cli.command import Command, start_tensorflow; import absl.flags as f\n"
+    code += "Command('prog', f.FlagValues(), 'usage', '__main__').run(['prog'], lambda _: start_tensorflow())"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 1, result.stderr
+    assert lines[0] == "E0000 fake_start.cc:1] could not load libcudart.so.12"
+    assert lines[-1] == ("prog: error: TensorFlow failed to start: libcudart.so.12: cannot open shared object file"), (
+        result.stderr
+    )
+
+
+def test_tensorflow_start_up_log_is_held_back_unless_asked_for(tmp_path: Path) -> None:
+    """The real TensorFlow prints its start-up lines on stderr; held back by default, shown with the variable."""
+    code = "from neural_style.cli.command import start_tensorflow; start_tensorflow(); print('started')"
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and quiet.stdout == "started\n" and quiet.stderr == "", quiet.stderr
+    env = {**os.environ, command.TF_LOG_ENV: "1", "TF_CPP_MIN_LOG_LEVEL": "0"}
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0 and shown.stdout == "started\n"
+    assert shown.stderr.strip(), "with NEURAL_STYLE_TF_LOG=1, TensorFlow's own log reaches stderr"

@@ -988,3 +988,282 @@ def test_flag_values_parse_or_fail_cleanly(flag: str, text: str) -> None:
         sweep_cli.plan(fv)
     except NeuralStyleError:
         pass
+
+
+# ========================================================================== classes of the reliability issue
+# Each class below is tested across its whole extent (every spelling, every input and output kind, every number
+# flag of every command), not by one example.
+
+# ----------------------------------------------------------------- an output never replaces an input, nor another
+
+
+def _spelled(ws: Workspace, target: Path, spelling: str) -> str:
+    """Another name for ``target`` (a file in ``ws.work``, the command's working directory)."""
+    if spelling == "relative":
+        return target.name
+    if spelling == "dot":
+        return f"./{target.name}"
+    if spelling == "absolute":
+        return str(target)
+    if spelling == "parent":
+        (ws.work / "sub").mkdir(exist_ok=True)
+        return f"sub/../{target.name}"
+    link = ws.work / f"{spelling}_{target.stem}.png"
+    if spelling == "symlink":
+        link.symlink_to(target)
+    else:
+        os.link(target, link)  # a hard link: another name for the very same file
+    return link.name
+
+
+SPELLINGS = ("relative", "dot", "absolute", "parent", "symlink", "hardlink")
+INPUTS = ("content", "styles", "initial", "network")
+
+
+def _input_path(ws: Workspace, kind: str) -> Path:
+    if kind == "initial":
+        path = ws.work / "initial.png"
+        Image.fromarray(255 - content_array()).save(path)
+        return path
+    return {"content": ws.content, "styles": ws.style, "network": ws.network}[kind]
+
+
+def _output_is_input(kind: str, spelling: str) -> Callable[[Workspace], list[str]]:
+    def make(ws: Workspace) -> list[str]:
+        source = _input_path(ws, kind)
+        extra = [f"--initial={source.name}"] if kind == "initial" else []
+        return [*ws.args(*extra, output=Path(_spelled(ws, source, spelling))), "--overwrite"]
+
+    return make
+
+
+def _as_content(name: str, *extra: str) -> Callable[[Workspace], list[str]]:
+    """The content image copied to ``name`` (what another output of the run would be called) and used as input."""
+
+    def make(ws: Workspace) -> list[str]:
+        Image.fromarray(content_array()).save(ws.work / name)
+        other = ws.work / "style2.png"
+        Image.fromarray(style_array(seed=3)).save(other)
+        args = _replace(ws.args(*extra), "content", name)
+        return _replace(args, "styles", f"{ws.style},{other}") if "--blend_sweep=2" in extra else args
+
+    return make
+
+
+OUTPUT_IS_INPUT_CASES = [
+    *(
+        CliCase(f"--output is the {kind} image ({spelling})", _output_is_input(kind, spelling), 2, ("is the --",))
+        for kind in INPUTS
+        for spelling in SPELLINGS
+    ),
+    CliCase(
+        "a checkpoint image is the content",
+        _as_content("c_2.png", "--checkpoint_output=c_{}.png", "--checkpoint_iterations=2", "--iterations=2"),
+        2,
+        ("--checkpoint_output (iteration 2)", "is the --content image"),
+    ),
+    CliCase("the loss plot is the content", _as_content("progress.png", "--progress_plot"), 2, ("is the --content",)),
+    CliCase(
+        "the checkpoint sheet is the content",
+        _as_content(
+            "out_checkpoints.png", "--checkpoint_sheet", "--checkpoint_output=k_{}.png", "--checkpoint_iterations=1"
+        ),
+        2,
+        ("--checkpoint_sheet", "is the --content image"),
+    ),
+    CliCase("a sweep candidate is the content", _as_content("out_1-0.png", "--blend_sweep=2"), 2, ("sweep 1-0",)),
+    CliCase("the sweep sheet is the content", _as_content("out_sheet.png", "--blend_sweep=2"), 2, ("sweep sheet",)),
+    CliCase(
+        "--output is a checkpoint image",
+        lambda ws: ws.args(
+            "--checkpoint_output=o_{}.png", "--checkpoint_iterations=2", "--iterations=4", output=Path("o_4.png")
+        ),
+        2,
+        ("is also the --output", "give them different names"),
+    ),
+    CliCase(
+        "--output is the loss plot",
+        lambda ws: ws.args("--progress_plot", output=Path("progress.png")),
+        2,
+        ("is also the --output",),
+    ),
+]
+
+
+# ------------------------------------------------------------------- a saved state is never discarded silently
+
+
+def _with_state(*extra: str) -> Callable[[Workspace], list[str]]:
+    def make(ws: Workspace) -> list[str]:
+        state = ws.work / "out.png.state"
+        state.mkdir()
+        (state / "checkpoint").write_text('model_checkpoint_path: "state-1"\n')
+        return ws.args(*extra)
+
+    return make
+
+
+STATE_CASES = [
+    CliCase("a saved state, no --resume", _with_state(), 2, ("--resume", "--restart", "out.png.state")),
+    CliCase("a saved state, --overwrite", _with_state("--overwrite"), 2, ("--resume", "--restart")),
+    CliCase("a saved state, L-BFGS", _with_state("--optimizer=lbfgs"), 2, ("--resume", "--restart")),
+    CliCase("--resume with --restart", _with_state("--resume", "--restart"), 2, ("give one of them",)),
+    CliCase("--restart in a sweep", lambda ws: ws.args("--sweep_style_weights=1,2", "--restart"), 2, ("--restart",)),
+]
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, id=c.id, marks=c.marks) for c in [*OUTPUT_IS_INPUT_CASES, *STATE_CASES]]
+)
+def test_cli_classes_of_the_reliability_issue(tmp_path: Path, import_probe: Path, case: CliCase) -> None:
+    """Outputs that are inputs or each other, and states that would be lost: refused like every bad input."""
+    test_cli_corpus(tmp_path, import_probe, case)
+
+
+def test_restart_discards_the_state_and_runs(tmp_path: Path) -> None:
+    """--restart is the one way to give up a saved state: the run starts afresh and, complete, leaves no state."""
+    ws = make_workspace(tmp_path)
+    _with_state()(ws)
+    result = run_neural_style(ws, ws.args("--iterations=2", "--restart"))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert ws.output.exists() and not (ws.work / "out.png.state").exists()
+
+
+# ---------------------------------------------------------------------- no number flag is NaN or infinite
+
+
+def _float_flags(flag_values: Any) -> list[str]:
+    return sorted(name for name in flag_values if isinstance(flag_values[name].parser, flags.FloatParser))
+
+
+def _command_flag_cases() -> list[Any]:
+    from neural_style.cli import train as train_cli
+
+    cases = []
+    for command, module in (("neural-style", stylize_cli), ("neural-style-train", train_cli)):
+        for name in _float_flags(module.flag_values()):
+            for value in ("nan", "inf", "-inf"):
+                cases.append(pytest.param(command, name, value, id=f"{command} --{name}={value}"))
+    return cases
+
+
+@pytest.mark.parametrize(("command", "name", "value"), _command_flag_cases())
+def test_every_float_flag_refuses_nan_and_infinity(
+    command: str, name: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every float flag of every command (found by its parser, so new flags are covered): exit 2, one line."""
+    from neural_style.cli import train as train_cli
+
+    main = stylize_cli.main if command == "neural-style" else train_cli.main
+    with pytest.raises(SystemExit) as info:
+        main([command, f"--{name}={value}"])
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"{command}: error: --{name} is {float(value)}; give a finite number"], lines
+
+
+def test_the_commands_have_float_flags() -> None:
+    """The test above covers something: neural-style has 12 float flags, neural-style-train 5."""
+    from neural_style.cli import train as train_cli
+
+    assert len(_float_flags(stylize_cli.flag_values())) == 12
+    assert len(_float_flags(train_cli.flag_values())) == 5
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999"])
+@pytest.mark.parametrize(
+    ("flag", "template", "styles"),
+    [
+        ("style_scales", "1,{}", 2),
+        ("style_blend_weights", "{},1", 2),
+        ("sweep_style_weights", "10,{}", 1),
+        ("blends", "1,0;{},1", 2),
+    ],
+)
+def test_number_lists_refuse_nan_and_infinity(
+    flag: str, template: str, styles: int, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The number lists (--style_scales, --style_blend_weights, --sweep_style_weights, --blends): one line saying
+    finite numbers are wanted, whatever the non-finite value (1e999 overflows to inf)."""
+    argv = ["neural-style", "--content=c.png", f"--styles={','.join(['s.png'] * styles)}", "--output=o.png"]
+    with pytest.raises(SystemExit) as info:
+        stylize_cli.main([*argv, f"--{flag}={template.format(value)}"])
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and f"--{flag}" in lines[0] and "finite numbers" in lines[0], lines
+
+
+@pytest.mark.parametrize(("size", "refused"), [(0, True), (1, True), (2, False)])
+def test_train_image_size_names_the_smallest_that_works(size: int, refused: bool) -> None:
+    """A crop of 1 pixel has no neighbours for the total variation term (its loss would be NaN): the smallest
+    size that works, 2, is named."""
+    from neural_style.config import MIN_IMAGE_SIZE, TrainConfig
+
+    assert MIN_IMAGE_SIZE == 2
+    if not refused:
+        TrainConfig(image_size=size).validate()
+        return
+    with pytest.raises(NeuralStyleError, match="the smallest size that works is 2") as info:
+        TrainConfig(image_size=size).validate()
+    assert info.value.setting == "image_size"
+
+
+# ------------------------------------------------------------------------ messages that used to mislead
+
+
+def _output_is_a_directory(ws: Workspace) -> list[str]:
+    (ws.work / "results").mkdir()
+    return ws.args(output=Path("results"))
+
+
+MESSAGE_CASES = [
+    CliCase("--output is a directory", _output_is_a_directory, 2, ("--output results is a directory", "results/")),
+    CliCase("a trailing comma in --styles", lambda ws: _replace(ws.args(), "styles", f"{ws.style},"), 2, ("empty",)),
+    CliCase("a double comma in --styles", lambda ws: _replace(ws.args(), "styles", f"{ws.style},,x"), 2, ("empty",)),
+]
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in MESSAGE_CASES])
+def test_cli_messages_say_what_is_wrong(tmp_path: Path, import_probe: Path, case: CliCase) -> None:
+    test_cli_corpus(tmp_path, import_probe, case)
+
+
+# --------------------------------------------------------------------- camera-size photos, not decompression bombs
+
+
+def test_a_100_megapixel_header_is_not_a_bomb(tmp_path: Path) -> None:
+    """An 11648x8736 PNG (a 102-megapixel camera's size) passes the pixel check: this one is refused only because
+    its data is missing, while 17000x17000 (289 megapixels) is refused for its size."""
+    (tmp_path / "camera.png").write_bytes(_png_bytes(11648, 8736, None))
+    with pytest.raises(NeuralStyleError, match="corrupt or truncated"):
+        read_image(tmp_path / "camera.png")
+    (tmp_path / "bomb.png").write_bytes(_png_bytes(17000, 17000, None))
+    with pytest.raises(NeuralStyleError, match="more than 250 megapixels"):
+        read_image(tmp_path / "bomb.png")
+
+
+@pytest.fixture(scope="module")
+def camera_jpeg(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 102-megapixel JPEG (11648x8736): a horizontal ramp, so that a reduced decode can be checked by value."""
+    path = tmp_path_factory.mktemp("camera") / "camera.jpg"
+    ramp = np.linspace(0, 255, 11648).astype(np.uint8)
+    Image.fromarray(np.broadcast_to(ramp[None, :, None], (8736, 11648, 3)).copy()).save(path, quality=90)
+    return path
+
+
+def test_a_102_megapixel_jpeg_is_read_at_a_reduced_scale(camera_jpeg: Path) -> None:
+    """Shrunk to 64 px wide by the caller, it is decoded at 1/8 scale (1456x1092, the smallest at least 64 wide),
+    and its values are the ramp's."""
+    image = read_image(camera_jpeg, min_width=64)
+    assert image.shape == (1092, 1456, 3) and image.dtype == np.float32
+    expected = np.linspace(0, 255, 1456)
+    assert np.abs(image[546, :, 0] - expected).max() < 4  # JPEG and 8x8 block averaging, within a few levels
+
+
+def test_neural_style_stylizes_a_102_megapixel_photo(tmp_path: Path, camera_jpeg: Path) -> None:
+    """The whole command, --width 32: the output has the photo's aspect ratio (8736 / 11648 x 32 = 24)."""
+    ws = make_workspace(tmp_path)
+    result = run_neural_style(ws, _replace(ws.args("--width=32", "--iterations=1"), "content", camera_jpeg))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    with Image.open(ws.output) as output:
+        assert output.size == (32, 24)

@@ -378,6 +378,7 @@ def test_readme_command_runs(readme: Readme, index: int) -> None:
     if result.returncode == 2 and re.search(r"--precision \w+ needs", result.stderr):
         pytest.skip(f"this machine cannot run {where}: {result.stderr.strip()}")
     assert result.returncode == 0, report
+    assert result.stderr == "", f"a successful run is silent on stderr\n{report}"
     for path in outputs_of(run.parsed, run.work):
         assert path.exists(), f"{path.relative_to(run.work)} was not written\n{report}"
         if path.is_dir():

@@ -160,19 +160,28 @@ def interruptible() -> Iterator[Interruption]:
             signal.signal(sig, handler)
 
 
+class _Captured:
+    """What was written on file descriptor 2 while it was captured."""
+
+    text = ""
+
+
 @contextlib.contextmanager
-def _stderr_to_file() -> Iterator[Any]:
+def _captured_stderr() -> Iterator[_Captured]:
     """Sends file descriptor 2 (C and Python writes to stderr alike) to a temporary file for the duration."""
+    captured = _Captured()
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as log:
         os.dup2(log.fileno(), 2)
         try:
-            yield log
+            yield captured
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+            log.seek(0)
+            captured.text = log.read().decode(errors="replace")
 
 
 def start_tensorflow() -> None:
@@ -187,19 +196,17 @@ def start_tensorflow() -> None:
         NeuralStyleError: TensorFlow could not be imported (its log is printed first).
     """
     show = os.environ.get(TF_LOG_ENV, "") not in ("", "0")
-    with contextlib.nullcontext() if show else _stderr_to_file() as log:
+    failure: Exception | None = None
+    with contextlib.nullcontext(_Captured()) if show else _captured_stderr() as log:
         try:
             import keras  # noqa: F401 - its start-up log belongs to the same capture
             import tensorflow as tf
 
             gpus = tf.config.list_physical_devices("GPU")
-            failure = None
         except Exception as e:  # noqa: BLE001 - any failure to start is reported the same way
             failure = e
     if failure is not None:
-        if log is not None:
-            log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace"))
+        sys.stderr.write(log.text)
         raise NeuralStyleError(f"TensorFlow failed to start: {' '.join(str(failure).split())}", usage=False)
     tf.get_logger().setLevel("ERROR")  # its Python warnings (retracing, ...) are not for users either
     if gpus:
