@@ -23,6 +23,7 @@ from neural_style.cli.command import (
     Command,
     Interruption,
     check_directory_target,
+    check_distinct,
     define_network,
     flag_settings,
     interruptible,
@@ -224,6 +225,8 @@ def _train(cmd: Command) -> None:
         value = fv[name].value
         if value is None or value < 1:
             raise NeuralStyleError(f"--{name} is {value}; it must be at least 1")
+    network_given = fv.network if fv["network"].present else None
+    check_distinct([("--style image", style_path), ("--network file", network_given)], [("--model_out", model_out)])
     _check_model_out(model_out, fv.overwrite)
     checkpoint_dir = fv.checkpoint_dir or os.path.splitext(model_out)[0] + "_checkpoints"
     # The directories the command owns: created with their missing parents, once every input has been checked.
