@@ -19,8 +19,7 @@ from neural_style.errors import NeuralStyleError
 __all__ = [
     "atomic_write",
     "check_model_file",
-    "check_target",
-    "check_writable",
+    "image_format",
     "new_file_mode",
     "read_image",
     "resize",
@@ -160,48 +159,14 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
-def _format_for(path: str) -> str:
+def image_format(path: str) -> str:
+    """The Pillow format an image written at ``path`` gets from its extension; NeuralStyleError if none can."""
     ext = os.path.splitext(path)[1].lower()
     Image.init()
     fmt = Image.registered_extensions().get(ext)
     if fmt is None or fmt not in Image.SAVE:
         raise NeuralStyleError(f"{path}: Pillow cannot write '{ext or 'no extension'}' files; use .png or .jpg")
     return fmt
-
-
-def check_writable(path: str | os.PathLike[str], *, overwrite: bool, what: str = "output") -> None:
-    """Checks before any work is done that an image can be written at ``path``.
-
-    Raises:
-        NeuralStyleError: unknown extension, an existing file without ``overwrite``, a directory in the way, or a
-            directory that is missing or not writable.
-    """
-    path = os.fspath(path)
-    if os.path.isdir(path):  # before the extension, which a directory's name seldom has
-        check_target(path, overwrite=overwrite, what=what)
-    _format_for(path)
-    check_target(path, overwrite=overwrite, what=what)
-
-
-def check_target(
-    path: str | os.PathLike[str], *, overwrite: bool, what: str = "output", example: str = "out.png"
-) -> None:
-    """Checks that a file (of any kind) can be created or replaced at ``path``; ``example`` names one in errors.
-
-    Raises:
-        NeuralStyleError: an existing file without ``overwrite``, a directory in the way, or a directory that is
-            missing or not writable.
-    """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise NeuralStyleError(f"{what} {path} is a directory; give a file name such as {path}/{example}")
-    if os.path.exists(path) and not overwrite:
-        raise NeuralStyleError(f"{what} {path} already exists; pass --overwrite or choose another name")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise NeuralStyleError(f"{what} directory {directory} does not exist; create it first")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise NeuralStyleError(f"{what} directory {directory} is not writable; choose another location")
 
 
 def check_model_file(path: str | os.PathLike[str], *, what: str = "model") -> None:
@@ -280,7 +245,7 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray | Image.Image, *
         NeuralStyleError: the extension cannot be written or the file system refused the write.
     """
     path = os.fspath(path)
-    fmt = _format_for(path)
+    fmt = image_format(path)
     picture = image if isinstance(image, Image.Image) else Image.fromarray(to_uint8(image), "RGB")
     buffer = io.BytesIO()
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}

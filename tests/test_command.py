@@ -82,3 +82,56 @@ def test_tensorflow_start_up_log_is_held_back_unless_asked_for(tmp_path: Path) -
     shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert shown.returncode == 0 and shown.stdout == "started\n"
     assert shown.stderr.strip(), "with NEURAL_STYLE_TF_LOG=1, TensorFlow's own log reaches stderr"
+
+
+# ------------------------------------------------------------------------------------ check_writable (outputs)
+
+
+def test_check_writable_accepts_new_file(tmp_path: Path) -> None:
+    """A new file in an existing directory passes, and nothing is created by the check."""
+    command.check_writable(tmp_path / "new.png", overwrite=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_writable_existing_file(tmp_path: Path) -> None:
+    """An existing file is refused without overwrite (naming --overwrite) and accepted with it."""
+    path = tmp_path / "out.png"
+    path.write_bytes(b"x")
+    with pytest.raises(NeuralStyleError, match="--overwrite"):
+        command.check_writable(path, overwrite=False)
+    command.check_writable(path, overwrite=True)
+
+
+def test_check_writable_directory_path(tmp_path: Path) -> None:
+    """A directory where the file should go is refused, even with overwrite."""
+    path = tmp_path / "out.png"
+    path.mkdir()
+    with pytest.raises(NeuralStyleError, match="is a directory"):
+        command.check_writable(path, overwrite=True)
+
+
+def test_check_writable_missing_directory(tmp_path: Path) -> None:
+    """A file in a directory that does not exist is refused, naming the directory."""
+    with pytest.raises(NeuralStyleError) as info:
+        command.check_writable(tmp_path / "missing" / "out.png", overwrite=False, what="--checkpoint 3")
+    assert str(tmp_path / "missing") in str(info.value)
+    assert str(info.value).startswith("--checkpoint 3")
+
+
+def test_check_writable_unknown_extension(tmp_path: Path) -> None:
+    """An extension Pillow cannot write is refused."""
+    with pytest.raises(NeuralStyleError, match="xyz"):
+        command.check_writable(tmp_path / "out.xyz", overwrite=False)
+
+
+@pytest.mark.skipif(getattr(os, "geteuid", lambda: -1)() == 0, reason="root can write to any directory")
+def test_check_writable_read_only_directory(tmp_path: Path) -> None:
+    """A directory without write permission is refused."""
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    directory.chmod(0o555)
+    try:
+        with pytest.raises(NeuralStyleError, match="not writable"):
+            command.check_writable(directory / "out.png", overwrite=False)
+    finally:
+        directory.chmod(0o755)

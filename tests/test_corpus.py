@@ -54,10 +54,10 @@ from PIL import Image
 
 from neural_style.cli import stylize as stylize_cli
 from neural_style.cli import sweep as sweep_cli
-from neural_style.cli.command import floats
+from neural_style.cli.command import check_writable, floats
 from neural_style.config import StyleConfig, make_candidates
 from neural_style.errors import NeuralStyleError
-from neural_style.image_io import check_writable, read_image, resize, scaled_size, write_image
+from neural_style.image_io import read_image, resize, scaled_size, write_image
 from neural_style.matconvnet import read_matconvnet
 
 _IS_ROOT = getattr(os, "geteuid", lambda: -1)() == 0

@@ -13,7 +13,7 @@ from PIL import Image
 
 from neural_style import image_io
 from neural_style.errors import NeuralStyleError
-from neural_style.image_io import check_model_file, check_writable, read_image, resize, scaled_size, write_image
+from neural_style.image_io import check_model_file, read_image, resize, scaled_size, write_image
 
 
 def _gradient(height: int = 16, width: int = 24) -> np.ndarray:
@@ -321,59 +321,6 @@ def test_overwrite_keeps_existing_permissions(tmp_path: Path) -> None:
     target.chmod(0o640)
     write_image(target, np.full((2, 2, 3), 255.0))
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
-
-
-# ------------------------------------------------------------------------------------------------ check_writable
-
-
-def test_check_writable_accepts_new_file(tmp_path: Path) -> None:
-    """A new file in an existing directory passes, and nothing is created by the check."""
-    check_writable(tmp_path / "new.png", overwrite=False)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_check_writable_existing_file(tmp_path: Path) -> None:
-    """An existing file is refused without overwrite (naming --overwrite) and accepted with it."""
-    path = tmp_path / "out.png"
-    path.write_bytes(b"x")
-    with pytest.raises(NeuralStyleError, match="--overwrite"):
-        check_writable(path, overwrite=False)
-    check_writable(path, overwrite=True)
-
-
-def test_check_writable_directory_path(tmp_path: Path) -> None:
-    """A directory where the file should go is refused, even with overwrite."""
-    path = tmp_path / "out.png"
-    path.mkdir()
-    with pytest.raises(NeuralStyleError, match="is a directory"):
-        check_writable(path, overwrite=True)
-
-
-def test_check_writable_missing_directory(tmp_path: Path) -> None:
-    """A file in a directory that does not exist is refused, naming the directory."""
-    with pytest.raises(NeuralStyleError) as info:
-        check_writable(tmp_path / "missing" / "out.png", overwrite=False, what="--checkpoint 3")
-    assert str(tmp_path / "missing") in str(info.value)
-    assert str(info.value).startswith("--checkpoint 3")
-
-
-def test_check_writable_unknown_extension(tmp_path: Path) -> None:
-    """An extension Pillow cannot write is refused."""
-    with pytest.raises(NeuralStyleError, match="xyz"):
-        check_writable(tmp_path / "out.xyz", overwrite=False)
-
-
-@pytest.mark.skipif(getattr(os, "geteuid", lambda: -1)() == 0, reason="root can write to any directory")
-def test_check_writable_read_only_directory(tmp_path: Path) -> None:
-    """A directory without write permission is refused."""
-    directory = tmp_path / "ro"
-    directory.mkdir()
-    directory.chmod(0o555)
-    try:
-        with pytest.raises(NeuralStyleError, match="not writable"):
-            check_writable(directory / "out.png", overwrite=False)
-    finally:
-        directory.chmod(0o755)
 
 
 def test_check_model_file(tmp_path: Path) -> None:

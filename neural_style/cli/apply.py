@@ -11,7 +11,14 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from neural_style.cli.command import Command, check_directory_target, check_distinct, require, start_tensorflow
+from neural_style.cli.command import (
+    Command,
+    check_directory_target,
+    check_distinct,
+    check_writable,
+    require,
+    start_tensorflow,
+)
 from neural_style.errors import NeuralStyleError
 
 __all__ = ["flag_values", "main"]
@@ -101,7 +108,7 @@ def _folder_jobs(content: str, output: str, overwrite: bool, model: str) -> list
 
 def _jobs(content: str, output: str, overwrite: bool, model: str) -> list[tuple[str, str]]:
     """(input, output) pairs, every one checked."""
-    from neural_style.image_io import check_writable, read_image
+    from neural_style.image_io import read_image
 
     if os.path.isdir(content):
         return _folder_jobs(content, output, overwrite, model)

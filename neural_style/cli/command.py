@@ -20,6 +20,7 @@ from absl import logging as absl_logging
 
 from neural_style import weights as weights_lib
 from neural_style.errors import NeuralStyleError
+from neural_style.image_io import image_format
 
 __all__ = [
     "HELP_ARGS",
@@ -28,6 +29,8 @@ __all__ = [
     "NETWORK_HELP",
     "check_directory_target",
     "check_distinct",
+    "check_target",
+    "check_writable",
     "define_network",
     "flag_settings",
     "floats",
@@ -268,6 +271,41 @@ def check_distinct(inputs: Iterable[tuple[str, str | None]], outputs: Iterable[t
         if key in written:
             raise NeuralStyleError(f"{name} {path} is also the {written[key]}; give them different names")
         written[key] = name
+
+
+def check_writable(path: str | os.PathLike[str], *, overwrite: bool, what: str = "output") -> None:
+    """Checks before any work is done that an image can be written at ``path``.
+
+    Raises:
+        NeuralStyleError: unknown extension, an existing file without ``overwrite``, a directory in the way, or a
+            directory that is missing or not writable.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):  # before the extension, which a directory's name seldom has
+        check_target(path, overwrite=overwrite, what=what)
+    image_format(path)
+    check_target(path, overwrite=overwrite, what=what)
+
+
+def check_target(
+    path: str | os.PathLike[str], *, overwrite: bool, what: str = "output", example: str = "out.png"
+) -> None:
+    """Checks that a file (of any kind) can be created or replaced at ``path``; ``example`` names one in errors.
+
+    Raises:
+        NeuralStyleError: an existing file without ``overwrite``, a directory in the way, or a directory that is
+            missing or not writable.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise NeuralStyleError(f"{what} {path} is a directory; give a file name such as {path}/{example}")
+    if os.path.exists(path) and not overwrite:
+        raise NeuralStyleError(f"{what} {path} already exists; pass --overwrite or choose another name")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise NeuralStyleError(f"{what} directory {directory} does not exist; create it first")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise NeuralStyleError(f"{what} directory {directory} is not writable; choose another location")
 
 
 def check_directory_target(path: str, flag: str, *, what: str | None = None) -> list[str]:

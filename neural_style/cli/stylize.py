@@ -29,6 +29,7 @@ from neural_style.cli.command import (
     Interruption,
     check_directory_target,
     check_distinct,
+    check_writable,
     define_network,
     flag_settings,
     floats,
@@ -257,8 +258,6 @@ def input_files(fv: flags.FlagValues) -> list[tuple[str, str | None]]:
 
 def outputs(fv: flags.FlagValues, config: StyleConfig) -> dict[str, str]:
     """Every file a single run will write, checked before any work: {purpose: path}."""
-    from neural_style.image_io import check_writable
-
     paths = {"output": fv.output}
     names = {"output": "--output"}
     if fv.checkpoint_output:

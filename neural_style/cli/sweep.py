@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 from absl import flags
 
 from neural_style.cli import report
-from neural_style.cli.command import check_distinct, floats, interruptible
+from neural_style.cli.command import check_distinct, check_writable, floats, interruptible
 from neural_style.config import Candidate, StyleConfig, even_blends, make_candidates
 from neural_style.errors import NeuralStyleError
 
@@ -187,8 +187,6 @@ def plan(fv: flags.FlagValues) -> SweepPlan | None:
 def outputs(fv: flags.FlagValues, sweep: SweepPlan, inputs: Sequence[tuple[str, str | None]]) -> dict[str, str]:
     """Every file the sweep will write, checked before any work (none may be one of ``inputs``, the files the
     command reads, or another output): {label or "sheet": path}."""
-    from neural_style.image_io import check_writable
-
     paths = {label: candidate_path(fv.output, label) for label in sweep.labels}
     paths["sheet"] = sheet_path(fv.output)
     check_distinct(inputs, [(f"sweep {label}", path) for label, path in paths.items()])

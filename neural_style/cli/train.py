@@ -24,6 +24,7 @@ from neural_style.cli.command import (
     Interruption,
     check_directory_target,
     check_distinct,
+    check_target,
     define_network,
     flag_settings,
     interruptible,
@@ -130,8 +131,6 @@ def train_config(fv: flags.FlagValues) -> TrainConfig:
 
 
 def _check_model_out(path: str, overwrite: bool) -> None:
-    from neural_style.image_io import check_target
-
     if not path.endswith(".keras"):
         raise NeuralStyleError(f"--model_out {path} must end in .keras (the Keras model format)")
     check_target(path, overwrite=overwrite, what="--model_out", example="model.keras")
