@@ -2,7 +2,8 @@
 
 A command line is a line (with its continuation lines ending in ``\\``) of a ```` ```sh ```` block of README.md, or a
 part of one between ``&&``, that starts with one of the six commands of setup.cfg's ``console_scripts``. Each runs in
-a fresh temporary directory as ``python -c`` calling the entry point, after this substitution:
+a fresh temporary directory, through the command's entry point called in this process (as its own process would
+run it: its own working directory, environment and argv, stdout and stderr captured), after this substitution:
 
 * Images the line reads that do not exist (``photo.jpg``, ``starry.jpg``, ``a.jpg``, ``cat.jpg``,
   ``examples/content.png``, ...: the values of ``--content``, ``--styles``, ``--style``, ``--initial`` and the
@@ -29,15 +30,18 @@ is skipped.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import dataclasses
 import functools
 import importlib
+import io
 import os
 import re
 import shlex
 import shutil
-import subprocess
+import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -255,19 +259,53 @@ def outputs_of(parsed: Parsed, work: Path) -> list[Path]:
 
 # ------------------------------------------------------------------------------------------------------- running
 
-# Runs the entry point of the module named first; with NO_NETWORK set, every socket resolve or connect fails.
-_RUNNER = """
-import importlib, os, socket, sys
 
-if os.environ.get("NO_NETWORK"):
-    def _refuse(*args, **kwargs):
+@contextlib.contextmanager
+def _process_like(work: Path, env: dict[str, str], no_network: bool) -> Iterator[None]:
+    """Runs a command in this process as if it were its own: in ``work``, with ``env`` as the environment and, with
+    ``no_network``, every socket resolve or connect failing. (In-process, TensorFlow is started once for all lines.)"""
+    saved_env, saved_cwd, saved_argv = dict(os.environ), os.getcwd(), list(sys.argv)
+    saved_socket = socket.getaddrinfo, socket.socket.connect
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
         raise OSError("network disabled by the test")
 
-    socket.getaddrinfo = _refuse
-    socket.socket.connect = _refuse
-module = sys.argv.pop(1)
-importlib.import_module(module).main()
-"""
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(work)
+    if no_network:
+        socket.getaddrinfo = refuse
+        socket.socket.connect = refuse  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        socket.getaddrinfo, socket.socket.connect = saved_socket  # type: ignore[method-assign]
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv[:] = saved_argv
+
+
+def run_command(module: str, argv: list[str], work: Path, env: dict[str, str], no_network: bool) -> Completed:
+    """The command's entry point called with ``argv`` (its name first): exit status, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    status = 0
+    with _process_like(work, env, no_network), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        sys.argv[:] = argv
+        try:
+            importlib.import_module(module).main(argv)
+        except SystemExit as e:
+            status = e.code if isinstance(e.code, int) else 1
+    return Completed(status, out.getvalue(), err.getvalue())
+
+
+@dataclasses.dataclass(frozen=True)
+class Completed:
+    """What a command line did, as ``subprocess.CompletedProcess`` would tell it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
 
 
 def write_inputs(kind: str, path: Path) -> None:
@@ -286,7 +324,7 @@ class Run:
     command: ReadmeCommand
     parsed: Parsed
     work: Path
-    result: subprocess.CompletedProcess[str]
+    result: Completed
 
 
 class Readme:
@@ -301,7 +339,7 @@ class Readme:
             (root / name).mkdir()
         self.runs: dict[int, Run] = {}
 
-    def env(self, no_network: bool) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("KERAS_HOME", "XDG_CACHE_HOME")}
         env.update(
             NEURAL_STYLE_WEIGHTS=str(self.network),
@@ -309,8 +347,6 @@ class Readme:
             NEURAL_STYLE_CACHE=str(self.root / "cache"),
             TMPDIR=str(self.root / "tmp"),
         )
-        if no_network:
-            env["NO_NETWORK"] = "1"
         return env
 
     def producer(self, index: int, path: str) -> Run | None:
@@ -339,14 +375,9 @@ class Readme:
                 raise AssertionError(f"README line {command.line}: nothing writes {path} before it")
             else:
                 write_inputs(kind, work / path)
-        result = subprocess.run(
-            [sys.executable, "-c", _RUNNER, COMMANDS[command.command], *parsed.argv()],
-            cwd=work,
-            env=self.env(no_network=command.command == "neural-style-download"),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        no_network = command.command == "neural-style-download"
+        argv = [command.command, *parsed.argv()]
+        result = run_command(COMMANDS[command.command], argv, work, self.env(), no_network)
         self.runs[index] = Run(command, parsed, work, result)
         return self.runs[index]
 
