@@ -135,3 +135,15 @@ def test_check_writable_read_only_directory(tmp_path: Path) -> None:
             command.check_writable(directory / "out.png", overwrite=False)
     finally:
         directory.chmod(0o755)
+
+
+def test_a_reader_that_stops_reading_is_no_traceback() -> None:
+    """``neural-style --help | head -1``: the help meets a closed pipe; no traceback, exit 0."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "neural_style", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before the help is written (Python starts in ~50 ms, not less)
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr and stderr == "", stderr

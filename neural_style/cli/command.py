@@ -102,8 +102,12 @@ class Command:
         """
         argv = list(sys.argv if argv is None else argv)
         if any(arg in HELP_ARGS for arg in argv[1:]):
-            print(self.usage)
-            print("\n".join(self.flags.module_help(sys.modules[module]) for module in self.modules))
+            try:
+                print(self.usage)
+                print("\n".join(self.flags.module_help(sys.modules[module]) for module in self.modules))
+                sys.stdout.flush()
+            except BrokenPipeError:  # e.g. --help | head: the reader has what it wanted
+                _silence_stdout()
             sys.exit(0)
         try:
             rest = self.flags(argv)[1:]
@@ -129,6 +133,16 @@ class Command:
             self.fail("interrupted", 130)
         except MemoryError:
             self.fail("out of memory; try smaller images (--width) or a smaller --batch_size", 1)
+        except BrokenPipeError:  # stdout was closed by its reader (e.g. | head): stop as a SIGPIPE would
+            _silence_stdout()
+            sys.exit(141)
+
+
+def _silence_stdout() -> None:
+    """Points stdout at /dev/null, so that flushing it at exit does not raise again on a closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 class Interruption:
