@@ -16,6 +16,7 @@ from neural_style.errors import NeuralStyleError
 __all__ = [
     "CONTENT_LAYERS",
     "EXPORT_LAYERS",
+    "MAX_SEED",
     "MIN_IMAGE_SIZE",
     "OPTIMIZERS",
     "POOLING",
@@ -39,6 +40,8 @@ PRECISIONS = ("float32", "bfloat16", "float16")
 # Iterations over which the tolerance rule measures the relative improvement of the loss.
 TOLERANCE_WINDOW = 20
 
+# The largest seed: NumPy takes any non-negative integer, TensorFlow's stateless seeds fit in 32 bits.
+MAX_SEED = 2**32 - 1
 # The smallest image side: total variation compares each pixel with its neighbours below and to the right.
 MIN_IMAGE_SIZE = 2
 # neural-style's layers: content relu4_2 (and relu5_2 with a content weight blend), style relu1_1..relu5_1.
@@ -55,6 +58,14 @@ def check_pooling(pooling: str) -> None:
     """Raises NeuralStyleError unless ``pooling`` is one of :data:`POOLING`."""
     if pooling not in POOLING:
         raise NeuralStyleError(f"is '{pooling}'; use one of: {', '.join(POOLING)}", setting="pooling")
+
+
+def _check_seed(seed: int | None) -> None:
+    """A seed is None (fresh randomness) or a whole number NumPy's and TensorFlow's generators all take."""
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise NeuralStyleError(
+            f"is {seed}; give a whole number from 0 to {MAX_SEED} (or leave it unset)", setting="seed"
+        )
 
 
 def _check_finite_non_negative(name: str, value: float) -> None:
@@ -182,6 +193,7 @@ class StyleConfig:
             raise NeuralStyleError(f"is {self.tolerance}; it must be a number >= 0", setting="tolerance")
         if self.stop_at_loss is not None and not math.isfinite(self.stop_at_loss):
             raise NeuralStyleError(f"is {self.stop_at_loss}; it must be a finite number", setting="stop_at_loss")
+        _check_seed(self.seed)
         if self.precision not in PRECISIONS:
             raise NeuralStyleError(f"is '{self.precision}'; use one of: {', '.join(PRECISIONS)}", setting="precision")
 
@@ -240,6 +252,7 @@ class TrainConfig:
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise NeuralStyleError(f"is {self.learning_rate}; it must be a positive number", setting="learning_rate")
         check_pooling(self.pooling)
+        _check_seed(self.seed)
         for name, layers in (("content_layers", self.content_layers), ("style_layers", self.style_layers)):
             if not layers:
                 raise NeuralStyleError(f"is empty; name at least one layer, e.g. {STYLE_LAYERS[0]}", setting=name)

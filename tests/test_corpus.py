@@ -1267,3 +1267,27 @@ def test_neural_style_stylizes_a_102_megapixel_photo(tmp_path: Path, camera_jpeg
     assert result.returncode == 0 and result.stderr == "", result.stderr
     with Image.open(ws.output) as output:
         assert output.size == (32, 24)
+
+
+@pytest.mark.parametrize("command", ["neural-style", "neural-style-train"])
+@pytest.mark.parametrize(
+    ("seed", "refused"), [(-1, True), (2**32, True), (10**20, True), (0, False), (2**32 - 1, False)]
+)
+def test_seeds_out_of_range_are_refused(command: str, seed: int, refused: bool) -> None:
+    """A seed NumPy or TensorFlow would reject (negative, or beyond 32 bits) is refused by name before any work;
+    the largest and smallest seeds are valid settings."""
+    from neural_style.config import MAX_SEED, StyleConfig, TrainConfig
+
+    assert MAX_SEED == 4294967295
+    config = StyleConfig(seed=seed) if command == "neural-style" else TrainConfig(seed=seed)
+    if not refused:
+        config.validate()
+        return
+    with pytest.raises(NeuralStyleError, match=f"is {seed}; give a whole number from 0 to 4294967295") as info:
+        config.validate()
+    assert info.value.setting == "seed"
+
+
+def test_a_negative_seed_on_the_command_line_is_one_line(tmp_path: Path, import_probe: Path) -> None:
+    """It used to end in NumPy's traceback after TensorFlow had started."""
+    test_cli_corpus(tmp_path, import_probe, CliCase("--seed -1", lambda ws: ws.args("--seed=-1"), 2, ("--seed is -1",)))

@@ -133,6 +133,10 @@ class Command:
             self.fail("interrupted", 130)
         except MemoryError:
             self.fail("out of memory; try smaller images (--width) or a smaller --batch_size", 1)
+        except Exception as e:
+            if type(e).__name__ != "ResourceExhaustedError":  # TensorFlow's out of memory, without importing it
+                raise
+            self.fail("out of memory; try smaller images (--width, --image_size) or a smaller --batch_size", 1)
         except BrokenPipeError:  # stdout was closed by its reader (e.g. | head): stop as a SIGPIPE would
             _silence_stdout()
             sys.exit(141)
