@@ -1291,3 +1291,44 @@ def test_seeds_out_of_range_are_refused(command: str, seed: int, refused: bool) 
 def test_a_negative_seed_on_the_command_line_is_one_line(tmp_path: Path, import_probe: Path) -> None:
     """It used to end in NumPy's traceback after TensorFlow had started."""
     test_cli_corpus(tmp_path, import_probe, CliCase("--seed -1", lambda ws: ws.args("--seed=-1"), 2, ("--seed is -1",)))
+
+
+def _list_flag_cases() -> list[Any]:
+    from neural_style.cli import export as export_cli
+    from neural_style.cli import train as train_cli
+
+    cases = []
+    for command, module in (
+        ("neural-style", stylize_cli),
+        ("neural-style-train", train_cli),
+        ("neural-style-export", export_cli),
+    ):
+        fv = module.flag_values()
+        for name in sorted(n for n in fv if isinstance(fv[n].parser, flags.ListParser)):
+            for value in ("a,", ",a", "a,,b", " , "):
+                cases.append(pytest.param(command, name, value, id=f"{command} --{name}={value}"))
+    return cases
+
+
+@pytest.mark.parametrize(("command", "name", "value"), _list_flag_cases())
+def test_every_list_flag_refuses_an_empty_entry(
+    command: str, name: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trailing, leading or double comma in any list flag of any command (found by its parser): one line saying
+    so, instead of an empty path or layer name further on."""
+    from neural_style.cli import export as export_cli
+    from neural_style.cli import train as train_cli
+
+    main = {"neural-style": stylize_cli.main, "neural-style-train": train_cli.main}.get(command, export_cli.main)
+    with pytest.raises(SystemExit) as info:
+        main([command, f"--{name}={value}"])
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{command}: error: --{name} '") and "empty entry" in lines[0]
+
+
+def test_the_commands_have_list_flags() -> None:
+    """The test above covers something: 5 list flags of neural-style, 2 of train, 1 of export."""
+    assert len([c for c in _list_flag_cases() if c.values[0] == "neural-style"]) == 5 * 4
+    assert len([c for c in _list_flag_cases() if c.values[0] == "neural-style-train"]) == 2 * 4
+    assert len([c for c in _list_flag_cases() if c.values[0] == "neural-style-export"]) == 1 * 4

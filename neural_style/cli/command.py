@@ -92,6 +92,18 @@ class Command:
             return str(error)
         return f"--{self.setting_flags.get(setting, setting)} {error.detail}"
 
+    def _check_values(self) -> None:
+        """What no flag of any command may hold: NaN or an infinity in a float flag, an empty entry in a list."""
+        for name in self.flags:
+            flag = self.flags[name]
+            if isinstance(flag.parser, flags.FloatParser) and flag.value is not None and not math.isfinite(flag.value):
+                self.fail(f"--{name} is {flag.value}; give a finite number", 2)
+            if isinstance(flag.parser, flags.ListParser) and flag.value and not all(v.strip() for v in flag.value):
+                given = ",".join(flag.value)
+                self.fail(
+                    f"--{name} '{given}' has an empty entry; separate values by single commas, none at the end", 2
+                )
+
     def run(self, argv: Sequence[str] | None, body: Callable[[list[str]], None], *, positional: bool = False) -> None:
         """Parses ``argv`` (default ``sys.argv``) and runs ``body(positional arguments)`` under the error rules.
 
@@ -115,14 +127,7 @@ class Command:
             self.fail(str(e), 2)
         if rest and not positional:
             self.fail(f"unexpected argument '{rest[0]}'; every setting is a --flag (see --help)", 2)
-        for name in self.flags:  # no setting of any command is meant to be NaN or infinite
-            value = self.flags[name].value
-            if (
-                isinstance(self.flags[name].parser, flags.FloatParser)
-                and value is not None
-                and not math.isfinite(value)
-            ):
-                self.fail(f"--{name} is {value}; give a finite number", 2)
+        self._check_values()
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter is not for users
         absl_logging.set_verbosity(absl_logging.WARNING)  # nor are TensorFlow's INFO lines (checkpoints, assets)
         try:

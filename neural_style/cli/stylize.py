@@ -210,12 +210,8 @@ def _check_checkpoint_flags(fv: flags.FlagValues) -> None:
 
 
 def _check_style_list(styles: Sequence[str]) -> None:
-    """--styles splits at commas: refuses empty entries, and a file whose own name holds a comma."""
-    given = ",".join(styles)
-    if not all(path.strip() for path in styles):
-        raise NeuralStyleError(
-            f"--styles '{given}' has an empty entry; separate the style images by single commas, none at the end"
-        )
+    """--styles splits at commas: refuses a file whose own name holds a comma (an empty entry is refused, as in
+    every list flag, by Command)."""
     for first in range(len(styles)):
         for last in range(first + 1, len(styles)):
             joined = ",".join(styles[first : last + 1])
