@@ -1216,7 +1216,13 @@ def _output_is_a_directory(ws: Workspace) -> list[str]:
     return ws.args(output=Path("results"))
 
 
+def _output_under_a_file(ws: Workspace) -> list[str]:
+    (ws.work / "notes.txt").write_text("a file")
+    return ws.args(output=Path("notes.txt/sub/out.png"))
+
+
 MESSAGE_CASES = [
+    CliCase("--output under a file", _output_under_a_file, 2, ("notes.txt is a file, not a directory",)),
     CliCase("--output is a directory", _output_is_a_directory, 2, ("--output results is a directory", "results/")),
     CliCase("a trailing comma in --styles", lambda ws: _replace(ws.args(), "styles", f"{ws.style},"), 2, ("empty",)),
     CliCase("a double comma in --styles", lambda ws: _replace(ws.args(), "styles", f"{ws.style},,x"), 2, ("empty",)),

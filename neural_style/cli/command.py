@@ -326,6 +326,11 @@ def check_target(
         raise NeuralStyleError(f"{what} {path} already exists; pass --overwrite or choose another name")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
+        ancestor = directory
+        while not os.path.exists(ancestor):
+            ancestor = os.path.dirname(ancestor)
+        if not os.path.isdir(ancestor):
+            raise NeuralStyleError(f"{what} {path}: {ancestor} is a file, not a directory; choose another location")
         raise NeuralStyleError(f"{what} directory {directory} does not exist; create it first")
     if not os.access(directory, os.W_OK | os.X_OK):
         raise NeuralStyleError(f"{what} directory {directory} is not writable; choose another location")
