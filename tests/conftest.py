@@ -30,13 +30,14 @@ known in advance.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -676,3 +677,26 @@ def small_problem(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, np.nda
     write_vgg_mat(path, channels=CHANNELS, tamper=he_scaled)
     content = content_array()[:16, :20].astype(np.float32)
     return read_matconvnet(path), content, style_array().astype(np.float32)
+
+
+@contextlib.contextmanager
+def read_only_directory(target: Path) -> Iterator[Path]:
+    """``target`` made (new) and unwritable for the duration: chmod 0500, or for root (whom permissions do not stop)
+    a read-only tmpfs mounted on it; skips the test when neither works."""
+    target.mkdir()
+    if os.geteuid() != 0:
+        target.chmod(0o500)
+        try:
+            yield target
+        finally:
+            target.chmod(0o700)
+        return
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(target)], capture_output=True, timeout=30
+    )
+    if mount.returncode != 0:
+        pytest.skip("root, and no read-only tmpfs can be mounted here")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], capture_output=True, timeout=30)

@@ -25,6 +25,7 @@ from conftest import (
     he_scaled,
     photo_array,
     probe_env,
+    read_only_directory,
     style_array,
     write_vgg_mat,
 )
@@ -245,23 +246,9 @@ def test_output_file_in_a_missing_directory_is_refused(
 
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    """A directory nobody may write in: chmod 0500, or for root (whom permissions do not stop) a read-only tmpfs."""
-    target = tmp_path / "ro"
-    target.mkdir()
-    if os.geteuid() != 0:
-        target.chmod(0o500)
+    """A directory nobody may write in (see conftest.read_only_directory)."""
+    with read_only_directory(tmp_path / "ro") as target:
         yield target
-        target.chmod(0o700)
-        return
-    mount = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(target)], capture_output=True, timeout=30
-    )
-    if mount.returncode != 0:
-        pytest.skip("root, and no read-only tmpfs can be mounted here")
-    try:
-        yield target
-    finally:
-        subprocess.run(["umount", str(target)], capture_output=True, timeout=30)
 
 
 def test_check_directory_target_lists_what_to_create(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

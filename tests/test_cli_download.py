@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import IMPORTS_MARKER, probe_env
+from conftest import IMPORTS_MARKER, probe_env, read_only_directory
 
 from neural_style import weights
 
@@ -80,24 +80,9 @@ def one_error(result: subprocess.CompletedProcess[str], status: int) -> str:
 
 @pytest.fixture
 def read_only(root: Path) -> Iterator[Path]:
-    """``root/work/ro``, a directory nobody may write in: chmod 0500, or for root (whom permissions do not stop) a
-    read-only tmpfs; skipped when neither works."""
-    target = root / "work" / "ro"
-    target.mkdir()
-    if os.geteuid() != 0:
-        target.chmod(0o500)
+    """A directory nobody may write in (see conftest.read_only_directory)."""
+    with read_only_directory(root / "work" / "ro") as target:
         yield target
-        target.chmod(0o700)
-        return
-    mount = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(target)], capture_output=True, timeout=30
-    )
-    if mount.returncode != 0:
-        pytest.skip("root, and no read-only tmpfs can be mounted here")
-    try:
-        yield target
-    finally:
-        subprocess.run(["umount", str(target)], capture_output=True, timeout=30)
 
 
 # ------------------------------------------------------------------------------------- refused before the network

@@ -25,14 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_vgg_mat
+from conftest import CONTENT_SIZE, content_array, style_array, write_vgg_mat
 from PIL import Image
 
 from neural_style.config import Candidate, StyleConfig, even_blends
 from neural_style.matconvnet import VggWeights, load_vgg
 from neural_style.stylization import sweep, sweep_runs
 
-CONTENT_SIZE = (24, 20)  # (width, height)
 CHANNELS = (4, 6, 8, 8, 8)
 ITERATIONS = 300  # per batch: batch 2 runs for far longer than a signal takes to arrive
 BLENDS = [f"{a:.3g}-{b:.3g}" for a, b in even_blends(5)]  # 1-0, 0.75-0.25, 0.5-0.5, 0.25-0.75, 0-1
@@ -42,17 +41,6 @@ HANG_GUARD = 600  # seconds; only to fail instead of hanging, never a measure of
 
 def _he_scaled(name: str, kernel: np.ndarray) -> np.ndarray:
     return kernel * np.float32(np.sqrt(2.0 / (kernel.shape[0] * kernel.shape[1] * kernel.shape[2])))
-
-
-def _content() -> np.ndarray:
-    width, height = CONTENT_SIZE
-    y, x = np.mgrid[0:height, 0:width]
-    return np.stack([70 + 4 * x, 90 + 3 * y, 170 - 2 * x - y], axis=-1).astype(np.uint8)
-
-
-def _style(seed: int) -> np.ndarray:
-    blocks = np.random.default_rng(seed).integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    return np.kron(blocks, np.ones((4, 4, 1), dtype=np.uint8))
 
 
 @dataclasses.dataclass
@@ -103,9 +91,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
     directory = root / "inputs"
     directory.mkdir()
     content, style1, style2 = directory / "content.png", directory / "style1.png", directory / "style2.png"
-    Image.fromarray(_content()).save(content)
-    Image.fromarray(_style(0)).save(style1)
-    Image.fromarray(_style(1)).resize((16, 16)).save(style2)
+    Image.fromarray(content_array()).save(content)
+    Image.fromarray(style_array(0)).save(style1)
+    Image.fromarray(style_array(1)).resize((16, 16)).save(style2)
     network = directory / "vgg.mat"
     write_vgg_mat(network, channels=CHANNELS, tamper=_he_scaled)
     return Inputs(root, content, f"{style1},{style2}", network)
@@ -270,8 +258,11 @@ class Tiny:
 
 @pytest.fixture(scope="module")
 def tiny(inputs: Inputs) -> Tiny:
-    styles = [_style(0).astype(np.float32), np.asarray(Image.fromarray(_style(1)).resize((12, 20)), np.float32)]
-    return Tiny(load_vgg(inputs.network), _content().astype(np.float32), styles)
+    styles = [
+        style_array(0).astype(np.float32),
+        np.asarray(Image.fromarray(style_array(1)).resize((12, 20)), np.float32),
+    ]
+    return Tiny(load_vgg(inputs.network), content_array().astype(np.float32), styles)
 
 
 def _config(**changes: object) -> StyleConfig:
