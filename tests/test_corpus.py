@@ -578,8 +578,9 @@ def test_output_on_read_only_file_system(tmpfs) -> None:
 
 
 def test_output_parent_is_a_file(tmp_path: Path) -> None:
+    """The message names the file in the way, not a directory that "does not exist"."""
     (tmp_path / "out.png").write_bytes(b"x")
-    with pytest.raises(NeuralStyleError, match="does not exist"):
+    with pytest.raises(NeuralStyleError, match=f"{tmp_path / 'out.png'} is a file, not a directory"):
         check_writable(tmp_path / "out.png" / "result.png", overwrite=True)
 
 
