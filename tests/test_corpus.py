@@ -1133,42 +1133,46 @@ def test_restart_discards_the_state_and_runs(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- no number flag is NaN or infinite
 
 
-def _float_flags(flag_values: Any) -> list[str]:
-    return sorted(name for name in flag_values if isinstance(flag_values[name].parser, flags.FloatParser))
-
-
-def _command_flag_cases() -> list[Any]:
+def _commands() -> dict[str, Any]:
+    """{command: its cli module} of the commands whose flags the classes below run through."""
+    from neural_style.cli import export as export_cli
     from neural_style.cli import train as train_cli
 
-    cases = []
-    for command, module in (("neural-style", stylize_cli), ("neural-style-train", train_cli)):
-        for name in _float_flags(module.flag_values()):
-            for value in ("nan", "inf", "-inf"):
-                cases.append(pytest.param(command, name, value, id=f"{command} --{name}={value}"))
-    return cases
+    return {"neural-style": stylize_cli, "neural-style-train": train_cli, "neural-style-export": export_cli}
 
 
-@pytest.mark.parametrize(("command", "name", "value"), _command_flag_cases())
+def _flags_of(command: str, parser: type) -> list[str]:
+    """The flags of ``command`` parsed by ``parser`` (e.g. every float flag), found by type, so new ones count."""
+    fv = _commands()[command].flag_values()
+    return sorted(name for name in fv if isinstance(fv[name].parser, parser))
+
+
+def _flag_cases(parser: type, values: tuple[str, ...]) -> list[Any]:
+    """(command, flag, value) for every flag of that parser in every command, with each of ``values``."""
+    return [
+        pytest.param(command, name, value, id=f"{command} --{name}={value}")
+        for command in _commands()
+        for name in _flags_of(command, parser)
+        for value in values
+    ]
+
+
+@pytest.mark.parametrize(("command", "name", "value"), _flag_cases(flags.FloatParser, ("nan", "inf", "-inf")))
 def test_every_float_flag_refuses_nan_and_infinity(
     command: str, name: str, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Every float flag of every command (found by its parser, so new flags are covered): exit 2, one line."""
-    from neural_style.cli import train as train_cli
-
-    main = stylize_cli.main if command == "neural-style" else train_cli.main
     with pytest.raises(SystemExit) as info:
-        main([command, f"--{name}={value}"])
+        _commands()[command].main([command, f"--{name}={value}"])
     assert info.value.code == 2
     lines = capsys.readouterr().err.splitlines()
     assert lines == [f"{command}: error: --{name} is {float(value)}; give a finite number"], lines
 
 
 def test_the_commands_have_float_flags() -> None:
-    """The test above covers something: neural-style has 12 float flags, neural-style-train 5."""
-    from neural_style.cli import train as train_cli
-
-    assert len(_float_flags(stylize_cli.flag_values())) == 12
-    assert len(_float_flags(train_cli.flag_values())) == 5
+    """The test above covers something: neural-style has 12 float flags, neural-style-train 5, export none."""
+    counts = {command: len(_flags_of(command, flags.FloatParser)) for command in _commands()}
+    assert counts == {"neural-style": 12, "neural-style-train": 5, "neural-style-export": 0}
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999"])
@@ -1300,35 +1304,14 @@ def test_a_negative_seed_on_the_command_line_is_one_line(tmp_path: Path, import_
     test_cli_corpus(tmp_path, import_probe, CliCase("--seed -1", lambda ws: ws.args("--seed=-1"), 2, ("--seed is -1",)))
 
 
-def _list_flag_cases() -> list[Any]:
-    from neural_style.cli import export as export_cli
-    from neural_style.cli import train as train_cli
-
-    cases = []
-    for command, module in (
-        ("neural-style", stylize_cli),
-        ("neural-style-train", train_cli),
-        ("neural-style-export", export_cli),
-    ):
-        fv = module.flag_values()
-        for name in sorted(n for n in fv if isinstance(fv[n].parser, flags.ListParser)):
-            for value in ("a,", ",a", "a,,b", " , "):
-                cases.append(pytest.param(command, name, value, id=f"{command} --{name}={value}"))
-    return cases
-
-
-@pytest.mark.parametrize(("command", "name", "value"), _list_flag_cases())
+@pytest.mark.parametrize(("command", "name", "value"), _flag_cases(flags.ListParser, ("a,", ",a", "a,,b", " , ")))
 def test_every_list_flag_refuses_an_empty_entry(
     command: str, name: str, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A trailing, leading or double comma in any list flag of any command (found by its parser): one line saying
     so, instead of an empty path or layer name further on."""
-    from neural_style.cli import export as export_cli
-    from neural_style.cli import train as train_cli
-
-    main = {"neural-style": stylize_cli.main, "neural-style-train": train_cli.main}.get(command, export_cli.main)
     with pytest.raises(SystemExit) as info:
-        main([command, f"--{name}={value}"])
+        _commands()[command].main([command, f"--{name}={value}"])
     assert info.value.code == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{command}: error: --{name} '") and "empty entry" in lines[0]
@@ -1336,6 +1319,5 @@ def test_every_list_flag_refuses_an_empty_entry(
 
 def test_the_commands_have_list_flags() -> None:
     """The test above covers something: 5 list flags of neural-style, 2 of train, 1 of export."""
-    assert len([c for c in _list_flag_cases() if c.values[0] == "neural-style"]) == 5 * 4
-    assert len([c for c in _list_flag_cases() if c.values[0] == "neural-style-train"]) == 2 * 4
-    assert len([c for c in _list_flag_cases() if c.values[0] == "neural-style-export"]) == 1 * 4
+    counts = {command: len(_flags_of(command, flags.ListParser)) for command in _commands()}
+    assert counts == {"neural-style": 5, "neural-style-train": 2, "neural-style-export": 1}

@@ -12,7 +12,7 @@ from conftest import MEAN_PIXEL, random_images, red_image, red_network
 
 from neural_style.config import POOLING
 from neural_style.errors import NeuralStyleError
-from neural_style.matconvnet import Layer, VggWeights, read_matconvnet
+from neural_style.matconvnet import read_matconvnet
 from neural_style.vgg import VggFeatures, feature_extractor, preprocess, unprocess
 
 POOLINGS = pytest.mark.parametrize("pooling", POOLING)
@@ -50,21 +50,9 @@ def _pool_same_reference(image: np.ndarray, pooling: str) -> np.ndarray:
     return out
 
 
-def _one_channel_network() -> VggWeights:
-    """conv1_1 (1x1, copies the red channel, no bias), relu1_1, pool1: the pool sees the red channel as is."""
-    kernel = np.zeros((1, 1, 3, 1), np.float32)
-    kernel[0, 0, 0, 0] = 1.0
-    layers = (
-        Layer("conv1_1", "conv", kernel, np.zeros(1, np.float32)),
-        Layer("relu1_1", "relu"),
-        Layer("pool1", "pool"),
-    )
-    return VggWeights(layers=layers, mean_pixel=np.zeros(3, np.float32))
-
-
 def _pool_of(plane: np.ndarray, pooling: str) -> np.ndarray:
     """pool1 of the one-channel network for an image whose red channel is ``plane`` (non-negative)."""
-    model = feature_extractor(_one_channel_network(), ["pool1"], pooling=pooling, preprocessed=True)
+    model = feature_extractor(red_network(mean_red=0.0), ["pool1"], pooling=pooling, preprocessed=True)
     image = np.zeros((1, *plane.shape, 3), np.float32)
     image[0, :, :, 0] = plane
     return model(tf.constant(image))["pool1"].numpy()[0, :, :, 0]
