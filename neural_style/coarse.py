@@ -18,9 +18,9 @@ from neural_style.image_io import resize, resize_styles, scaled_size
 from neural_style.matconvnet import VggWeights
 
 if TYPE_CHECKING:
-    from neural_style.stylization import Progress
+    from neural_style.stylization import Progress, Stylization
 
-__all__ = ["MIN_STAGE_WIDTH", "coarse_to_fine", "split_iterations", "stage_widths"]
+__all__ = ["MIN_STAGE_WIDTH", "coarse_to_fine", "split_iterations", "stage_runs", "stage_widths"]
 
 # Stages narrower than this carry too little of the picture to be worth running.
 MIN_STAGE_WIDTH = 32
@@ -78,12 +78,45 @@ def coarse_to_fine(
     style_scales: Sequence[float] | None = None,
     initial: np.ndarray | None = None,
 ) -> Iterator[tuple[int, Progress]]:
-    """Runs :func:`neural_style.stylization.stylize` once per stage, from the smallest width to the content's.
+    """Runs one stylization per stage, from the smallest width to the content's (see :func:`stage_runs`).
+
+    Yields:
+        (stage index, the stage's :class:`neural_style.stylization.Progress`).
+    """
+    runs = stage_runs(
+        weights,
+        content,
+        styles,
+        config,
+        widths=widths,
+        iterations=iterations,
+        style_scales=style_scales,
+        initial=initial,
+    )
+    for stage, run in runs:
+        for record in run:
+            yield stage, record
+
+
+def stage_runs(
+    weights: VggWeights,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    config: StyleConfig,
+    *,
+    widths: Sequence[int],
+    iterations: Sequence[int],
+    style_scales: Sequence[float] | None = None,
+    initial: np.ndarray | None = None,
+    first: int = 0,
+) -> Iterator[tuple[int, Stylization]]:
+    """The stages of :func:`coarse_to_fine` as runs: (stage index, its :class:`Stylization`), one at a time.
 
     At each stage the content is resized to the stage width and each style to its scale x the stage width (the
     rule of a single run at that width). Stage 0 starts as a single run would (``initial``, noise blend, seed);
     later stages start from the previous stage's result, upsampled, without noise. Colours are preserved, and the
-    stopping rules (``stop_at_loss``, ``tolerance``) apply, only in the last stage.
+    stopping rules (``stop_at_loss``, ``tolerance``) apply, only in the last stage. Each run is built when the next
+    stage is asked for, from the result of the one before: iterate it to its end first.
 
     Args:
         weights: the VGG parameters.
@@ -94,31 +127,33 @@ def coarse_to_fine(
         iterations: iterations of each stage.
         style_scales: one per style (default 1.0 each).
         initial: [H, W, 3] start image at the final size, or None.
-
-    Yields:
-        (stage index, the stage's :class:`neural_style.stylization.Progress`).
+        first: the stage to begin with, e.g. to restore a saved stage into (its start is then the content resized,
+            to be replaced by the restored image).
     """
-    from neural_style.stylization import stylize  # TensorFlow is imported only when a run starts
+    from neural_style.stylization import Stylization  # TensorFlow is imported only when a run starts
 
     if len(widths) != len(iterations) or not widths or widths[-1] != content.shape[1]:
         raise NeuralStyleError("coarse_to_fine needs one iteration count per width and the last width = content's")
+    if not 0 <= first < len(widths):
+        raise NeuralStyleError(f"there is no stage {first} among {len(widths)}")
     previous: np.ndarray | None = None
-    for stage, (width, count) in enumerate(zip(widths, iterations, strict=True)):
-        last = stage == len(widths) - 1
+    for stage in range(first, len(widths)):
+        width, count = widths[stage], iterations[stage]
         size = scaled_size(content.shape, width)
         stage_content = resize(content, size)
         stage_styles = resize_styles(styles, style_scales, width)
         # Stopping rules compare losses of the final size; colours are preserved once, in the result.
         stage_config = dataclasses.replace(config, iterations=count)
-        if not last:
+        if stage < len(widths) - 1:
             stage_config = dataclasses.replace(stage_config, preserve_colors=False, stop_at_loss=None, tolerance=None)
-        if previous is None:
+        if stage == 0:
             start = None if initial is None else resize(initial, size)
         else:
-            start = resize(previous, size)
+            start = resize(previous if previous is not None else content, size)
             stage_config = dataclasses.replace(stage_config, initial_noiseblend=0.0)
-        for record in stylize(weights, stage_content, stage_styles, stage_config, initial=start):
-            if record.final:
-                assert record.image is not None
-                previous = record.image
-            yield stage, record
+        run = Stylization(weights, stage_content, stage_styles, stage_config, initial=start)
+        yield stage, run
+        previous = run.best_images()
+        if previous is not None:
+            previous = previous[0]
+        del run

@@ -151,6 +151,8 @@ class StyleConfig:
     tolerance: float | None = None  # stop when the loss improved by less than this fraction over 20 iterations
     precision: str = "float32"  # dtype of the VGG convolutions: float32, bfloat16 or float16
     xla: bool = False  # compile the step with XLA (jit_compile)
+    clip: bool = False  # Adam: clip the image to 0..255 after every step (projected Adam); L-BFGS always keeps to it
+    average_decay: float | None = None  # the result is an exponential moving average of the iterates with this decay
 
     def validate(self, n_styles: int | None = None) -> None:
         """Raises NeuralStyleError naming the first setting that is out of range.
@@ -196,6 +198,10 @@ class StyleConfig:
         _check_seed(self.seed)
         if self.precision not in PRECISIONS:
             raise NeuralStyleError(f"is '{self.precision}'; use one of: {', '.join(PRECISIONS)}", setting="precision")
+        if self.average_decay is not None and not 0.0 < self.average_decay < 1.0:
+            raise NeuralStyleError(
+                f"is {self.average_decay}; it must be in (0, 1), e.g. 0.9 (or left unset)", setting="average_decay"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

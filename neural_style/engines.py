@@ -72,8 +72,16 @@ class Adam(tf.Module):
         beta1: float = 0.9,
         beta2: float = 0.999,
         epsilon: float = 1e-8,
+        bounds: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
+        """Args:
+        variable: the variable :meth:`apply` steps (its moments live here), or None to use :meth:`update` only.
+        learning_rate, beta1, beta2, epsilon: Adam's settings.
+        bounds: (lower, upper), broadcastable to the variable: each step ends by clipping to them (projected Adam),
+            or None to leave the values unbounded (neural-style's Adam).
+        """
         super().__init__(name="adam")
+        self.bounds = None if bounds is None else tuple(np.asarray(b, np.float32) for b in bounds)
         self.learning_rate = learning_rate
         self.beta1 = beta1
         self.beta2 = beta2
@@ -94,7 +102,10 @@ class Adam(tf.Module):
         m = beta1 * m + (1.0 - beta1) * gradient
         v = beta2 * v + (1.0 - beta2) * tf.square(gradient)
         alpha = self.learning_rate * tf.sqrt(1.0 - tf.pow(beta2, t)) / (1.0 - tf.pow(beta1, t))
-        return value - alpha * m / (tf.sqrt(v) + self.epsilon), m, v
+        value = value - alpha * m / (tf.sqrt(v) + self.epsilon)
+        if self.bounds is not None:
+            value = tf.clip_by_value(value, *self.bounds)
+        return value, m, v
 
     def apply(self, gradient: tf.Tensor, variable: tf.Variable) -> None:
         """One step on ``variable`` (the one given at construction), keeping the moments in this module."""
@@ -109,6 +120,7 @@ class Engine(Protocol):
     """Holds the images being optimised and the optimiser's state on the device(s)."""
 
     finished: bool  # the optimiser ended by itself (only L-BFGS does)
+    steps_report_start: bool  # a step returns every loss term of the images it started from (Adam)
 
     @property
     def evaluations(self) -> int | None:
@@ -124,16 +136,12 @@ class Engine(Protocol):
         """One optimisation step; returns loss terms ([N] each, at least "total") it computed on its way."""
         ...
 
-    def evaluate(self) -> dict[str, np.ndarray]:
-        """The weighted loss terms of the current images, [N] each."""
+    def evaluate(self, images: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The weighted loss terms, [N] each, of the current images or of ``images`` [N, H, W, 3] (preprocessed)."""
         ...
 
     def images(self) -> np.ndarray:
         """The current images, preprocessed, [N, H, W, 3]."""
-        ...
-
-    def revert(self) -> None:
-        """Puts back the images the last step's reported losses belong to (Adam: those it started from)."""
         ...
 
     def close(self) -> None:
@@ -150,6 +158,7 @@ class AdamEngine:
 
     finished = False
     evaluations = None
+    steps_report_start = True
 
     def __init__(
         self,
@@ -158,6 +167,7 @@ class AdamEngine:
         params: Mapping[str, np.ndarray],
         settings: Sequence[float] = (1e1, 0.9, 0.999, 1e-8),
         *,
+        bounds: tuple[np.ndarray, np.ndarray] | None = None,
         jit_compile: bool = False,
     ) -> None:
         """Args:
@@ -165,23 +175,24 @@ class AdamEngine:
         start: [N, H, W, 3] preprocessed start images.
         params: per-image arrays passed to ``loss``.
         settings: Adam's learning rate, beta1, beta2 and epsilon.
+        bounds: (lower, upper) pixel bounds to clip to after every step (projected Adam), or None.
         jit_compile: compile the step with XLA.
         """
         self.image = tf.Variable(start, name="image")
-        self.optimizer = Adam(self.image, *settings)
-        self._previous = tf.Variable(tf.zeros_like(self.image), trainable=False, name="previous")
+        learning_rate, beta1, beta2, epsilon = settings
+        self.optimizer = Adam(self.image, learning_rate, beta1, beta2, epsilon, bounds=bounds)
         constants = {key: tf.constant(value) for key, value in params.items()}
         image, adam = self.image, self.optimizer
 
-        @tf.function(jit_compile=jit_compile)
+        # autograph=False: the loss has no tensor-dependent Python control flow, and converting it costs start-up.
+        @tf.function(jit_compile=jit_compile, autograph=False)
         def step() -> Mapping[str, tf.Tensor]:
-            self._previous.assign(image)
             terms, gradient = value_and_gradient(lambda: loss(image, **constants), image)
             adam.apply(gradient, image)
             return terms
 
         self._step = step
-        self._evaluate = tf.function(lambda: loss(image, **constants))
+        self._evaluate = tf.function(lambda images: loss(images, **constants), autograph=False)
 
     @property
     def state(self) -> tf.train.Checkpoint:
@@ -190,14 +201,11 @@ class AdamEngine:
     def step(self) -> dict[str, np.ndarray]:
         return _numpy(self._step())
 
-    def evaluate(self) -> dict[str, np.ndarray]:
-        return _numpy(self._evaluate())
+    def evaluate(self, images: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        return _numpy(self._evaluate(self.image.value() if images is None else tf.constant(images, tf.float32)))
 
     def images(self) -> np.ndarray:
         return self.image.numpy()
-
-    def revert(self) -> None:
-        self.image.assign(self._previous)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -213,6 +221,7 @@ class ReplicatedAdamEngine:
     finished = False
     evaluations = None
     state = None
+    steps_report_start = True
 
     def __init__(
         self,
@@ -239,37 +248,35 @@ class ReplicatedAdamEngine:
         self._m = split(np.zeros_like(start))
         self._v = split(np.zeros_like(start))
         self._params = {key: split(np.asarray(value)) for key, value in params.items()}
+        self._split = split
         self._t = 0
-        self._previous = self._images
 
         def replica_step(images, m, v, t, params):
             terms, gradient = value_and_gradient(lambda: loss(images, **params), images)
             images, m, v = optimizer.update(images, gradient, m, v, t)
             return images, m, v, terms
 
-        self._step = tf.function(lambda *args: strategy.run(replica_step, args=args))
-        self._evaluate = tf.function(lambda images, params: strategy.run(lambda x, p: loss(x, **p), (images, params)))
+        self._step = tf.function(lambda *args: strategy.run(replica_step, args=args), autograph=False)
+        self._evaluate = tf.function(
+            lambda images, params: strategy.run(lambda x, p: loss(x, **p), (images, params)), autograph=False
+        )
 
     def _gather(self, value: Any) -> np.ndarray:
         return np.concatenate([part.numpy() for part in self._strategy.experimental_local_results(value)])
 
     def step(self) -> dict[str, np.ndarray]:
         self._t += 1
-        self._previous = self._images
         self._images, self._m, self._v, terms = self._step(
             self._images, self._m, self._v, tf.constant(self._t, tf.float32), self._params
         )
         return {key: self._gather(value) for key, value in terms.items()}
 
-    def evaluate(self) -> dict[str, np.ndarray]:
-        terms = self._evaluate(self._images, self._params)
+    def evaluate(self, images: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        terms = self._evaluate(self._images if images is None else self._split(images), self._params)
         return {key: self._gather(value) for key, value in terms.items()}
 
     def images(self) -> np.ndarray:
         return self._gather(self._images)
-
-    def revert(self) -> None:
-        self._images = self._previous
 
     def close(self) -> None:
         """Nothing to release."""
@@ -286,9 +293,13 @@ class LbfgsEngine:
     whenever it likes. One :meth:`step` is one L-BFGS iteration, which may evaluate the loss several times (line
     search); :attr:`evaluations` counts them. When scipy ends on its own (e.g. the line search cannot make
     progress), :attr:`finished` becomes true. float64 is used only at the scipy boundary.
+
+    Its :attr:`state` holds the current image and the evaluation count: a restored engine continues from the saved
+    image with an empty history (scipy's correction pairs cannot be handed back to it), so its next iterations
+    rebuild the curvature estimate as the first ones of a run do.
     """
 
-    state = None
+    steps_report_start = False
 
     def __init__(
         self,
@@ -317,28 +328,38 @@ class LbfgsEngine:
             raise NeuralStyleError("L-BFGS optimises one image at a time; sweep with Adam or one image per batch")
         self._shape = start.shape
         self._x = np.asarray(start, np.float32)
+        self._image = tf.Variable(self._x, trainable=False, name="image")
+        self._evaluations = tf.Variable(0, dtype=tf.int64, trainable=False, name="evaluations")
         self._bounds = scipy.optimize.Bounds(
             np.broadcast_to(np.asarray(lower, np.float64), start.shape).ravel(),
             np.broadcast_to(np.asarray(upper, np.float64), start.shape).ravel(),
         )
         self._options = {"maxcor": memory, "maxiter": max_iterations, "maxfun": 50 * max_iterations}
-        self.evaluations = 0
         self.finished = False
         self._iterates: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._resume: queue.Queue[bool] = queue.Queue(maxsize=1)
         self._thread: threading.Thread | None = None
         constants = {key: tf.constant(value) for key, value in params.items()}
 
-        @tf.function(jit_compile=jit_compile)
+        @tf.function(jit_compile=jit_compile, autograph=False)
         def total_and_gradient(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             terms, gradient = value_and_gradient(lambda: loss(images, **constants), images)
             return tf.reduce_sum(terms["total"]), gradient
 
         self._value_and_gradient = total_and_gradient
-        self._evaluate = tf.function(lambda images: loss(images, **constants))
+        self._evaluate = tf.function(lambda images: loss(images, **constants), autograph=False)
+
+    @property
+    def evaluations(self) -> int:
+        """Loss and gradient evaluations so far (over the saved run too, after a restore)."""
+        return int(self._evaluations.numpy())
+
+    @property
+    def state(self) -> tf.train.Checkpoint:
+        return tf.train.Checkpoint(image=self._image, evaluations=self._evaluations)
 
     def _fun(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        self.evaluations += 1
+        self._evaluations.assign_add(1)
         value, gradient = self._value_and_gradient(tf.constant(x.reshape(self._shape), tf.float32))
         return float(value), gradient.numpy().astype(np.float64).ravel()
 
@@ -351,7 +372,7 @@ class LbfgsEngine:
         try:
             scipy.optimize.minimize(
                 self._fun,
-                self._x.astype(np.float64).ravel(),
+                self._x.astype(np.float64).ravel(),  # the start, or the image a restored state holds
                 jac=True,
                 method="L-BFGS-B",
                 bounds=self._bounds,
@@ -369,6 +390,7 @@ class LbfgsEngine:
         if self.finished:
             return self.evaluate()
         if self._thread is None:
+            self._x = self._image.numpy()  # a restore may have replaced the start
             self._thread = threading.Thread(target=self._run, name="lbfgs", daemon=True)
             self._thread.start()
         else:
@@ -382,16 +404,14 @@ class LbfgsEngine:
             return self.evaluate()
         x, value = item
         self._x = x.reshape(self._shape)
+        self._image.assign(self._x)
         return {"total": np.array([value], np.float32)}
 
-    def evaluate(self) -> dict[str, np.ndarray]:
-        return _numpy(self._evaluate(tf.constant(self._x)))
+    def evaluate(self, images: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        return _numpy(self._evaluate(tf.constant(self._x if images is None else images, tf.float32)))
 
     def images(self) -> np.ndarray:
         return self._x.copy()
-
-    def revert(self) -> None:
-        """Nothing to undo: the losses a step reports are those of the image it arrived at."""
 
     def close(self) -> None:
         """Ends the worker thread if it is waiting for another iteration."""
@@ -416,8 +436,9 @@ def make_engine(
         loss: ``loss(images, **params)`` -> terms.
         start: [N, H, W, 3] preprocessed start images.
         params: per-image arrays passed to ``loss``.
-        config: the optimiser's settings (optimizer, Adam's, L-BFGS's, iterations, xla).
-        bounds: (lower, upper) [3] pixel bounds in the preprocessed space (L-BFGS keeps to them).
+        config: the optimiser's settings (optimizer, Adam's, L-BFGS's, clip, iterations, xla).
+        bounds: (lower, upper) [3] pixel bounds in the preprocessed space (L-BFGS keeps to them, and Adam with
+            ``config.clip``).
         strategy: a ``tf.distribute`` strategy with several replicas, or None for the default device.
     """
     replicated = strategy is not None and strategy.num_replicas_in_sync > 1
@@ -436,7 +457,8 @@ def make_engine(
             jit_compile=config.xla,
         )
     settings = (config.learning_rate, config.beta1, config.beta2, config.epsilon)
+    clip = (bounds[0], bounds[1]) if config.clip else None
     if replicated:
         assert strategy is not None
-        return ReplicatedAdamEngine(loss, start, params, Adam(None, *settings), strategy)
-    return AdamEngine(loss, start, params, settings, jit_compile=config.xla)
+        return ReplicatedAdamEngine(loss, start, params, Adam(None, *settings, bounds=clip), strategy)
+    return AdamEngine(loss, start, params, settings, bounds=clip, jit_compile=config.xla)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -20,11 +21,13 @@ from neural_style.color import preserve_colors
 from neural_style.config import TOLERANCE_WINDOW, Candidate, StyleConfig
 from neural_style.engines import make_engine
 from neural_style.errors import NeuralStyleError, NonFiniteLossError
+from neural_style.image_io import to_uint8
 from neural_style.matconvnet import VggWeights
 from neural_style.vgg import VggFeatures, preprocess, unprocess
 
 __all__ = [
     "NOISE_SCALE",
+    "TERMS",
     "Progress",
     "Stylization",
     "build_objective",
@@ -34,6 +37,8 @@ __all__ = [
     "sweep_runs",
 ]
 
+# The loss terms, in the order a run keeps them.
+TERMS = ("content", "style", "tv", "total")
 # Standard deviation of the initial noise in preprocessed (mean-subtracted 0..255) units, as in neural-style.
 NOISE_SCALE = 0.256
 
@@ -46,9 +51,13 @@ class Progress:
         iteration: steps done so far, 0 (the start images, with their losses) to ``iterations``.
         iterations: steps in the whole run.
         step_loss: [N] total loss of the images the last step started from; None at iteration 0.
-        losses: {"content", "style", "tv", "total"}: [N] each, of the current images; at print iterations and the end.
-        images: [N, H, W, 3] float32 RGB 0..255, the lowest-loss images seen at checkpoints so far (colours
-            preserved if asked); at checkpoint iterations and the end, where it is the run's result.
+        losses: {"content", "style", "tv", "total"}: [N] each, of the images being optimised (the optimiser's view:
+            Adam's may lie outside 0..255); at print iterations and the end.
+        images: [N, H, W, 3] float32 RGB 0..255, the best images seen at checkpoints so far, as they are saved:
+            clipped to 0..255 and rounded to whole grey levels (colours preserved if asked; the average of the
+            iterates with ``average_decay``); at checkpoint iterations and the end, where it is the run's result.
+        image_losses: the loss terms ([N] each) of :attr:`images` exactly as they are, i.e. of the saved files
+            (PNG; a lossy format such as JPEG changes the pixels again); with :attr:`images`.
         final: true for the last record of the run: after ``iterations`` steps, or earlier when a stopping rule
             (``stop_at_loss``, ``tolerance``) fired or L-BFGS ended by itself.
         evaluations: L-BFGS only: loss and gradient evaluations so far.
@@ -64,6 +73,7 @@ class Progress:
     final: bool = False
     evaluations: int | None = None
     step_losses: dict[str, np.ndarray] | None = None
+    image_losses: dict[str, np.ndarray] | None = None
 
     @property
     def image(self) -> np.ndarray | None:
@@ -148,10 +158,17 @@ def initial_image(
 class Stylization:
     """One optimisation run; iterate over it for :class:`Progress` records.
 
-    Its whole state (images, optimiser moments, iteration, best images and their losses, recent loss history)
-    lives in TensorFlow variables collected in :attr:`state`, a ``tf.train.Checkpoint``, so a run can be saved
-    between records and resumed later with the same result as an uninterrupted one. ``state`` is None when the
-    engine cannot be saved (L-BFGS, or Adam split across devices).
+    The run is judged by the image it would save: the best image, ``stop_at_loss`` and ``tolerance`` use the loss of
+    the result as written to a file (clipped to 0..255, rounded to whole grey levels, averaged with
+    ``average_decay``, colours preserved if asked), not the optimiser's own loss of its unclipped iterate. The
+    optimiser's trajectory is the same either way (neural-style's by default); what it costs is one forward pass
+    per scored iteration: at checkpoints and the end, and at every iteration when a stopping rule is set.
+
+    Its whole state (images, optimiser state, iteration, best images and their losses, the running average, recent
+    loss history) lives in TensorFlow variables collected in :attr:`state`, a ``tf.train.Checkpoint``, so a run can
+    be saved between records and resumed later. ``state`` is None when the engine cannot be saved (Adam split
+    across devices). A restored Adam run continues exactly as an uninterrupted one; a restored L-BFGS run continues
+    from the saved image with a fresh history.
     """
 
     def __init__(
@@ -186,23 +203,26 @@ class Stylization:
         )
         n = len(blends)
         params = {"blend": blends, "style_weight": style_weights}
-        mean = np.asarray(weights.mean_pixel, np.float32)
+        self._mean = np.asarray(weights.mean_pixel, np.float32)
         self.config = config
-        self._weights = weights
         self._content = content
         self._engine = make_engine(
             objective,
             np.repeat(start, n, axis=0),
             params,
             config,
-            bounds=(-mean, 255.0 - mean),
+            bounds=(-self._mean, 255.0 - self._mean),
             strategy=strategy,
         )
+        shape = (n, *start.shape[1:])
         self._iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
-        self._best = tf.Variable(np.zeros((n, *start.shape[1:]), np.float32), trainable=False, name="best")
-        self._best_loss = tf.Variable(np.full(n, np.inf, np.float32), trainable=False, name="best_loss")
+        self._best = tf.Variable(np.zeros(shape, np.float32), trainable=False, name="best")
+        self._best_terms = tf.Variable(np.full((len(TERMS), n), np.inf, np.float32), trainable=False, name="terms")
         self._has_best = tf.Variable(False, trainable=False, name="has_best")
         self._history = tf.Variable(np.zeros(TOLERANCE_WINDOW + 1, np.float32), trainable=False, name="history")
+        self._average = None
+        if config.average_decay is not None:
+            self._average = tf.Variable(np.zeros(shape, np.float32), trainable=False, name="average")
         engine_state = self._engine.state
         self.state: tf.train.Checkpoint | None = None
         if engine_state is not None:
@@ -210,9 +230,10 @@ class Stylization:
                 engine=engine_state,
                 iteration=self._iteration,
                 best=self._best,
-                best_loss=self._best_loss,
+                best_terms=self._best_terms,
                 has_best=self._has_best,
                 history=self._history,
+                **({} if self._average is None else {"average": self._average}),
             )
 
     @property
@@ -221,20 +242,40 @@ class Stylization:
         return int(self._iteration.numpy())
 
     def best_images(self) -> np.ndarray | None:
-        """The best images seen at checkpoints so far, RGB 0..255 [N, H, W, 3], or None before the first."""
+        """The best images seen at checkpoints so far, as saved (RGB 0..255 [N, H, W, 3]), or None before the first."""
         if not bool(self._has_best.numpy()):
             return None
-        return self._result(self._best.numpy())
+        return self._best.numpy()
 
     def current_images(self) -> np.ndarray:
-        """The images being optimised, RGB 0..255 [N, H, W, 3] (colours preserved if asked)."""
-        return self._result(self._engine.images())
+        """The images the run would save now (RGB 0..255 [N, H, W, 3]; averaged, clipped and rounded)."""
+        return self._saved(self._output())
 
-    def _result(self, images: np.ndarray) -> np.ndarray:
-        rgb = unprocess(images, self._weights.mean_pixel).astype(np.float32)
+    def iterates(self) -> np.ndarray:
+        """The images being optimised, RGB [N, H, W, 3], as the optimiser holds them: not averaged, clipped or
+        rounded (Adam's may lie outside 0..255)."""
+        return unprocess(self._engine.images(), self._mean).astype(np.float32)
+
+    def _output(self) -> np.ndarray:
+        """The images the run would save now, preprocessed: the iterates, or their bias-corrected average."""
+        if self._average is None:
+            return self._engine.images()
+        decay = self.config.average_decay
+        assert decay is not None
+        return self._average.numpy() / np.float32(1.0 - decay ** max(self.iteration, 1))
+
+    def _saved(self, images: np.ndarray) -> np.ndarray:
+        """Preprocessed images -> exactly what a PNG of them holds: RGB, colours preserved if asked, whole grey levels
+        in 0..255 (float32)."""
+        rgb = unprocess(images, self._mean)
         if self.config.preserve_colors:
             rgb = np.stack([preserve_colors(image, self._content) for image in rgb])
-        return rgb
+        return to_uint8(rgb).astype(np.float32)
+
+    def _score(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The images the run would save now (RGB) and their loss terms."""
+        saved = self._saved(self._output())
+        return saved, self._engine.evaluate(preprocess(saved, self._mean))
 
     def __iter__(self) -> Iterator[Progress]:
         try:
@@ -251,32 +292,42 @@ class Stylization:
     def _optimise(self) -> Iterator[Progress]:
         """The loop shared by every engine: steps, stopping rules, reports and best-image tracking."""
         engine, config = self._engine, self.config
-        if self.iteration == 0:  # the start: its losses are the first row of a loss history
+        stopping = config.stop_at_loss is not None or config.tolerance is not None
+        start_pending = self.iteration == 0  # the start's losses are the first row of a loss history
+        if start_pending and not engine.steps_report_start:
             yield Progress(0, config.iterations, losses=engine.evaluate())
+            start_pending = False
         for k in range(self.iteration + 1, config.iterations + 1):
             step_losses = engine.step()
+            if start_pending:  # Adam's first step computed every term of the start images on its way
+                yield Progress(0, config.iterations, losses=step_losses)
+                start_pending = False
             step_loss = step_losses["total"]
             if not np.isfinite(step_loss).all():
                 raise self._non_finite("at iteration", step_loss, k)
-            self._history.assign(tf.concat([self._history[1:], [float(np.max(step_loss))]], axis=0))
             self._iteration.assign(k)
-            reached = config.stop_at_loss is not None and float(np.max(step_loss)) <= config.stop_at_loss
-            if reached:
-                engine.revert()  # the image that reached the target is the one the step started from (Adam)
+            if self._average is not None:
+                decay = np.float32(self.config.average_decay)
+                self._average.assign(decay * self._average.numpy() + (1 - decay) * engine.images())
+            checkpoint = bool(config.checkpoint_iterations and k % config.checkpoint_iterations == 0)
+            saved = terms = None
+            worst = math.inf
+            if stopping or checkpoint or k == config.iterations or engine.finished:
+                saved, terms = self._score()
+                if not np.isfinite(terms["total"]).all():
+                    raise self._non_finite("after iteration", terms["total"], k)
+                worst = float(np.max(terms["total"]))
+                self._history.assign(tf.concat([self._history[1:], [worst]], axis=0))
+            reached = config.stop_at_loss is not None and worst <= config.stop_at_loss
             final = k == config.iterations or reached or self._should_stop(k) or engine.finished
             printing = final or bool(config.print_iterations and k % config.print_iterations == 0)
             losses = engine.evaluate() if printing else None
-            images = None
-            if final or (config.checkpoint_iterations and k % config.checkpoint_iterations == 0):
-                total = (losses if losses is not None else engine.evaluate())["total"]
-                if not np.isfinite(total).all():
-                    raise self._non_finite("after iteration", total, k)
-                improved = total < self._best_loss.numpy()
-                if improved.any():
-                    self._best.assign(np.where(improved[:, None, None, None], engine.images(), self._best.numpy()))
-                    self._best_loss.assign(np.where(improved, total, self._best_loss.numpy()))
-                    self._has_best.assign(True)
+            images = image_losses = None
+            if checkpoint or final:
+                assert saved is not None and terms is not None
+                self._keep_best(saved, terms)
                 images = self.best_images()
+                image_losses = dict(zip(TERMS, self._best_terms.numpy(), strict=True))
             yield Progress(
                 k,
                 config.iterations,
@@ -286,12 +337,22 @@ class Stylization:
                 final=final,
                 evaluations=engine.evaluations,
                 step_losses=step_losses,
+                image_losses=image_losses,
             )
             if final:
                 return
 
+    def _keep_best(self, saved: np.ndarray, terms: dict[str, np.ndarray]) -> None:
+        """Keeps each image whose saved form has a lower total loss than the best so far."""
+        improved = terms["total"] < self._best_terms.numpy()[-1]
+        if improved.any():
+            self._best.assign(np.where(improved[:, None, None, None], saved, self._best.numpy()))
+            new = np.stack([terms[key] for key in TERMS]).astype(np.float32)
+            self._best_terms.assign(np.where(improved[None], new, self._best_terms.numpy()))
+            self._has_best.assign(True)
+
     def _should_stop(self, k: int) -> bool:
-        """--tolerance: the (largest) total loss improved by less than that fraction over the window."""
+        """--tolerance: the (largest) saved-image loss improved by less than that fraction over the window."""
         history = self._history.numpy()
         if self.config.tolerance is not None and k > TOLERANCE_WINDOW:
             before = float(history[0])

@@ -38,6 +38,7 @@ from conftest import (
 from PIL import Image
 
 from neural_style.cli import stylize as stylize_cli
+from neural_style.cli.command import Interruption
 from neural_style.config import StyleConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.run_state import RunState
@@ -352,10 +353,102 @@ def test_resume_with_iterations_already_done_loses_nothing(small_problem, tmp_pa
     for record in run:
         if record.iteration == 4:
             break
-    stylize_cli.SavedState(first.fv, run, first.config, weights).save()
+    settings = stylize_cli.fingerprint(first.fv, first.config, weights, first.stages)
+    stylize_cli.SavedState(first.fv, run, 0, settings).save()
     with contextlib.suppress(NeuralStyleError):  # refusing is one fix
         single_run("--iterations=3", "--resume").run()
     assert Path(f"{output}.state").is_dir() or output.exists(), "the state was deleted and nothing was written"
+
+
+# --------------------------------------------------------------------- L-BFGS and coarse to fine, in process
+
+
+class _StopAfter(Interruption):
+    """An interruption that arrives after ``records`` records (as if Ctrl-C came then)."""
+
+    def __init__(self, records: int) -> None:
+        super().__init__()
+        self.left = records
+
+    def __bool__(self) -> bool:
+        self.left -= 1
+        if self.left < 0:
+            self.reason = "interrupted"
+        return self.reason is not None
+
+
+def _single_run(problem, tmp_path: Path, stages: list[int], *extra: str) -> stylize_cli.SingleRun:
+    """A SingleRun of the small problem (final width 20) writing tmp_path/out.png, as the command would build it."""
+    weights, content, style = problem
+    files = {}
+    for name, image in (("content", content), ("style", style)):
+        files[name] = tmp_path / f"{name}.png"
+        if not files[name].exists():
+            Image.fromarray(image.astype(np.uint8)).save(files[name])
+    fv = stylize_flags(
+        *(f"--content={files['content']}", f"--styles={files['style']}", f"--output={tmp_path / 'out.png'}"),
+        *("--seed=0", "--checkpoint_iterations=2", f"--checkpoint_output={tmp_path / 'ck_{}.png'}"),
+        *("--progress_write", "--overwrite", *extra),
+    )
+    config = stylize_cli.style_config(fv)
+    inputs = stylize_cli.Inputs(content, [style], None, weights)
+    plan = stylize_cli.Stages(stages, [config.iterations // len(stages)] * len(stages))
+    paths = {"output": str(tmp_path / "out.png"), "progress_write": str(tmp_path / "progress.txt")}
+    return stylize_cli.SingleRun(fv, inputs, config, plan, paths, time.time())
+
+
+def _interrupt(monkeypatch: pytest.MonkeyPatch, run: stylize_cli.SingleRun, records: int) -> None:
+    monkeypatch.setattr(stylize_cli, "interruptible", lambda: contextlib.nullcontext(_StopAfter(records)))
+    with pytest.raises(SystemExit) as stopped:
+        run.run()
+    assert stopped.value.code == 130
+    monkeypatch.undo()
+
+
+def _progress(tmp_path: Path) -> np.ndarray:
+    return np.loadtxt(tmp_path / "progress.txt", ndmin=2)
+
+
+@pytest.mark.parametrize("stop_after", [3, 8], ids=["in-the-coarse-stage", "in-the-fine-stage"])
+def test_coarse_to_fine_adam_resumes_exactly(
+    small_problem, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_after: int, capsys
+) -> None:
+    """--scales 10,20 with 6 Adam iterations each: stopped in either stage and resumed, the output and the loss
+    history equal those of an uninterrupted run."""
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    _single_run(small_problem, whole, [10, 20], "--iterations=12").run()
+    _interrupt(monkeypatch, _single_run(small_problem, tmp_path, [10, 20], "--iterations=12"), stop_after)
+    assert Path(f"{tmp_path / 'out.png'}.state").is_dir()
+    capsys.readouterr()
+    _single_run(small_problem, tmp_path, [10, 20], "--iterations=12", "--resume").run()
+    said = capsys.readouterr().out
+    scale = 1 if stop_after <= 6 else 2
+    assert re.search(rf"^Resumed at iteration \d+/12, scale {scale}/2 \({10 * scale} px\)$", said, re.MULTILINE), said
+    got, want = (np.asarray(Image.open(d / "out.png"), np.float32) for d in (tmp_path, whole))
+    np.testing.assert_allclose(got, want, atol=1.0)
+    assert not Path(f"{tmp_path / 'out.png'}.state").exists()
+
+
+def test_lbfgs_resumes_from_the_saved_image_with_a_fresh_history(
+    small_problem, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """L-BFGS stopped after 4 iterations resumes at iteration 4 from the saved image: its next losses continue
+    from there (below the loss at the stop, far below the start's), and it says once that its history is new."""
+    extra = ("--iterations=8", "--optimizer=lbfgs", "--print_iterations=1")
+    _interrupt(monkeypatch, _single_run(small_problem, tmp_path, [20], *extra), 4)  # after records 0..4
+    stopped = _progress(tmp_path)
+    assert stopped[-1, 0] == 4
+    capsys.readouterr()
+    _single_run(small_problem, tmp_path, [20], *extra, "--resume").run()
+    said = capsys.readouterr().out
+    assert said.count("L-BFGS continues from the saved image with a fresh history") == 1
+    assert re.search(r"^Resumed at iteration 4/8;", said, re.MULTILINE), said
+    after = _progress(tmp_path)
+    assert list(after[:, 0]) == [5, 6, 7, 8], "the resumed run's rows"
+    start, at_stop = stopped[0, 4], stopped[-1, 4]
+    assert after[0, 4] <= at_stop * (1 + 1e-6) and at_stop < 0.5 * start, (start, at_stop, after[0, 4])
+    assert after[-1, 4] < at_stop
 
 
 # ------------------------------------------------------------------------------------ TensorBoard and the sheet

@@ -415,6 +415,8 @@ BAD_FLAGS = {
     "float16_on_cpu": (["--precision=float16"], "--precision float16 is for GPUs"),
     "scales_empty": (["--scales="], "--scales must be a count or increasing widths"),
     "scales_superscript": (["--scales=\u00b2"], "--scales must be a count or increasing widths"),
+    "average_decay_one": (["--average_decay=1"], "--average_decay is 1.0; it must be in (0, 1)"),
+    "average_decay_zero": (["--average_decay=0"], "--average_decay is 0.0; it must be in (0, 1)"),
 }
 # Stages.plan (neural_style.cli.stylize): min([]) raises ValueError for an empty list; '²'.isdigit() is true but
 # int('²') raises ValueError.

@@ -32,7 +32,7 @@ from conftest import (
 from neural_style.config import Candidate
 from neural_style.engines import Adam, AdamEngine
 from neural_style.errors import NeuralStyleError
-from neural_style.stylization import Progress, build_objective, initial_image, stylize
+from neural_style.stylization import Progress, Stylization, build_objective, initial_image
 
 # --- Adam ----------------------------------------------------------------------------------------------------
 
@@ -139,15 +139,15 @@ def test_lbfgs_keeps_pixels_within_bounds(tiny_run: TinyRun) -> None:
     blocks = np.array([[0, 255, 0], [255, 0, 255]], np.float32)
     content = np.kron(blocks[..., None] * np.ones(3, np.float32), np.ones((10, 8, 1), np.float32))  # [20, 24, 3]
 
-    def final_image(optimizer: str) -> np.ndarray:
+    def iterate(optimizer: str) -> np.ndarray:
         config = tiny_config(iterations=5, optimizer=optimizer, initial_noiseblend=0.0)
-        records = list(stylize(tiny_run.weights, content, [tiny_run.style], config))
-        assert records[-1].final
-        return record_image(records[-1])
+        run = Stylization(tiny_run.weights, content, [tiny_run.style], config)
+        assert list(run)[-1].final
+        return run.iterates()[0]
 
-    adam = final_image("adam")
+    adam = iterate("adam")
     assert adam.min() < -1.0 and adam.max() > 256.0, "the test needs a problem whose pixels want to leave 0..255"
-    image = final_image("lbfgs")
+    image = iterate("lbfgs")
     assert image.min() >= -1e-3 and image.max() <= 255.0 + 1e-3, (image.min(), image.max())
     assert (np.abs(image) <= 1e-3).any() and (np.abs(image - 255.0) <= 1e-3).any(), "both bounds should be active"
 

@@ -72,6 +72,7 @@ _CONFIG_FLAGS = (
     *("iterations", "content_weight", "content_weight_blend", "style_weight", "style_layer_weight_exp", "tv_weight"),
     *("learning_rate", "beta1", "beta2", "pooling", "initial_noiseblend", "preserve_colors", "print_iterations"),
     *("checkpoint_iterations", "seed", "optimizer", "lbfgs_memory", "stop_at_loss", "tolerance", "precision", "xla"),
+    *("clip", "average_decay"),
 )
 
 _USAGE = """Usage: neural-style --content IMAGE --styles STYLE[,STYLE...] --output FILE [flags]
@@ -141,9 +142,17 @@ def flag_values() -> flags.FlagValues:
         "evaluate the loss several times; pixels are kept within 0..255.",
     )
     integer("lbfgs_memory", 10, "L-BFGS: number of past gradients kept (history size).")
-    number("stop_at_loss", None, "Stop as soon as the total loss is at or below this value.")
     number(
-        "tolerance", None, "Stop when the total loss improved by less than this fraction over the last 20 iterations."
+        "stop_at_loss",
+        None,
+        "Stop as soon as the image as saved (clipped, rounded) has a total loss at or below this value; costs one "
+        "forward pass per iteration.",
+    )
+    number(
+        "tolerance",
+        None,
+        "Stop when the saved image's total loss improved by less than this fraction over the last 20 iterations; "
+        "costs one forward pass per iteration.",
     )
     listing(
         "scales",
@@ -158,7 +167,22 @@ def flag_values() -> flags.FlagValues:
         "needs AVX512-BF16/AMX or a recent GPU; float16 needs a GPU.",
     )
     boolean("xla", False, "Compile the optimisation step with XLA (jit_compile).")
-    resume = "Continue the run saved in <output>.state (at checkpoints and on Ctrl-C); same settings needed."
+    boolean(
+        "clip",
+        False,
+        "Adam: clip the image to 0..255 after every step (projected Adam), so the optimiser's image is the one saved. "
+        "L-BFGS always keeps to 0..255.",
+    )
+    number(
+        "average_decay",
+        None,
+        "Save an exponential moving average of the iterates with this decay (e.g. 0.9) instead of the last one; "
+        "often less high-frequency noise.",
+    )
+    resume = (
+        "Continue the run saved in <output>.state (at checkpoints and on Ctrl-C); same settings needed. L-BFGS "
+        "continues from the saved image with a fresh history."
+    )
     boolean("resume", False, resume)
     boolean("restart", False, "Discard the state of an interrupted run kept in <output>.state and start afresh.")
     string("tensorboard_dir", None, "Write loss terms (every iteration) and images for TensorBoard here.")
@@ -291,11 +315,8 @@ def outputs(fv: flags.FlagValues, config: StyleConfig) -> dict[str, str]:
             f"{state_dir(fv.output)} holds an interrupted run of --output {fv.output}: continue it with --resume, "
             "or pass --restart to discard it and start afresh"
         )
-    if fv.resume:
-        if config.optimizer != "adam" or fv.scales is not None:
-            raise NeuralStyleError("--resume works for Adam runs at one scale (not --optimizer lbfgs or --scales)")
-        if not saved:
-            raise NeuralStyleError(f"--resume: no saved state in {state_dir(fv.output)}; run without --resume")
+    if fv.resume and not saved:
+        raise NeuralStyleError(f"--resume: no saved state in {state_dir(fv.output)}; run without --resume")
     if fv.tensorboard_images < 1:
         raise NeuralStyleError(f"--tensorboard_images is {fv.tensorboard_images}; it must be at least 1")
     if fv.tensorboard_dir:
@@ -394,12 +415,6 @@ class Inputs:
         initial = None if initial is None else resize(initial, (height, width))
         return cls(content, styles, initial, vgg), stages
 
-    def scaled_styles(self, fv: flags.FlagValues) -> list[np.ndarray]:
-        """The style images resized by --style_scales against the output width."""
-        from neural_style.image_io import resize_styles
-
-        return resize_styles(self.styles, floats("style_scales", fv.style_scales), self.content.shape[1])
-
 
 @dataclasses.dataclass(frozen=True)
 class Stages:
@@ -447,8 +462,12 @@ class Stages:
 # ------------------------------------------------------------------------------------------------ resumable state
 
 
-def fingerprint(fv: flags.FlagValues, config: StyleConfig, vgg: VggWeights) -> dict[str, object]:
-    """The settings a saved state must share with this run to be resumed by it."""
+def fingerprint(fv: flags.FlagValues, config: StyleConfig, vgg: VggWeights, stages: Stages) -> dict[str, object]:
+    """The settings a saved state must share with this run to be resumed by it.
+
+    The iterations may grow for a single stage (to continue a finished run further); with --scales they decide
+    every stage's share, so the whole plan must be the same.
+    """
     from neural_style.run_state import file_sha256
 
     skip = {"iterations", "print_iterations", "checkpoint_iterations"}
@@ -459,24 +478,51 @@ def fingerprint(fv: flags.FlagValues, config: StyleConfig, vgg: VggWeights) -> d
     settings["--width"] = fv.width
     settings["--style_scales"] = fv.style_scales
     settings["--network"] = vgg.md5
+    plan = {"widths": stages.widths, "iterations": stages.iterations}
+    settings["--scales"] = None if len(stages.widths) == 1 else plan
     return json.loads(json.dumps(settings))  # tuples become lists, as they come back from the saved state
 
 
 class SavedState:
-    """The resumable state of a single-stage Adam run: a RunState in ``<output>.state`` with the settings
-    fingerprint, saved at checkpoints and on Ctrl-C (the finished run deletes the directory)."""
+    """The resumable state of a single run in ``<output>.state``: a RunState of the current stage's Stylization, its
+    stage number and the settings fingerprint, saved at checkpoints and on Ctrl-C (the finished run deletes it).
 
-    def __init__(self, fv: flags.FlagValues, run: Stylization, config: StyleConfig, vgg: VggWeights) -> None:
+    Each stage saves into the same directory as the one before it, so the newest state is always the furthest stage
+    reached; the older ones go as newer ones are complete (a kill -9 mid-write leaves the previous one).
+    """
+
+    def __init__(self, fv: flags.FlagValues, run: Stylization, stage: int, settings: dict[str, object]) -> None:
+        import tensorflow as tf
+
         from neural_style.run_state import RunState
 
         self.directory = state_dir(fv.output)
-        # max_to_keep=2: the previous state survives until the new one is complete (a kill -9 mid-write is safe)
+        self.stage = stage
         self.state: RunState = RunState(
-            self.directory, {"run": run.state}, fingerprint(fv, config, vgg), max_to_keep=2, checkpoint_name="state"
+            self.directory,
+            {"run": run.state, "stage": tf.Variable(stage, dtype=tf.int64, trainable=False)},
+            settings,
+            max_to_keep=2,
+            checkpoint_name="state",
         )
 
-    def resume(self, run: Stylization, iterations: int) -> None:
-        """Restores the saved state into ``run``, which must then have fewer than ``iterations`` done."""
+    @staticmethod
+    def saved_stage(fv: flags.FlagValues) -> int:
+        """The stage of the newest saved state in ``<output>.state`` (to build that stage's run before restoring)."""
+        import tensorflow as tf
+
+        latest = tf.train.latest_checkpoint(state_dir(fv.output))
+        if latest is None:
+            raise NeuralStyleError(f"--resume: no saved state in {state_dir(fv.output)}; run without --resume")
+        try:
+            return int(tf.train.load_variable(latest, "stage/.ATTRIBUTES/VARIABLE_VALUE"))
+        except (tf.errors.OpError, ValueError):
+            raise NeuralStyleError(
+                f"--resume: {latest} is not a saved neural-style run; pass --restart to start afresh"
+            ) from None
+
+    def resume(self, run: Stylization, stages: Stages, optimizer: str) -> None:
+        """Restores the saved state into ``run`` (the saved stage's) and says where the run continues, once."""
         try:
             restored = self.state.restore()
         except NeuralStyleError as e:
@@ -484,11 +530,17 @@ class SavedState:
         if restored is None:
             raise NeuralStyleError(f"--resume: no saved state in {self.directory}; run without --resume")
         done = run.iteration
-        if done >= iterations:
+        if done >= stages.iterations[self.stage]:
+            total = stages.offsets[self.stage] + done
             raise NeuralStyleError(
-                f"--resume: the saved run is at iteration {done}; give --iterations above {done} to continue it"
+                f"--resume: the saved run is at iteration {total}; give --iterations above {total} to continue it"
             )
-        print(f"Resumed at iteration {done}/{iterations}")
+        where = f"Resumed at iteration {stages.offsets[self.stage] + done}/{sum(stages.iterations)}"
+        if len(stages.widths) > 1:
+            where += f", scale {self.stage + 1}/{len(stages.widths)} ({stages.widths[self.stage]} px)"
+        if optimizer == "lbfgs":
+            where += "; L-BFGS continues from the saved image with a fresh history"
+        print(where)
 
     def save(self) -> None:
         """Saves the run's state now."""
@@ -526,6 +578,8 @@ class RunReport:
         if record.losses is not None and (record.iteration > 0 or stage == 0):
             if record.iteration > 0 or self.config.print_iterations:
                 report.print_losses(record.losses)
+            if record.final and record.image_losses is not None and stage == len(self.stages.widths) - 1:
+                print(f"{'saved image:':>13s} total loss {float(record.image_losses['total'][0]):g} (0..255, rounded)")
             self.history.add(done, record.losses)  # the start's row too: the history begins before the first step
         if record.image is not None:
             self.best = record.image
@@ -596,38 +650,40 @@ class SingleRun:
     ) -> None:
         self.fv, self.inputs, self.config, self.stages, self.start = fv, inputs, config, stages, start
         self.report = RunReport(fv, config, stages, paths, start)
-        self.run_object: Stylization | None = None
-        self.saved: SavedState | None = None  # single-stage Adam runs only
+        self.run_object: Stylization | None = None  # the current stage's
+        self.stage = 0
+        self.saved: SavedState | None = None
 
     def records(self) -> Iterator[tuple[int, Progress]]:
-        """(stage, record) pairs; a single stage is one resumable Stylization."""
-        from neural_style.coarse import coarse_to_fine
-        from neural_style.stylization import Stylization
+        """(stage, record) pairs, each stage a resumable Stylization (one stage without --scales)."""
+        from neural_style.coarse import stage_runs
 
-        inputs, config = self.inputs, self.config
+        inputs, config, stages = self.inputs, self.config, self.stages
         if self.fv.restart and os.path.isdir(state_dir(self.fv.output)):
             shutil.rmtree(state_dir(self.fv.output))  # asked for: the interrupted run is given up
-        if len(self.stages.widths) > 1:
-            yield from coarse_to_fine(
-                inputs.vgg,
-                inputs.content,
-                inputs.styles,
-                config,
-                widths=self.stages.widths,
-                iterations=self.stages.iterations,
-                style_scales=floats("style_scales", self.fv.style_scales),
-                initial=inputs.initial,
-            )
-            return
-        run = Stylization(inputs.vgg, inputs.content, inputs.scaled_styles(self.fv), config, initial=inputs.initial)
-        self.run_object = run
-        if run.state is not None:
-            self.saved = SavedState(self.fv, run, config, inputs.vgg)
-        if self.fv.resume:
-            assert self.saved is not None  # --resume is refused up front for runs without state
-            self.saved.resume(run, config.iterations)
-        for record in run:
-            yield 0, record
+        first = SavedState.saved_stage(self.fv) if self.fv.resume else 0
+        if not 0 <= first < len(stages.widths):
+            raise NeuralStyleError(f"--resume: the saved run is at a stage this run does not have ({first + 1})")
+        settings = fingerprint(self.fv, config, inputs.vgg, stages)
+        runs = stage_runs(
+            inputs.vgg,
+            inputs.content,
+            inputs.styles,
+            config,
+            widths=stages.widths,
+            iterations=stages.iterations,
+            style_scales=floats("style_scales", self.fv.style_scales),
+            initial=inputs.initial,
+            first=first,
+        )
+        for stage, run in runs:
+            self.run_object, self.stage = run, stage
+            self.saved = None if run.state is None else SavedState(self.fv, run, stage, settings)
+            if self.fv.resume and stage == first:
+                assert self.saved is not None  # a single run's engine can always be saved
+                self.saved.resume(run, stages, config.optimizer)
+            for record in run:
+                yield stage, record
 
     def run(self) -> None:
         """Runs to the end and writes the output; exits 130 on Ctrl-C / SIGTERM after writing what it has."""
@@ -666,7 +722,7 @@ class SingleRun:
             done = offsets[stage] + record.iteration
             self.report.record(stage, done, record, self.run_object)
             if record.image is not None:
-                if self.report.is_checkpoint(done) and self.saved is not None and not record.final:
+                if self.saved is not None and not record.final:  # a checkpoint of the stage
                     self.saved.save()
                 if record.final and stage == last_stage:
                     _write(self.fv.output, record.image)
@@ -681,6 +737,10 @@ class SingleRun:
         if self.run_object is not None:
             best = self.run_object.best_images()
             image = best[0] if best is not None else self.run_object.current_images()[0]
+        if image is not None and image.shape != self.inputs.content.shape:  # stopped in a coarse stage
+            from neural_style.image_io import resize
+
+            image = resize(image, self.inputs.content.shape[:2])
         output = self.fv.output
         if image is not None:
             _write(output, image)
@@ -691,8 +751,8 @@ class SingleRun:
             again = shlex.join(["neural-style", *(a for a in sys.argv[1:] if a not in dropped)])
             hint = f"; resume with: {again} --resume"
         else:
-            hint = "; L-BFGS and coarse-to-fine runs cannot be resumed"
-        it = self.run_object.iteration if self.run_object is not None else None
+            hint = ""
+        it = None if self.run_object is None else self.stages.offsets[self.stage] + self.run_object.iteration
         where = f" at iteration {it}" if it is not None else ""
         print(f"neural-style: {why}{where}: {wrote}{hint}", file=sys.stderr)
         sys.exit(130)

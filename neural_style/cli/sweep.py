@@ -278,10 +278,12 @@ def run(
                         terms = " ".join(f"{key} {float(record.losses[key][i]):g}" for key in report.LOSS_KEYS)
                         print(f"  [{labels[first + i]}] {terms}")
                 if record.final:
-                    assert record.images is not None
+                    assert record.images is not None and record.image_losses is not None
                     for i, image in enumerate(record.images):
                         write_image(paths[labels[first + i]], image)
                         results.append(image)
+                        saved = float(record.image_losses["total"][i])
+                        print(f"  [{labels[first + i]}] saved image: total loss {saved:g} (0..255, rounded)")
                 elif interruption:
                     assert interruption.reason is not None
                     at = f"at iteration {record.iteration}/{config.iterations} of {where}"
