@@ -1,40 +1,29 @@
-"""Time to quality: how soon L-BFGS, coarse-to-fine, bfloat16 and their combination reach default Adam's final loss.
+"""Quality per second, judged by the files written: neural-style's default run against this project's routes.
 
-Example (the issue's setting: 256 px, 2 CPU cores)::
+Example (the setting of the speed goal: 256 px, 2 CPU cores)::
 
-    nice python scripts/benchmark_quality.py --network ../shared/weights/vgg19-layout-hed-edges.mat \\
+    python scripts/benchmark_quality.py --network ../shared/weights/vgg19-layout-hed-edges.mat \\
         --content ../shared/images/grace_hopper.jpg --style ../shared/images/starry_night.jpg \\
-        --width 256 --iterations 200 --out_plot /tmp/quality.png --out_dir /tmp/quality
+        --width 256 --out_dir /tmp/quality --rounds 2
 
-Every method optimises the same loss (neural-style's defaults unless overridden by flags) from the same seeded
-noise start, through the library (:func:`neural_style.coarse.coarse_to_fine`, one stage without coarse-to-fine):
+Every method is a separate process, timed from its start (``subprocess`` spawn) to its exit, so the times include
+starting Python, importing TensorFlow, loading the network, building and tracing, and writing the PNG. Rounds run
+the methods interleaved (reference, routes, reference, routes, ...) and the report gives each method's median.
 
-* ``adam``: default Adam, float32, N = ``--iterations`` steps: the baseline; its final total loss is the target;
-* ``lbfgs``: L-BFGS-B, float32;
-* ``adam_scales``: Adam, coarse to fine over ``--scales`` stages (N shared between them as ``--scales`` does);
-* ``adam_bf16``: Adam with bfloat16 VGG convolutions;
-* ``adam_scales_bf16``: Adam, coarse to fine, with bfloat16 convolutions;
-* ``lbfgs_scales_bf16``: the three combined;
-* ``adam_xla`` (only with ``--xla``): Adam with the step compiled by XLA.
+* ``reference``: neural-style's default run: 300 Adam iterations (lr 10) from the content image, its TF1 graph as
+  ``scripts/reference_tf1.py`` re-states it, in a child process of this script; the image is saved as
+  neural-style saves it (clipped to 0..255 and truncated to uint8). Its network comes from this project's loader
+  (cached), so its start-up is if anything shorter than neural-style's own (which reads the .mat with scipy).
+* the routes (``--routes``): ``neural-style`` command lines from the same content start (``--initial`` = the
+  content), seed 0, neural-style's loss weights. Routes marked "to target" stop as soon as their saved image
+  reaches the reference file's loss (``--stop_at_loss``, at the price of one forward pass per iteration), with a
+  cap of iterations; the others run a fixed count (to compare the saved quality of Adam options).
 
-The other methods get N iterations plus, at full size, up to ``--budget`` x N in all, so that one that is just short
-of the target after N iterations shows how much longer it needs (``--stop_at_target`` ends each as soon as it gets
-there). Their image after N iterations is kept (a checkpoint: one extra forward pass) for like-for-like comparisons.
-
-Timing: seconds are wall time since the call that starts the method, so they include building the network,
-computing the targets and tracing the step (for coarse-to-fine once per stage: that is the method's real cost);
-weights and images are loaded once before, and a warm-up (``--warmup``, two iterations of every method on a small
-image) first pays TensorFlow's one-time initialisation, which would otherwise land on the baseline. The loss at each
-iteration is ``Progress.step_loss``, which the step computes anyway (no extra evaluation): for Adam the loss of the
-image the step started from (Adam's curves lag by one step, against Adam), for L-BFGS the loss at the new iterate.
-A method's last point is the loss of its result, evaluated at the end (one forward pass, part of its time). The CPU
-time of the process is recorded too: on a machine shared with other work it varies less than wall time. Losses
-of coarse stages belong to smaller images: they are drawn thin and never count as reaching the target.
-
-For bfloat16 methods the losses come from the bfloat16 network; the image after N iterations is also evaluated
-with the float32 network (outside the timing). The issue's quality check: the float32-evaluated loss of
-``adam_bf16`` after N iterations is within 2% of the float32 run's (``adam``), and the images look the same
-(``--out_dir``).
+Every PNG is scored the same way (:func:`neural_style.scoring.score_images` on the float32 network: content, style
+and total variation loss of the image read back from the file, the yardstick ``neural-style-score`` prints). Next
+to it the report gives the loss the optimiser printed last (Adam's is that of its unclipped iterate, which is never
+written). Time-to-quality curves come from the checkpoint PNGs the routes write every iteration (their times are
+the files' modification times since the process started; their losses are scored like the final files).
 
 ``--conv_microbench`` instead times a 3x3 convolution (1x128x128x256 -> 256 channels) and a VGG-19 forward and
 backward pass at ``--width`` in float32 and bfloat16 (with and without XLA) and prints GFLOP/s and the ratios.
@@ -42,419 +31,259 @@ backward pass at ``--width`` in float32 and bfloat16 (with and without XLA) and 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+import json
 import math
 import os
+import re
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from absl import app, flags
-from PIL import Image, ImageDraw
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("network", None, "MatConvNet VGG-19 .mat file.")
 flags.DEFINE_string("content", None, "Content image.")
 flags.DEFINE_string("style", None, "Style image.")
-flags.DEFINE_integer("width", 256, "Content width in pixels; the style is scaled to the same width (style scale 1).")
-flags.DEFINE_integer("iterations", 200, "Adam's N: iterations of the baseline; its final loss is the target.")
-flags.DEFINE_float(
-    "budget",
-    1.5,
-    "The other methods may run up to budget x N iterations (the extra ones at full size) to reach the target.",
-)
-flags.DEFINE_boolean("stop_at_target", False, "End each method as soon as it reaches the target (saves time).")
-flags.DEFINE_integer("scales", 2, "Stages of the coarse-to-fine methods (widths doubling up to --width).")
-flags.DEFINE_integer("lbfgs_memory", 10, "L-BFGS history size.")
-flags.DEFINE_boolean("xla", False, "Also run Adam with the step compiled by XLA.")
-flags.DEFINE_list("methods", None, "Run only these methods (the baseline 'adam' always runs).")
-flags.DEFINE_boolean("warmup", True, "First run every method for 2 iterations on a small image (not timed).")
-flags.DEFINE_integer("seed", 0, "Seed of the initial noise, the same for every method.")
-flags.DEFINE_float("content_weight", 5e0, "Content weight (neural-style's default).")
-flags.DEFINE_float("style_weight", 5e2, "Style weight (neural-style's default).")
-flags.DEFINE_float("tv_weight", 1e2, "Total variation weight (neural-style's default).")
-flags.DEFINE_float("learning_rate", 1e1, "Adam learning rate (neural-style's default).")
-flags.DEFINE_string("out_plot", "benchmark_quality.png", "PNG plot of total loss (log scale) against seconds.")
-flags.DEFINE_string("out_dir", None, "Directory for each method's images (<method>.png after N iterations).")
+flags.DEFINE_integer("width", 256, "Output width in pixels; the style is scaled to the same width (style scale 1).")
+flags.DEFINE_integer("reference_iterations", 300, "Adam iterations of the reference (neural-style's default run).")
+flags.DEFINE_list("routes", None, "Routes to run (default: all); see ROUTES in the script.")
+flags.DEFINE_integer("rounds", 1, "Interleaved rounds of every method; the report gives medians.")
+flags.DEFINE_string("out_dir", "benchmark_quality", "Directory for every method's PNGs, checkpoints and logs.")
+flags.DEFINE_string("target", None, "Loss the 'to target' routes stop at (default: the reference file's).")
 flags.DEFINE_boolean("conv_microbench", False, "Time a 3x3 conv and a VGG-19 forward+backward in float32/bfloat16.")
 flags.DEFINE_integer("repeats", 10, "Microbenchmark: timed runs of each case (after two warm-up runs).")
+flags.DEFINE_string("child", None, "Internal: run the reference in this process and write this PNG.")
+
+# name: (neural-style flags, stops at the target). The stage count of --scales shares the iterations equally.
+ROUTES: dict[str, tuple[list[str], bool]] = {
+    "adam": (["--iterations=300"], False),
+    "adam_clip": (["--iterations=300", "--clip"], False),
+    "adam_average": (["--iterations=300", "--average_decay=0.9"], False),
+    "lbfgs": (["--optimizer=lbfgs", "--iterations=100", "--checkpoint_iterations=1"], True),
+    "lbfgs_bf16": (
+        ["--optimizer=lbfgs", "--iterations=100", "--precision=bfloat16", "--checkpoint_iterations=1"],
+        True,
+    ),
+    "lbfgs_scales": (["--optimizer=lbfgs", "--iterations=60", "--scales=2", "--checkpoint_iterations=1"], True),
+    "lbfgs_scales_bf16": (
+        ["--optimizer=lbfgs", "--iterations=60", "--scales=2", "--precision=bfloat16", "--checkpoint_iterations=1"],
+        True,
+    ),
+}
 
 
-@dataclasses.dataclass(frozen=True)
-class Method:
-    name: str
-    optimizer: str = "adam"
-    scales: int = 1
-    precision: str = "float32"
-    xla: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class Point:
-    seconds: float  # wall time since the method started
-    cpu: float  # CPU time of the process (all threads) since the method started
-    loss: float  # total loss, on the method's own network
-    full: bool  # at the final size (false: a coarse stage's smaller image)
-    iterate: int  # the iteration (counted over all stages) whose image has this loss; 0: the start image
-
-
-@dataclasses.dataclass
-class Trace:
-    """What one method did: its (seconds, loss) points and its images."""
-
-    method: Method
-    points: list[Point]
-    setup: float  # seconds to the first iteration's record (network, targets, tracing, the first step)
-    seconds: float  # to the last record
-    cpu: float  # CPU seconds to the last record
-    iterations: int  # run, over all stages
-    evaluations: int | None  # L-BFGS: loss and gradient evaluations over all stages
-    image_at_n: np.ndarray  # [H, W, 3] RGB 0..255 after N iterations (or at the stop, if it stopped before)
-    image: np.ndarray  # the result at the end of the run
-    f32_at_n: float = math.nan  # total loss of image_at_n on the float32 network
-
-    def reaching(self, target: float) -> Point | None:
-        """The first full-size point whose loss is at or below ``target``, or None."""
-        return next((p for p in self.points if p.full and p.loss <= target), None)
-
-    def time_to(self, target: float) -> float | None:
-        """The first (wall) time a full-size loss is at or below ``target``, or None."""
-        point = self.reaching(target)
-        return None if point is None else point.seconds
-
-    def loss_of(self, iterate: int) -> float | None:
-        """The method's own full-size loss of the image after ``iterate`` iterations, if recorded."""
-        return next((p.loss for p in self.points if p.full and p.iterate == iterate), None)
-
-    @property
-    def final_loss(self) -> float:
-        return self.points[-1].loss
-
-
-def _methods() -> list[Method]:
-    methods = [
-        Method("adam"),
-        Method("lbfgs", optimizer="lbfgs"),
-        Method("adam_scales", scales=FLAGS.scales),
-        Method("adam_bf16", precision="bfloat16"),
-        Method("adam_scales_bf16", scales=FLAGS.scales, precision="bfloat16"),
-        Method("lbfgs_scales_bf16", optimizer="lbfgs", scales=FLAGS.scales, precision="bfloat16"),
-    ]
-    if FLAGS.xla:
-        methods.append(Method("adam_xla", xla=True))
-    if FLAGS.methods:
-        known = {m.name for m in methods}
-        unknown = sorted(set(FLAGS.methods) - known)
-        if unknown:
-            raise app.UsageError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
-        methods = [m for m in methods if m.name == "adam" or m.name in FLAGS.methods]
-    return methods
-
-
-def _inputs():
-    """The VGG weights, the content at --width and the style image as read (each stage resizes it)."""
-    from neural_style.image_io import read_image, resize, scaled_size
+def _weights():
     from neural_style.matconvnet import default_cache_dir, load_vgg
 
-    weights = load_vgg(FLAGS.network, cache_dir=default_cache_dir())
+    return load_vgg(FLAGS.network, cache_dir=default_cache_dir())
+
+
+def _content() -> np.ndarray:
+    from neural_style.image_io import read_image, resize, scaled_size
+
     content = read_image(FLAGS.content, what="--content image")
-    content = resize(content, scaled_size(content.shape, FLAGS.width))
-    style = read_image(FLAGS.style, what="--style image")
-    return weights, content, style
+    return resize(content, scaled_size(content.shape, FLAGS.width))
 
 
-def _base_config():
+def _style(width: int) -> np.ndarray:
+    from neural_style.image_io import read_image, resize_styles
+
+    return resize_styles([read_image(FLAGS.style, what="--style image")], None, width)[0]
+
+
+# ----------------------------------------------------------------------------------------------- the reference
+
+
+def _reference_child(output: str) -> None:
+    """neural-style's default run from the content image, written as neural-style writes it (clip, truncate)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from PIL import Image
+    from reference_tf1 import ReferenceGraph
+
     from neural_style.config import StyleConfig
 
-    return StyleConfig(
-        content_weight=FLAGS.content_weight,
-        style_weight=FLAGS.style_weight,
-        tv_weight=FLAGS.tv_weight,
-        learning_rate=FLAGS.learning_rate,
-        lbfgs_memory=FLAGS.lbfgs_memory,
-        seed=FLAGS.seed,
-    )
+    weights, content = _weights(), _content()
+    style = _style(content.shape[1])
+    start = (content - weights.mean_pixel)[None].astype(np.float32)
+    with ReferenceGraph(weights, content, [style], start, StyleConfig()) as graph:
+        for _ in range(FLAGS.reference_iterations):
+            graph.step()
+        losses = graph.losses()
+        image = graph.image()[0] + weights.mean_pixel
+    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(output)
+    print(f"total loss: {losses['total']:g}")
 
 
-def _run(
-    method: Method,
-    weights,
-    content: np.ndarray,
-    style: np.ndarray,
-    base,
-    iterations: int,
-    *,
-    target: float | None = None,
-    budget: float = 1.0,
-) -> Trace:
-    """Runs one method for ``iterations`` (as --iterations with --scales shares them) plus the budget's extra ones."""
-    from neural_style.coarse import coarse_to_fine, split_iterations, stage_widths
-
-    lbfgs = method.optimizer == "lbfgs"
-    widths = stage_widths(content.shape[1], method.scales)
-    counts = split_iterations(iterations, len(widths))
-    at_n = counts[-1]  # the last stage's iteration at which the method has done ``iterations`` in all
-    counts[-1] += round((budget - 1.0) * iterations)
-    config = dataclasses.replace(
-        base,
-        optimizer=method.optimizer,
-        precision=method.precision,
-        xla=method.xla,
-        stop_at_loss=target if FLAGS.stop_at_target else None,
-        # The image after N iterations is kept (at the cost of one evaluation) when the run goes on beyond N.
-        checkpoint_iterations=at_n if counts[-1] > at_n else None,
-    )
-    last_stage = len(widths) - 1
-    points: list[Point] = []
-    evaluations: dict[int, int] = {}
-    image_at_n = image = None
-    done = 0
-    start, start_cpu = time.perf_counter(), time.process_time()
-    for stage, record in coarse_to_fine(weights, content, [style], config, widths=widths, iterations=counts):
-        now, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-        full = stage == last_stage
-        k = sum(counts[:stage]) + record.iteration
-        if record.step_loss is not None:  # Adam: the loss of the image the step started from; L-BFGS: of the new one
-            points.append(Point(now, cpu, float(record.step_loss[0]), full, k if lbfgs else k - 1))
-        if record.evaluations is not None:
-            evaluations[stage] = record.evaluations
-        if full and record.image is not None and (record.iteration == at_n or image_at_n is None and record.final):
-            image_at_n = record.image
-        if full and record.final:
-            assert record.losses is not None and record.image is not None
-            points.append(Point(now, cpu, float(record.losses["total"][0]), True, k))
-            image, done = record.image, k
-    seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-    assert image is not None and image_at_n is not None
-    return Trace(
-        method,
-        points,
-        setup=points[0].seconds,
-        seconds=seconds,
-        cpu=cpu,
-        iterations=done,
-        evaluations=sum(evaluations.values()) if lbfgs else None,
-        image_at_n=image_at_n,
-        image=image,
-    )
+# ------------------------------------------------------------------------------------------------ the methods
 
 
-def _warm_up(methods: Sequence[Method], weights, content: np.ndarray, style: np.ndarray, base) -> float:
-    """Two iterations of every method on a small image, so one-time costs (TensorFlow's and oneDNN's
-    initialisation) do not land on whichever method runs first."""
-    from neural_style.image_io import resize, scaled_size
-
-    start = time.perf_counter()
-    width = 32 * 2 ** (max(m.scales for m in methods) - 1)
-    small = resize(content, scaled_size(content.shape, max(width, 64)))
-    for method in methods:
-        _run(method, weights, small, style, base, max(2, method.scales))
-    return time.perf_counter() - start
-
-
-def _float32_losses(traces: Sequence[Trace], weights, content: np.ndarray, style: np.ndarray, base) -> None:
-    """Sets each trace's ``f32_at_n``: its image after N iterations evaluated with the float32 network (not timed)."""
-    import tensorflow as tf
-
-    from neural_style.image_io import resize, style_size
-    from neural_style.stylization import build_objective
-    from neural_style.vgg import preprocess
-
-    styles = [resize(style, style_size(style.shape, 1.0, content.shape[1]))]
-    objective = build_objective(weights, content, styles, dataclasses.replace(base, precision="float32"))
-    for trace in traces:
-        image = preprocess(np.asarray(trace.image_at_n, np.float32), weights.mean_pixel)[None].astype(np.float32)
-        trace.f32_at_n = float(objective(tf.constant(image))["total"][0])
-
-
-# ---------------------------------------------------------------------------------------------------- plot
-
-_COLORS = [(0, 0, 0), (31, 119, 180), (44, 160, 44), (214, 39, 40), (148, 103, 189), (255, 127, 14)]
-
-
-def _nice_step(span: float, ticks: int = 8) -> float:
-    raw = span / ticks
-    magnitude = 10 ** math.floor(math.log10(raw))
-    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-
-
-def plot(traces: Sequence[Trace], target: float, size: tuple[int, int] = (960, 600)) -> Image.Image:
-    """Total loss (log scale) against seconds, one line per method, a dot where each first reaches ``target``.
-
-    Thin lines are coarse stages (smaller images); the dashed line is the target.
-    """
-    width, height = size
-    left, right, top, bottom = 70, 20, 30, 50
-    image = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(image)
-    values = [p.loss for trace in traces for p in trace.points if p.loss > 0 and math.isfinite(p.loss)] + [target]
-    lo, hi = math.log10(min(values)) - 0.05, math.log10(max(values)) + 0.05
-    t_max = max(trace.seconds for trace in traces)
-    step = _nice_step(t_max)
-    t_max = math.ceil(t_max / step) * step
-
-    def xy(seconds: float, loss: float) -> tuple[float, float]:
-        x = left + (width - left - right) * seconds / t_max
-        y = top + (height - top - bottom) * (hi - math.log10(loss)) / (hi - lo)
-        return x, y
-
-    for decade in range(math.floor(lo), math.ceil(hi) + 1):
-        for mantissa in range(1, 10):
-            value = mantissa * 10.0**decade
-            if not lo <= math.log10(value) <= hi:
-                continue
-            _, y = xy(0, value)
-            draw.line((left, y, width - right, y), fill=(215, 215, 215) if mantissa == 1 else (238, 238, 238))
-            if mantissa in (1, 2, 5) or hi - lo < 0.6:
-                draw.text((8, y - 6), f"{value:g}", fill="black")
-    for i in range(int(round(t_max / step)) + 1):
-        x, _ = xy(i * step, 10.0**hi)
-        draw.line((x, height - bottom, x, height - bottom + 4), fill="black")
-        draw.text((x - 8, height - bottom + 8), f"{i * step:g}", fill="black")
-    draw.text((width // 2 - 40, height - 20), "seconds (wall)", fill="black")
-    draw.text(
-        (left, 8),
-        "total loss (log scale) against time; dashed: Adam's final loss, dots: where each method first reaches it; "
-        "thin: coarse stages",
-        fill="black",
-    )
-    draw.rectangle((left, top, width - right, height - bottom), outline="black")
-    _, y = xy(0, target)
-    for x in range(left, width - right, 12):
-        draw.line((x, y, x + 6, y), fill=(110, 110, 110))
-    for index, trace in enumerate(traces):
-        color = _COLORS[index % len(_COLORS)]
-        for full in (False, True):
-            points = [
-                xy(p.seconds, p.loss) for p in trace.points if p.full == full and p.loss > 0 and math.isfinite(p.loss)
-            ]
-            if len(points) > 1:
-                draw.line(points, fill=color, width=3 if full else 1, joint="curve")
-        reached = trace.time_to(target)
-        if reached is not None:
-            x, y = xy(reached, target)
-            draw.ellipse((x - 5, y - 5, x + 5, y + 5), fill=color, outline="white")
-        legend_y = top + 10 + 16 * index
-        draw.line((width - right - 200, legend_y + 6, width - right - 175, legend_y + 6), fill=color, width=3)
-        label = trace.method.name if reached is None else f"{trace.method.name}: {reached:.1f} s"
-        draw.text((width - right - 168, legend_y), label, fill="black")
-    return image
+def _run(name: str, out_dir: Path, target: float | None) -> dict:
+    """Runs one method as a process; returns its wall time, printed loss and output path."""
+    output = out_dir / f"{name}.png"
+    for old in [output, *out_dir.glob(f"{name}_ck_*.png")]:
+        old.unlink(missing_ok=True)
+    if name == "reference":
+        argv = [sys.executable, __file__, f"--child={output}", *_shared_flags()]
+        argv.append(f"--reference_iterations={FLAGS.reference_iterations}")
+    else:
+        extra, to_target = ROUTES[name]
+        argv = [sys.executable, "-m", "neural_style", f"--content={FLAGS.content}", f"--styles={FLAGS.style}"]
+        argv += [f"--output={output}", f"--network={FLAGS.network}", f"--width={FLAGS.width}"]
+        argv += [f"--initial={FLAGS.content}", "--seed=0", "--overwrite", "--nomemory_guard", *extra]
+        if "--checkpoint_iterations=1" in extra:
+            argv.append(f"--checkpoint_output={out_dir / (name + '_ck_{}.png')}")
+        if to_target and target is not None:
+            argv.append(f"--stop_at_loss={target!r}")
+    start = time.time()
+    result = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    seconds = time.time() - start
+    (out_dir / f"{name}.log").write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise RuntimeError(f"{name} failed ({result.returncode}): {result.stderr.strip()[-400:]}")
+    printed = re.findall(r"^\s*total loss: (\S+)$", result.stdout, re.MULTILINE)
+    iterations = re.findall(r"^Iteration +(\d+)/", result.stdout, re.MULTILINE)
+    curve = [
+        (path.stat().st_mtime - start, int(re.search(r"_ck_(\d+)", path.name).group(1)), path)
+        for path in out_dir.glob(f"{name}_ck_*.png")
+    ]
+    return {
+        "seconds": seconds,
+        "printed": float(printed[-1]) if printed else math.nan,
+        "iterations": int(iterations[-1]) if iterations else FLAGS.reference_iterations,
+        "output": output,
+        "curve": sorted(curve),
+    }
 
 
-# ------------------------------------------------------------------------------------------------ report
+def _shared_flags() -> list[str]:
+    return [
+        f"--network={FLAGS.network}",
+        f"--content={FLAGS.content}",
+        f"--style={FLAGS.style}",
+        f"--width={FLAGS.width}",
+    ]
 
 
-def _report(traces: Sequence[Trace], target: float, n: int) -> None:
-    baseline = traces[0]
-    print()
-    print(f"target: Adam's loss after N = {n} iterations, {target:.6g}, reached in {baseline.seconds:.1f} s")
-    print(
-        "seconds: wall time from the start of each method, including building the network and targets and tracing "
-        "(per stage for coarse-to-fine); 'first s' is the time to the first iteration's record"
-    )
-    print("loss@N: the method's own loss after N iterations; f32@N: that image's loss on the float32 network")
-    print("cpu s: CPU time of the process (all threads), less sensitive than wall time to other work on the machine")
-    header = (
-        f"{'method':18s} {'iters':>5s} {'evals':>5s} {'first s':>7s} {'total s':>7s} {'loss@N':>8s} {'f32@N':>8s} "
-        f"{'end loss':>8s} {'to target s':>11s} {'ratio':>5s} {'(cpu s':>7s} {'ratio)':>6s}"
-    )
-    print(header)
-    print("-" * len(header))
-    for trace in traces:
-        point = trace.reaching(target)
-        own = trace.loss_of(n)
-        reached = "never" if point is None else f"{point.seconds:.1f}"
-        ratio = "" if point is None else f"{point.seconds / baseline.seconds:.2f}"
-        cpu = "" if point is None else f"{point.cpu:.1f}"
-        cpu_ratio = "" if point is None else f"{point.cpu / baseline.cpu:.2f}"
-        print(
-            f"{trace.method.name:18s} {trace.iterations:5d} "
-            f"{'' if trace.evaluations is None else trace.evaluations:>5} {trace.setup:7.1f} {trace.seconds:7.1f} "
-            f"{'' if own is None else f'{own:.5g}':>8s} {trace.f32_at_n:8.5g} {trace.final_loss:8.5g} "
-            f"{reached:>11s} {ratio:>5s} {cpu:>7s} {cpu_ratio:>6s}"
-        )
-    for clock, total in (("wall", baseline.seconds), ("CPU", baseline.cpu)):
-        winners = [
-            t.method.name
-            for t in traces[1:]
-            if (p := t.reaching(target)) is not None and (p.seconds if clock == "wall" else p.cpu) <= total / 3
-        ]
-        print(
-            f"goal (Adam's final loss in <= 1/3 of its {clock} time): "
-            f"{'met by ' + ', '.join(winners) if winners else 'not met'}"
-        )
-    by_name = {trace.method.name: trace for trace in traces}
-    if "adam_bf16" in by_name:
-        bf16 = by_name["adam_bf16"]
-        change = bf16.f32_at_n / baseline.f32_at_n - 1
-        pixels = np.abs(bf16.image_at_n.astype(np.float64) - baseline.image_at_n).mean()
-        verdict = "within" if abs(change) <= 0.02 else "NOT within"
-        print(
-            f"bfloat16 quality: after {n} Adam iterations the float32-evaluated loss is {bf16.f32_at_n:.6g} vs "
-            f"{baseline.f32_at_n:.6g} for float32 ({change:+.2%}, {verdict} 2%); mean |pixel difference| "
-            f"{pixels:.2f} grey levels (compare the images)"
-        )
-    for trace in traces:
-        own = trace.loss_of(n)
-        if trace.method.precision != "float32" and own is not None:
-            print(
-                f"{trace.method.name}: its own (bfloat16) loss after N is {own:.6g}, on the float32 network "
-                f"{trace.f32_at_n:.6g} ({trace.f32_at_n / own - 1:+.2%}); its time to target uses its own losses"
-            )
+def _scorer() -> Callable[[Sequence[Path]], list[float]]:
+    """The total loss of PNG files, as ``neural-style-score`` computes it (float32 network)."""
+    from neural_style.config import StyleConfig
+    from neural_style.image_io import read_image
+    from neural_style.scoring import score_images
+
+    weights, content = _weights(), _content()
+    style = _style(content.shape[1])
+
+    def score(paths: Sequence[Path]) -> list[float]:
+        """NaN for an image of another size (a coarse stage's checkpoint)."""
+        images = [read_image(str(p)) for p in paths]
+        full = [i for i, image in enumerate(images) if image.shape == content.shape]
+        losses = [math.nan] * len(images)
+        if full:
+            totals = score_images(weights, content, [style], np.stack([images[i] for i in full]), StyleConfig())
+            for i, value in zip(full, totals["total"], strict=True):
+                losses[i] = float(value)
+        return losses
+
+    return score
 
 
 def _quality() -> None:
     if not (FLAGS.network and FLAGS.content and FLAGS.style):
         raise app.UsageError("--network, --content and --style are required")
-    if FLAGS.iterations < FLAGS.scales or FLAGS.budget < 1.0:
-        raise app.UsageError("--iterations must be at least --scales and --budget at least 1")
+    routes = FLAGS.routes or list(ROUTES)
+    unknown = sorted(set(routes) - set(ROUTES))
+    if unknown:
+        raise app.UsageError(f"--routes: unknown {', '.join(unknown)}; choose from {', '.join(ROUTES)}")
+    out_dir = Path(FLAGS.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     import tensorflow as tf
 
-    tf.get_logger().setLevel("ERROR")  # each stage traces its own functions; TensorFlow warns about retracing
-    methods = _methods()
-    weights, content, style = _inputs()
-    base = _base_config()
-    n = FLAGS.iterations
+    score = _scorer()
     print(
-        f"content {content.shape[1]}x{content.shape[0]}, style {os.path.basename(FLAGS.style)}, N = {n} "
-        f"(others up to {FLAGS.budget:g} N), seed {FLAGS.seed}, tv_weight {FLAGS.tv_weight:g}, "
-        f"{os.cpu_count()} CPUs, TensorFlow {tf.__version__}"
+        f"content {FLAGS.width} px wide, style {os.path.basename(FLAGS.style)}, reference: "
+        f"{FLAGS.reference_iterations} Adam iterations from the content; {FLAGS.rounds} round(s), "
+        f"{os.cpu_count()} CPUs, TensorFlow {tf.__version__}",
+        flush=True,
     )
-    if FLAGS.warmup:
-        print(f"warm-up (not timed): {_warm_up(methods, weights, content, style, base):.1f} s", flush=True)
-    traces: list[Trace] = []
-    target = math.nan
-    for method in methods:
-        if not traces:
-            trace = _run(method, weights, content, style, base, n)
-            target = trace.final_loss
-        else:
-            trace = _run(method, weights, content, style, base, n, target=target, budget=FLAGS.budget)
-        traces.append(trace)
-        reached = trace.time_to(target)
-        when = "never reached" if reached is None else f"reached at {reached:.1f} s"
+    runs: dict[str, list[dict]] = {name: [] for name in ["reference", *routes]}
+    target = None if FLAGS.target is None else float(FLAGS.target)
+    for round_ in range(FLAGS.rounds):
+        for name in runs:
+            run = _run(name, out_dir, target)
+            run["saved"] = score([run["output"]])[0]
+            if name == "reference" and FLAGS.target is None:
+                target = run["saved"]
+            if run["curve"]:
+                losses = score([path for _, _, path in run["curve"]])
+                run["curve"] = [
+                    (t, k, loss) for (t, k, _), loss in zip(run["curve"], losses, strict=True) if not math.isnan(loss)
+                ]
+            runs[name].append(run)
+            print(
+                f"round {round_ + 1} {name:18s} {run['seconds']:7.1f} s  {run['iterations']:4d} iterations  "
+                f"printed {run['printed']:10.6g}  saved file {run['saved']:10.6g}",
+                flush=True,
+            )
+    _report(runs, target)
+
+
+def _report(runs: dict[str, list[dict]], target: float | None) -> None:
+    reference = statistics.median(r["seconds"] for r in runs["reference"])
+    print()
+    print("seconds: wall time from process start to exit (median of the rounds); printed: the total loss the")
+    print("optimiser printed last; saved: the loss of the PNG it wrote, read back (the yardstick); ratio: seconds")
+    print(f"against the reference's {reference:.1f} s; target: the reference file's loss {target:.6g}")
+    header = (
+        f"{'method':18s} {'iters':>5s} {'seconds':>8s} {'ratio':>7s} {'printed':>10s} {'saved':>10s} {'<= target':>9s}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, results in runs.items():
+        seconds = statistics.median(r["seconds"] for r in results)
+        last = results[-1]
+        reached = "yes" if target is not None and last["saved"] <= target else "no"
         print(
-            f"{method.name}: {trace.iterations} iterations in {trace.seconds:.1f} s, "
-            f"final loss {trace.final_loss:.6g}, target {when}",
-            flush=True,
+            f"{name:18s} {last['iterations']:5d} {seconds:8.1f} {seconds / reference:7.3f} {last['printed']:10.6g} "
+            f"{last['saved']:10.6g} {reached:>9s}"
         )
-    _float32_losses(traces, weights, content, style, base)
-    _report(traces, target, n)
-
-    from neural_style.image_io import write_image
-
-    write_image(FLAGS.out_plot, plot(traces, target))
-    print(f"plot: {FLAGS.out_plot}")
-    if FLAGS.out_dir:
-        os.makedirs(FLAGS.out_dir, exist_ok=True)
-        for trace in traces:
-            write_image(Path(FLAGS.out_dir) / f"{trace.method.name}.png", trace.image_at_n)
-            if trace.iterations > n:
-                write_image(Path(FLAGS.out_dir) / f"{trace.method.name}_end.png", trace.image)
-        print(f"images: {FLAGS.out_dir}/<method>.png after N iterations, <method>_end.png at the end of longer runs")
+    print()
+    print(
+        "time to quality (saved files): seconds from process start to the first checkpoint PNG at or below the target"
+    )
+    for name, results in runs.items():
+        curve = results[-1]["curve"]
+        if not curve:
+            continue
+        first = next(((t, k) for t, k, loss in curve if target is not None and loss <= target), None)
+        points = ", ".join(f"{t:.1f}s:{loss:.4g}" for t, _, loss in curve[:: max(1, len(curve) // 8)])
+        when = (
+            "never" if first is None else f"{first[0]:.1f} s (iteration {first[1]}, ratio {first[0] / reference:.3f})"
+        )
+        print(f"  {name:18s} {when}; curve {points}")
+    winners = [
+        name
+        for name, results in runs.items()
+        if name != "reference"
+        and results[-1]["saved"] <= (target or math.inf)
+        and statistics.median(r["seconds"] for r in results) <= reference / 20
+    ]
+    print(f"goal (a saved PNG no worse than the reference's in <= 1/20 of its time): {', '.join(winners) or 'not met'}")
+    summary = {
+        name: {
+            "seconds": [r["seconds"] for r in results],
+            "printed": results[-1]["printed"],
+            "saved": results[-1]["saved"],
+            "iterations": results[-1]["iterations"],
+        }
+        for name, results in runs.items()
+    }
+    (Path(FLAGS.out_dir) / "summary.json").write_text(json.dumps({"target": target, "methods": summary}, indent=1))
 
 
 # ---------------------------------------------------------------------------------------------- microbench
@@ -518,11 +347,11 @@ def _microbench() -> None:
     if not FLAGS.network:
         print("\n(no --network: VGG-19 forward+backward skipped)")
         return
-    if FLAGS.content and FLAGS.style:
-        weights, content, _ = _inputs()
-        height, width = content.shape[:2]
+    weights = _weights()
+    if FLAGS.content:
+        height, width = _content().shape[:2]
     else:
-        weights, height, width = _weights_only(), FLAGS.width, FLAGS.width
+        height, width = FLAGS.width, FLAGS.width
     layers = [*STYLE_LAYERS, CONTENT_LAYERS[0]]
     flops = 2.0 * _vgg_forward_flops(weights, layers, height, width)  # input gradients only: weights are frozen
     image = tf.constant(rng.standard_normal((1, height, width, 3), np.float32) * 50.0)
@@ -553,16 +382,12 @@ def _microbench() -> None:
                 print(f"  {label} vs float32: {vgg['float32'] / seconds:.2f}x")
 
 
-def _weights_only():
-    from neural_style.matconvnet import default_cache_dir, load_vgg
-
-    return load_vgg(FLAGS.network, cache_dir=default_cache_dir())
-
-
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected argument {argv[1]!r}")
-    if FLAGS.conv_microbench:
+    if FLAGS.child:
+        _reference_child(FLAGS.child)
+    elif FLAGS.conv_microbench:
         _microbench()
     else:
         _quality()
