@@ -105,11 +105,11 @@ def _score_files(fv: flags.FlagValues, paths: Sequence[str]) -> None:
     config = stylize_cli.config_from_flags(fv)
     if fv.json:
         network = fv.network if fv["network"].present or os.path.exists(fv.network) else None
-        inputs = [
+        inputs = [  # a file given twice is named by its last role: the content, rather than an IMAGE
+            *((f"IMAGE {path}", path) for path in paths),
             ("--content image", fv.content),
             *((f"--styles image {path}", path) for path in fv.styles),
             ("--network file", network),
-            *((f"IMAGE {path}", path) for path in paths),
         ]
         check_distinct(inputs, [("--json", fv.json)])
         check_target(fv.json, overwrite=fv.overwrite, what="--json", example="scores.json")
