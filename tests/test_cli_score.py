@@ -96,3 +96,16 @@ def test_help_lists_the_score_flags_only(capsys):
     assert "every IMAGE must be this many pixels wide" in text
     for name in ("--iterations", "--output", "--learning_rate", "--initial"):
         assert name not in text, name
+
+
+def test_float16_is_for_gpus_as_in_neural_style(ws, monkeypatch, capsys):
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU is visible: float16 is allowed")
+    with pytest.raises(SystemExit) as info:
+        _run(ws, monkeypatch, capsys, f"--styles={ws.style}", "--precision=float16", str(ws.content))
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "neural-style-score: error: --precision float16 is for GPUs (none is visible); score with float32 or bfloat16"
+    ]

@@ -132,6 +132,8 @@ def _score_files(fv: flags.FlagValues, paths: Sequence[str]) -> None:
 
     vgg = load_vgg(network_path(fv), cache_dir=default_cache_dir())
     start_tensorflow()  # every input is good: from here on TensorFlow is needed
+    if config.precision == "float16":
+        _check_float16()
     from neural_style.image_io import resize, resize_styles
     from neural_style.scoring import score_images
 
@@ -157,6 +159,15 @@ def _score_files(fv: flags.FlagValues, paths: Sequence[str]) -> None:
     if fv.json:
         _write_json(fv, rows)
         print(f"Wrote {fv.json}")
+
+
+def _check_float16() -> None:
+    """float16 convolutions are for GPUs, as in neural-style (on a CPU TensorFlow falls back to slow kernels, with a
+    warning); bfloat16 is allowed anywhere, since one pass needs no speed."""
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        raise NeuralStyleError("--precision float16 is for GPUs (none is visible); score with float32 or bfloat16")
 
 
 def _write_json(fv: flags.FlagValues, rows: list[dict[str, object]]) -> None:
