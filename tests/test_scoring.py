@@ -108,3 +108,9 @@ def test_bad_input_is_one_clear_error(tiny_run):
         score_images(*args, tiny_run.content, StyleConfig(content_weight_blend=2.0))
     with pytest.raises(NeuralStyleError, match="must be"):
         score_images(*args, tiny_run.content[..., 0])
+
+
+def test_score_images_is_public():
+    import neural_style
+
+    assert "score_images" in neural_style.__all__ and neural_style.score_images is score_images
