@@ -18,6 +18,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "losses": ("Objective", "content_loss", "gram_matrix", "style_loss", "tv_loss"),
     "engines": ("Adam",),
     "stylization": ("Progress", "Stylization", "build_objective", "stylize", "sweep", "sweep_runs"),
+    "scoring": ("score_images",),
     "run_state": ("RunState",),
     "perceptual": ("ContentLoss", "PerceptualLoss", "StyleLoss", "TotalVariationLoss"),
     "color": ("preserve_colors",),

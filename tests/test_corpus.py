@@ -21,6 +21,7 @@ import os
 import stat
 import struct
 import subprocess
+import sys
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -1131,15 +1132,108 @@ def test_restart_discards_the_state_and_runs(tmp_path: Path) -> None:
     assert ws.output.exists() and not (ws.work / "out.png.state").exists()
 
 
+# ------------------------------------------------------------------------------- the scoring command
+
+
+def _score_args(ws: Workspace, *extra: str, image: Path | None = None) -> list[str]:
+    """A valid neural-style-score command line (the content scored as its own result), then ``extra``."""
+    return [
+        f"--content={ws.content}",
+        f"--styles={ws.style}",
+        f"--network={ws.network}",
+        *extra,
+        str(image or ws.content),
+    ]
+
+
+def _score_with(make: Callable[[Path], Path], *extra: str) -> Callable[[Workspace], list[str]]:
+    """Scores the file ``make(ws.work)`` writes."""
+    return lambda ws: _score_args(ws, *extra, image=make(ws.work))
+
+
+def _score_json_exists(ws: Workspace) -> list[str]:
+    (ws.work / "scores.json").write_text("{}")
+    return _score_args(ws, f"--json={ws.work / 'scores.json'}")
+
+
+def _score_json_is_image(ws: Workspace) -> list[str]:
+    Image.fromarray(content_array()).save(ws.work / "x.png")
+    return _score_args(ws, "--json=x.png", image=Path("x.png"))
+
+
+def _score_tiny_image(directory: Path) -> Path:
+    Image.new("RGB", (1, 5)).save(directory / "line.png")
+    return directory / "line.png"
+
+
+SCORE_CASES = [
+    CliCase("no IMAGE", lambda ws: _score_args(ws)[:-1], 2, ("give one or more images to score",)),
+    CliCase("missing IMAGE", lambda ws: _score_args(ws, image=ws.work / "gone.png"), 2, ("IMAGE", "gone.png", "exist")),
+    CliCase(
+        "IMAGE not an image",
+        _score_with(_writer("notes.png", lambda: b"not an image")),
+        2,
+        ("IMAGE", "notes.png", "not an image"),
+    ),
+    CliCase("IMAGE a directory", _score_with(_directory), 2, ("IMAGE", "is a directory")),
+    CliCase("IMAGE truncated", _score_with(_writer("cut.png", lambda: _small_png()[:40])), 2, ("IMAGE", "cut.png")),
+    CliCase("IMAGE 1x5", _score_with(_score_tiny_image), 2, ("IMAGE", "line.png", "1x5", "at least 2x2")),
+    CliCase("IMAGE of another --width", lambda ws: _score_args(ws, "--width=30"), 2, ("24 pixels wide", "--width 30")),
+    CliCase("no --content", lambda ws: _score_args(ws)[1:], 2, ("--content is required",)),
+    CliCase("no --styles", lambda ws: [_score_args(ws)[0], *_score_args(ws)[2:]], 2, ("--styles is required",)),
+    CliCase("missing style", lambda ws: _replace(_score_args(ws), "styles", "none.png"), 2, ("--styles image",)),
+    CliCase("missing network", lambda ws: _replace(_score_args(ws), "network", "none.mat"), 2, ("none.mat",)),
+    CliCase("negative weight", lambda ws: _score_args(ws, "--tv_weight=-1"), 2, ("--tv_weight",)),
+    CliCase("blend above 1", lambda ws: _score_args(ws, "--content_weight_blend=2"), 2, ("--content_weight_blend is",)),
+    CliCase("blend weights count", lambda ws: _score_args(ws, "--style_blend_weights=1,2"), 2, ("2 values for 1",)),
+    CliCase("style scales count", lambda ws: _score_args(ws, "--style_scales=1,2"), 2, ("--style_scales has 2",)),
+    CliCase("unknown pooling", lambda ws: _score_args(ws, "--pooling=min"), 2, ("--pooling",)),
+    CliCase("a flag of runs only", lambda ws: _score_args(ws, "--iterations=5"), 2, ("iterations",)),
+    CliCase("--json exists", _score_json_exists, 2, ("--json", "already exists", "--overwrite")),
+    CliCase("--json is the content", lambda ws: _score_args(ws, f"--json={ws.content}"), 2, ("--content image",)),
+    CliCase("--json is the IMAGE", _score_json_is_image, 2, ("--json x.png is the IMAGE x.png",)),
+    CliCase("--json in a missing folder", lambda ws: _score_args(ws, "--json=no/s.json"), 2, ("does not exist",)),
+]
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in SCORE_CASES])
+def test_score_corpus(tmp_path: Path, import_probe: Path, case: CliCase) -> None:
+    """neural-style-score's bad command lines: exit 2, one error line, nothing written, no TensorFlow imported."""
+    ws = make_workspace(tmp_path)
+    args = case.make(ws)
+    before = snapshot(ws.work)
+    env = ws.env
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(import_probe), env.get("PYTHONPATH")) if p)
+    env["NEURAL_STYLE_TEST_IMPORTS"] = str(tmp_path / IMPORTS_MARKER)
+    runner = "from neural_style.cli.score import main; main()"
+    result = subprocess.run(
+        [sys.executable, "-c", runner, *args], cwd=ws.work, env=env, capture_output=True, text=True, timeout=600
+    )
+    lines = result.stderr.splitlines()
+    assert result.returncode == case.status, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("neural-style-score: error: "), result.stderr
+    for word in case.words:
+        assert word in lines[0], lines[0]
+    assert result.stdout == ""
+    assert snapshot(ws.work) == before, "a rejected command must not create or change any file"
+    assert (tmp_path / IMPORTS_MARKER).read_text() == "", "rejected before TensorFlow is imported"
+
+
 # ---------------------------------------------------------------------- no number flag is NaN or infinite
 
 
 def _commands() -> dict[str, Any]:
     """{command: its cli module} of the commands whose flags the classes below run through."""
     from neural_style.cli import export as export_cli
+    from neural_style.cli import score as score_cli
     from neural_style.cli import train as train_cli
 
-    return {"neural-style": stylize_cli, "neural-style-train": train_cli, "neural-style-export": export_cli}
+    return {
+        "neural-style": stylize_cli,
+        "neural-style-train": train_cli,
+        "neural-style-export": export_cli,
+        "neural-style-score": score_cli,
+    }
 
 
 def _flags_of(command: str, parser: type) -> list[str]:
@@ -1171,9 +1265,10 @@ def test_every_float_flag_refuses_nan_and_infinity(
 
 
 def test_the_commands_have_float_flags() -> None:
-    """The test above covers something: neural-style has 13 float flags, neural-style-train 5, export none."""
+    """The test above covers something: neural-style has 13 float flags, neural-style-train 5, export none, score 5
+    (neural-style's loss weights)."""
     counts = {command: len(_flags_of(command, flags.FloatParser)) for command in _commands()}
-    assert counts == {"neural-style": 13, "neural-style-train": 5, "neural-style-export": 0}
+    assert counts == {"neural-style": 13, "neural-style-train": 5, "neural-style-export": 0, "neural-style-score": 5}
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999"])
@@ -1319,6 +1414,6 @@ def test_every_list_flag_refuses_an_empty_entry(
 
 
 def test_the_commands_have_list_flags() -> None:
-    """The test above covers something: 5 list flags of neural-style, 2 of train, 1 of export."""
+    """The test above covers something: 5 list flags of neural-style, 2 of train, 1 of export, 3 of score."""
     counts = {command: len(_flags_of(command, flags.ListParser)) for command in _commands()}
-    assert counts == {"neural-style": 5, "neural-style-train": 2, "neural-style-export": 1}
+    assert counts == {"neural-style": 5, "neural-style-train": 2, "neural-style-export": 1, "neural-style-score": 3}

@@ -1,7 +1,7 @@
 """The README stays runnable: every command line it shows is run, in README order, on tiny inputs.
 
 A command line is a line (with its continuation lines ending in ``\\``) of a ```` ```sh ```` block of README.md, or a
-part of one between ``&&``, that starts with one of the six commands of setup.cfg's ``console_scripts``. Each runs in
+part of one between ``&&``, that starts with one of the commands of setup.cfg's ``console_scripts``. Each runs in
 a fresh temporary directory, through the command's entry point called in this process (as its own process would
 run it: its own working directory, environment and argv, stdout and stderr captured), after this substitution:
 
@@ -9,7 +9,7 @@ run it: its own working directory, environment and argv, stdout and stderr captu
   ``examples/content.png``, ...: the values of ``--content``, ``--styles``, ``--style``, ``--initial`` and the
   images of ``neural-style-classify``) are written there as tiny images (24x20 content, 16x16 styles); folders
   (``photos/``, ``holiday/``) get two tiny photos. A file an earlier line wrote (the ``--model`` of
-  ``neural-style-apply``) is copied in from that line's directory.
+  ``neural-style-apply``, the images of ``neural-style-score``) is copied in from that line's directory.
 * The network: ``--network`` is replaced by a tiny synthetic ``.mat`` (conftest's ``write_vgg_mat``, classifier
   included), which ``$NEURAL_STYLE_WEIGHTS`` also names for the lines that rely on the default path.
 * Sizes shrink: ``neural-style`` runs at ``--width 24`` and ``--iterations 2`` (given or not), with
@@ -22,9 +22,9 @@ run it: its own working directory, environment and argv, stdout and stderr captu
 
 Every other line must exit 0 and write what it names: ``--output`` (or the contact sheet of a sweep, the checkpoint
 images, ``progress.txt`` / ``progress.png``), ``--model_out`` and its checkpoints, ``--tensorboard_dir``,
-``--output_dir``, an output folder with one image per input image; ``neural-style-classify`` prints ``--top_k``
-lines per image. A line that needs more hardware than this machine has (``--precision bfloat16`` without AVX512-BF16)
-is skipped.
+``--output_dir``, an output folder with one image per input image, the ``--json`` of ``neural-style-score``;
+``neural-style-classify`` prints ``--top_k`` lines per image, ``neural-style-score`` one line per image. A line
+that needs more hardware than this machine has (``--precision bfloat16`` without AVX512-BF16) is skipped.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class ReadmeCommand:
 
 
 def readme_commands(text: str) -> list[ReadmeCommand]:
-    """The command lines of the ```sh blocks of ``text`` that start with one of the six commands."""
+    """The command lines of the ```sh blocks of ``text`` that start with one of the commands."""
     found = []
     in_sh = False
     pending: list[str] = []
@@ -207,6 +207,8 @@ def inputs_of(parsed: Parsed) -> list[tuple[str, str]]:
             found.append(("file", value))
     if parsed.command == "neural-style-classify":
         found += [("content", path) for path in parsed.positional]
+    if parsed.command == "neural-style-score":
+        found += [("file", path) for path in parsed.positional]
     return found
 
 
@@ -254,6 +256,8 @@ def outputs_of(parsed: Parsed, work: Path) -> list[Path]:
         paths += [
             os.path.join(get("output_dir"), name) for name in ("saved_model", "vgg_features.keras", "export.json")
         ]
+    elif command == "neural-style-score" and "json" in flags:
+        paths.append(get("json"))
     return [work / path for path in paths]
 
 
@@ -388,7 +392,7 @@ def readme(tmp_path_factory: pytest.TempPathFactory) -> Readme:
 
 
 def test_readme_has_the_command_lines() -> None:
-    """The extraction finds every command: each of the six, and continuation lines joined."""
+    """The extraction finds every command: each of them, and continuation lines joined."""
     assert {c.command for c in COMMAND_LINES} == set(COMMANDS)
     assert all("\\" not in c.text for c in COMMAND_LINES)
     assert len(COMMAND_LINES) >= 12
@@ -421,3 +425,7 @@ def test_readme_command_runs(readme: Readme, index: int) -> None:
         assert [line.split("\t")[:2] for line in lines] == [
             [image, str(rank)] for image in images for rank in range(1, top_k + 1)
         ], report
+    if run.command.command == "neural-style-score":
+        rows = [line.split("\t") for line in result.stdout.splitlines() if "\t" in line]
+        assert [row[0] for row in rows] == run.parsed.positional, report
+        assert all(len(row) == 6 and row[-1].startswith("total ") for row in rows), report

@@ -8,6 +8,7 @@ Each command lives in its own module, which defines its flags on a fresh ``absl.
 * ``neural-style-apply``: :mod:`neural_style.cli.apply`;
 * ``neural-style-export``: :mod:`neural_style.cli.export`;
 * ``neural-style-classify``: :mod:`neural_style.cli.classify`;
+* ``neural-style-score``: :mod:`neural_style.cli.score`;
 * ``neural-style-download``: :mod:`neural_style.cli.download`.
 
 What every command does the same way (help, errors, exit statuses, Ctrl-C) is in :mod:`neural_style.cli.command`;

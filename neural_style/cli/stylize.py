@@ -56,7 +56,9 @@ __all__ = [
     "SingleRun",
     "Stages",
     "check_memory",
+    "check_sizes",
     "checkpoint_path",
+    "config_from_flags",
     "fingerprint",
     "flag_values",
     "main",
@@ -251,6 +253,13 @@ def style_config(fv: flags.FlagValues) -> StyleConfig:
     require(fv, "content", "the image whose content is kept")
     require(fv, "styles", "one or more style images, comma-separated")
     require(fv, "output", "where to write the result")
+    check_sizes(fv)
+    _check_checkpoint_flags(fv)
+    return config_from_flags(fv)
+
+
+def check_sizes(fv: flags.FlagValues) -> None:
+    """Checks --styles (no comma in a file name), --style_scales (one positive scale per style) and --width."""
     _check_style_list(fv.styles)
     scales = floats("style_scales", fv.style_scales)
     if scales is not None and len(scales) != len(fv.styles):
@@ -259,10 +268,14 @@ def style_config(fv: flags.FlagValues) -> StyleConfig:
         raise NeuralStyleError("--style_scales must be positive")
     if fv.width is not None and fv.width < 1:
         raise NeuralStyleError(f"--width is {fv.width}; it must be at least 1")
-    _check_checkpoint_flags(fv)
+
+
+def config_from_flags(fv: flags.FlagValues) -> StyleConfig:
+    """The StyleConfig of the settings flags ``fv`` holds (all of neural-style's, or a command's subset of them;
+    the others keep their defaults), validated against the number of --styles."""
     config = StyleConfig(
-        **flag_settings(fv, _CONFIG_FLAGS),
-        epsilon=fv.eps,
+        **flag_settings(fv, [name for name in _CONFIG_FLAGS if name in fv]),
+        **({"epsilon": fv.eps} if "eps" in fv else {}),
         style_blend_weights=floats("style_blend_weights", fv.style_blend_weights),
     )
     config.validate(len(fv.styles))
