@@ -16,13 +16,10 @@ from neural_style.config import StyleConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.losses import Objective
 from neural_style.matconvnet import VggWeights
-from neural_style.stylization import build_objective
+from neural_style.stylization import TERMS, build_objective
 from neural_style.vgg import preprocess
 
-__all__ = ["TERMS", "score_images"]
-
-# The loss terms, in the order they are reported.
-TERMS = ("content", "style", "tv", "total")
+__all__ = ["score_images"]
 
 
 def _as_batch(images: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:

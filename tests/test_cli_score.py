@@ -16,7 +16,8 @@ from neural_style.cli import score as score_cli
 from neural_style.config import StyleConfig
 from neural_style.image_io import read_image, resize, resize_styles
 from neural_style.matconvnet import load_vgg
-from neural_style.scoring import TERMS, score_images
+from neural_style.scoring import score_images
+from neural_style.stylization import TERMS
 
 
 @pytest.fixture(scope="module")
