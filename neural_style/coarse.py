@@ -16,6 +16,7 @@ from neural_style.config import StyleConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.image_io import resize, resize_styles, scaled_size
 from neural_style.matconvnet import VggWeights
+from neural_style.regions import Regions
 
 if TYPE_CHECKING:
     from neural_style.stylization import Progress
@@ -77,13 +78,14 @@ def coarse_to_fine(
     iterations: Sequence[int],
     style_scales: Sequence[float] | None = None,
     initial: np.ndarray | None = None,
+    regions: Regions | None = None,
 ) -> Iterator[tuple[int, Progress]]:
     """Runs :func:`neural_style.stylization.stylize` once per stage, from the smallest width to the content's.
 
     At each stage the content is resized to the stage width and each style to its scale x the stage width (the
     rule of a single run at that width). Stage 0 starts as a single run would (``initial``, noise blend, seed);
-    later stages start from the previous stage's result, upsampled, without noise. Colours are preserved, and the
-    stopping rules (``stop_at_loss``, ``tolerance``) apply, only in the last stage.
+    later stages start from the previous stage's result, upsampled, without noise. The stopping rules
+    (``stop_at_loss``, ``tolerance``) apply only in the last stage; colour control applies in every stage.
 
     Args:
         weights: the VGG parameters.
@@ -94,6 +96,7 @@ def coarse_to_fine(
         iterations: iterations of each stage.
         style_scales: one per style (default 1.0 each).
         initial: [H, W, 3] start image at the final size, or None.
+        regions: masks of where each style applies, resized with the images at every stage; None: everywhere.
 
     Yields:
         (stage index, the stage's :class:`neural_style.stylization.Progress`).
@@ -108,16 +111,16 @@ def coarse_to_fine(
         size = scaled_size(content.shape, width)
         stage_content = resize(content, size)
         stage_styles = resize_styles(styles, style_scales, width)
-        # Stopping rules compare losses of the final size; colours are preserved once, in the result.
+        # Stopping rules compare losses of the final size.
         stage_config = dataclasses.replace(config, iterations=count)
         if not last:
-            stage_config = dataclasses.replace(stage_config, preserve_colors=False, stop_at_loss=None, tolerance=None)
+            stage_config = dataclasses.replace(stage_config, stop_at_loss=None, tolerance=None)
         if previous is None:
             start = None if initial is None else resize(initial, size)
         else:
             start = resize(previous, size)
             stage_config = dataclasses.replace(stage_config, initial_noiseblend=0.0)
-        for record in stylize(weights, stage_content, stage_styles, stage_config, initial=start):
+        for record in stylize(weights, stage_content, stage_styles, stage_config, initial=start, regions=regions):
             if record.final:
                 assert record.image is not None
                 previous = record.image
