@@ -72,7 +72,7 @@ def test_style_mask_takes_the_gram_matrices_of_its_region() -> None:
     np.testing.assert_allclose(grams, objective.style_grams([style[:, :2]])["relu1_1"].numpy(), rtol=1e-6)
 
 
-# --- the identities ----------------------------------------------------------------------------------------------------
+# --- the identities ---------------------------------------------------------------------------------------------------
 
 
 def _objective(problem, styles, regions=None, **changes):
@@ -127,7 +127,7 @@ def test_guided_style_loss_by_hand_on_the_red_network() -> None:
     np.testing.assert_allclose(objective(tf.constant(image))["style"].numpy(), [500.0], rtol=1e-6)
 
 
-# --- masks: reading, resizing, checks ------------------------------------------------------------------------------
+# --- masks: reading, resizing, checks ---------------------------------------------------------------------------------
 
 
 def test_mask_from_image_and_resize() -> None:
@@ -166,7 +166,7 @@ def test_a_mask_off_by_a_rounding_pixel_is_accepted() -> None:
     Regions((np.ones((75, 99)),)).check((75, 100, 3), [(16, 16, 3)])
 
 
-# --- every kind of run ---------------------------------------------------------------------------------------------
+# --- every kind of run ------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +205,7 @@ def test_regions_coarse_to_fine_resizes_the_masks(two_halves) -> None:
     assert stages[-1][1].image.shape == (51, 64, 3)
 
 
-# --- the real-feature network: two styles, each kept to its half -----------------------------------------------------
+# --- the real-feature network: two styles, each kept to its half ------------------------------------------------------
 
 
 def _two_colour_styles(size: int = 48) -> tuple[np.ndarray, np.ndarray]:
