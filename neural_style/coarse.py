@@ -16,6 +16,7 @@ from neural_style.config import StyleConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.image_io import resize, resize_styles, scaled_size
 from neural_style.matconvnet import VggWeights
+from neural_style.regions import Regions
 
 if TYPE_CHECKING:
     from neural_style.stylization import Progress, Stylization
@@ -77,6 +78,7 @@ def coarse_to_fine(
     iterations: Sequence[int],
     style_scales: Sequence[float] | None = None,
     initial: np.ndarray | None = None,
+    regions: Regions | None = None,
 ) -> Iterator[tuple[int, Progress]]:
     """Runs one stylization per stage, from the smallest width to the content's (see :func:`stage_runs`).
 
@@ -92,6 +94,7 @@ def coarse_to_fine(
         iterations=iterations,
         style_scales=style_scales,
         initial=initial,
+        regions=regions,
     )
     for stage, run in runs:
         for record in run:
@@ -108,15 +111,16 @@ def stage_runs(
     iterations: Sequence[int],
     style_scales: Sequence[float] | None = None,
     initial: np.ndarray | None = None,
+    regions: Regions | None = None,
     first: int = 0,
 ) -> Iterator[tuple[int, Stylization]]:
     """The stages of :func:`coarse_to_fine` as runs: (stage index, its :class:`Stylization`), one at a time.
 
     At each stage the content is resized to the stage width and each style to its scale x the stage width (the
     rule of a single run at that width). Stage 0 starts as a single run would (``initial``, noise blend, seed);
-    later stages start from the previous stage's result, upsampled, without noise. Colours are preserved, and the
-    stopping rules (``stop_at_loss``, ``tolerance``) apply, only in the last stage. Each run is built when the next
-    stage is asked for, from the result of the one before: iterate it to its end first.
+    later stages start from the previous stage's result, upsampled, without noise. The stopping rules
+    (``stop_at_loss``, ``tolerance``) apply only in the last stage; colour control applies in every stage. Each run
+    is built when the next stage is asked for, from the result of the one before: iterate it to its end first.
 
     Args:
         weights: the VGG parameters.
@@ -129,6 +133,7 @@ def stage_runs(
         initial: [H, W, 3] start image at the final size, or None.
         first: the stage to begin with, e.g. to restore a saved stage into (its start is then the content resized,
             to be replaced by the restored image).
+        regions: masks of where each style applies, resized with the images at every stage; None: everywhere.
     """
     from neural_style.stylization import Stylization  # TensorFlow is imported only when a run starts
 
@@ -142,16 +147,16 @@ def stage_runs(
         size = scaled_size(content.shape, width)
         stage_content = resize(content, size)
         stage_styles = resize_styles(styles, style_scales, width)
-        # Stopping rules compare losses of the final size; colours are preserved once, in the result.
+        # Stopping rules compare losses of the final size.
         stage_config = dataclasses.replace(config, iterations=count)
         if stage < len(widths) - 1:
-            stage_config = dataclasses.replace(stage_config, preserve_colors=False, stop_at_loss=None, tolerance=None)
+            stage_config = dataclasses.replace(stage_config, stop_at_loss=None, tolerance=None)
         if stage == 0:
             start = None if initial is None else resize(initial, size)
         else:
             start = resize(previous if previous is not None else content, size)
             stage_config = dataclasses.replace(stage_config, initial_noiseblend=0.0)
-        run = Stylization(weights, stage_content, stage_styles, stage_config, initial=start)
+        run = Stylization(weights, stage_content, stage_styles, stage_config, initial=start, regions=regions)
         yield stage, run
         previous = run.best_images()
         if previous is not None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from neural_style.errors import NeuralStyleError
 
 __all__ = [
+    "COLOR_MODES",
     "CONTENT_LAYERS",
     "EXPORT_LAYERS",
     "MAX_SEED",
@@ -29,6 +30,7 @@ __all__ = [
     "StyleConfig",
     "TrainConfig",
     "check_blend_weights",
+    "check_layer_lists",
     "check_pooling",
     "even_blends",
     "make_candidates",
@@ -37,6 +39,8 @@ __all__ = [
 POOLING = ("max", "avg")
 OPTIMIZERS = ("adam", "lbfgs")
 PRECISIONS = ("float32", "bfloat16", "float16")
+# --preserve_colors: none, luminance-only transfer, or the style's colours matched to the content's first.
+COLOR_MODES = ("none", "luminance", "histogram")
 # Iterations over which the tolerance rule measures the relative improvement of the loss.
 TOLERANCE_WINDOW = 20
 
@@ -66,6 +70,26 @@ def _check_seed(seed: int | None) -> None:
         raise NeuralStyleError(
             f"is {seed}; give a whole number from 0 to {MAX_SEED} (or leave it unset)", setting="seed"
         )
+
+
+def check_layer_lists(
+    lists: Sequence[tuple[str, Sequence[str]]], layer_names: Sequence[str] | None, example: str
+) -> None:
+    """Raises NeuralStyleError naming the first of ``lists`` ((setting, layers) pairs) that is empty, names a layer
+    twice or (given the network's ``layer_names``) names a layer the network does not have."""
+    for name, layers in lists:
+        if not layers:
+            raise NeuralStyleError(f"is empty; name at least one layer, e.g. {example}", setting=name)
+        if len(set(layers)) != len(layers):
+            raise NeuralStyleError(f"names a layer twice: {','.join(layers)}", setting=name)
+        if layer_names is not None:
+            unknown = [layer for layer in layers if layer not in layer_names]
+            if unknown:
+                relus = [layer for layer in layer_names if layer.startswith("relu")]
+                raise NeuralStyleError(
+                    f"names {', '.join(unknown)}, not in the network; its ReLU layers are {', '.join(relus)}",
+                    setting=name,
+                )
 
 
 def _check_finite_non_negative(name: str, value: float) -> None:
@@ -141,7 +165,8 @@ class StyleConfig:
     epsilon: float = 1e-8  # Adam epsilon
     pooling: str = "max"  # "max" or "avg"
     initial_noiseblend: float | None = None  # share of noise in the start image; None: 0 with an initial, else 1
-    preserve_colors: bool = False  # keep the content's colours (luminance transfer)
+    # keep the content's colours: "none", "luminance" (True) or "histogram"; see neural_style.color
+    preserve_colors: bool | str = False
     print_iterations: int | None = None  # report all loss terms every this many steps (and at the end)
     checkpoint_iterations: int | None = None  # track the best image and report it every this many steps
     seed: int | None = None  # seed of the initial noise; None: a fresh one each run
@@ -153,12 +178,22 @@ class StyleConfig:
     xla: bool = False  # compile the step with XLA (jit_compile)
     clip: bool = False  # Adam: clip the image to 0..255 after every step (projected Adam); L-BFGS always keeps to it
     average_decay: float | None = None  # the result is an exponential moving average of the iterates with this decay
+    content_layers: tuple[str, ...] = CONTENT_LAYERS  # content layers; the default pair is weighed by the blend
+    style_layers: tuple[str, ...] = STYLE_LAYERS  # style layers, weighed 1, e, e^2, ... in this order (normalised)
 
-    def validate(self, n_styles: int | None = None) -> None:
+    @property
+    def color_mode(self) -> str:
+        """``preserve_colors`` as one of :data:`COLOR_MODES` (True is "luminance", False "none")."""
+        if isinstance(self.preserve_colors, bool):
+            return "luminance" if self.preserve_colors else "none"
+        return self.preserve_colors
+
+    def validate(self, n_styles: int | None = None, layer_names: Sequence[str] | None = None) -> None:
         """Raises NeuralStyleError naming the first setting that is out of range.
 
         Args:
             n_styles: number of style images, to check the count of ``style_blend_weights`` against.
+            layer_names: the network's layers, to check the content and style layers against.
         """
         if self.iterations < 1:
             raise NeuralStyleError(f"is {self.iterations}; it must be at least 1", setting="iterations")
@@ -201,6 +236,19 @@ class StyleConfig:
         if self.average_decay is not None and not 0.0 < self.average_decay < 1.0:
             raise NeuralStyleError(
                 f"is {self.average_decay}; it must be in (0, 1), e.g. 0.9 (or left unset)", setting="average_decay"
+            )
+        if self.color_mode not in COLOR_MODES:
+            raise NeuralStyleError(
+                f"is '{self.preserve_colors}'; use one of: {', '.join(COLOR_MODES)}", setting="preserve_colors"
+            )
+        lists = (("content_layers", self.content_layers), ("style_layers", self.style_layers))
+        check_layer_lists(lists, layer_names, STYLE_LAYERS[0])
+        if self.content_weight_blend != 1.0 and tuple(self.content_layers) != CONTENT_LAYERS:
+            raise NeuralStyleError(
+                f"is {self.content_weight_blend}, but it weighs only the default content layers "
+                f"{','.join(CONTENT_LAYERS)}, not {','.join(self.content_layers)}: leave it at 1 (custom content "
+                "layers weigh equally)",
+                setting="content_weight_blend",
             )
 
 
@@ -259,19 +307,8 @@ class TrainConfig:
             raise NeuralStyleError(f"is {self.learning_rate}; it must be a positive number", setting="learning_rate")
         check_pooling(self.pooling)
         _check_seed(self.seed)
-        for name, layers in (("content_layers", self.content_layers), ("style_layers", self.style_layers)):
-            if not layers:
-                raise NeuralStyleError(f"is empty; name at least one layer, e.g. {STYLE_LAYERS[0]}", setting=name)
-            if len(set(layers)) != len(layers):
-                raise NeuralStyleError(f"names a layer twice: {','.join(layers)}", setting=name)
-            if layer_names is not None:
-                unknown = [layer for layer in layers if layer not in layer_names]
-                if unknown:
-                    relus = [layer for layer in layer_names if layer.startswith("relu")]
-                    raise NeuralStyleError(
-                        f"names {', '.join(unknown)}, not in the network; its ReLU layers are {', '.join(relus)}",
-                        setting=name,
-                    )
+        lists = (("content_layers", self.content_layers), ("style_layers", self.style_layers))
+        check_layer_lists(lists, layer_names, STYLE_LAYERS[0])
 
     def total_steps(self, n_images: int) -> int:
         """``steps``, or enough steps for ``epochs`` passes over ``n_images`` images (the last batch rounded up)."""

@@ -30,6 +30,9 @@ __all__ = [
     "content_layer_weights",
     "content_loss",
     "gram_matrix",
+    "guided_gram_matrix",
+    "guided_style_loss",
+    "layer_masks",
     "paired_style_loss",
     "style_layer_weights",
     "style_loss",
@@ -53,8 +56,63 @@ def gram_matrix(features: tf.Tensor) -> tf.Tensor:
     return tf.matmul(flat, flat, transpose_a=True) / size
 
 
-def content_layer_weights(blend: float) -> dict[str, float]:
-    """relu4_2 weighs ``blend``, relu5_2 weighs ``1 - blend``; layers of weight 0 are left out."""
+def guided_gram_matrix(features: tf.Tensor, masks: tf.Tensor) -> tf.Tensor:
+    """Gram matrices of the regions that masks pick out, each normalised by its mask's area.
+
+    G_m = sum_p m_p f_p f_p^T / (C sum_p m_p): the outer products of the feature vectors f_p at the positions p,
+    weighted by the mask (the features weighted by sqrt(m), as a Gram matrix), over the channel count C times the
+    mask's area. A mask of all ones gives :func:`gram_matrix`; a mask of constant value gives the same.
+
+    Args:
+        features: [N, H, W, C] activations.
+        masks: [M, H, W] non-negative weights, each with a positive sum.
+
+    Returns:
+        [N, M, C, C].
+    """
+    shape = tf.shape(features)
+    flat = tf.reshape(features, (shape[0], 1, shape[1] * shape[2], shape[3]))  # [N, 1, P, C]
+    weights = tf.reshape(tf.cast(masks, features.dtype), (1, -1, shape[1] * shape[2], 1))  # [1, M, P, 1]
+    weighted = flat * weights  # [N, M, P, C]
+    grams = tf.matmul(tf.broadcast_to(flat, tf.shape(weighted)), weighted, transpose_a=True)
+    area = tf.reduce_sum(weights, axis=(0, 2, 3)) * tf.cast(shape[3], features.dtype)  # [M]
+    return grams / tf.maximum(area, 1e-12)[None, :, None, None]
+
+
+def layer_masks(masks: np.ndarray | tf.Tensor, network: VggFeatures, layers: Sequence[str]) -> dict[str, tf.Tensor]:
+    """Masks at the input's resolution brought to the resolution of each of ``layers``.
+
+    Every 2x2 pooling of the network is mirrored by a 2x2 average of the mask (SAME padding, which averages only
+    the pixels inside the image), so a mask keeps its area share and soft edges widen at deeper layers.
+
+    Args:
+        masks: [M, H, W] floats in 0..1 at the size of the network's input.
+        network: the VGG layer whose features the masks go with.
+        layers: layer names of ``network``.
+
+    Returns:
+        {layer: [M, H_l, W_l]} float32.
+    """
+    x = tf.convert_to_tensor(masks, tf.float32)[..., None]
+    found: dict[str, tf.Tensor] = {}
+    for name, kind, _ in network.layer_specs:
+        if kind == "pool":
+            x = tf.nn.avg_pool2d(x, 2, 2, padding="SAME")
+        if name in layers:
+            found[name] = x[..., 0]
+        if len(found) == len(layers):
+            break
+    return {layer: found[layer] for layer in layers}
+
+
+def content_layer_weights(blend: float, layers: Sequence[str] = CONTENT_LAYERS) -> dict[str, float]:
+    """relu4_2 weighs ``blend``, relu5_2 weighs ``1 - blend``; layers of weight 0 are left out.
+
+    Other ``layers`` than neural-style's pair (relu4_2, relu5_2) weigh equally, 1 / len(layers), and ``blend`` is
+    not used (:meth:`neural_style.config.StyleConfig.validate` refuses a blend other than 1 for them).
+    """
+    if tuple(layers) != CONTENT_LAYERS:
+        return {layer: 1.0 / len(layers) for layer in layers}
     weights = dict(zip(CONTENT_LAYERS, (blend, 1.0 - blend), strict=True))
     return {layer: w for layer, w in weights.items() if w != 0.0}
 
@@ -137,6 +195,41 @@ def style_loss(
     return tf.reduce_sum(per_style * blend, axis=-1)
 
 
+def guided_style_loss(
+    features: Mapping[str, tf.Tensor],
+    target_grams: Mapping[str, tf.Tensor],
+    masks: Mapping[str, tf.Tensor],
+    layer_weights: Mapping[str, float],
+    blend: tf.Tensor,
+) -> tf.Tensor:
+    """Spatially guided style loss: sum_s b_s sum_l w_l mean((G_l^s - A_sl)^2), with G_l^s the Gram matrix of
+    the region of style s (:func:`guided_gram_matrix` with its mask), per image.
+
+    Where every mask is 0, no style applies; two disjoint masks give the sum of the two single-region losses.
+
+    Args:
+        features: {layer: [N, H, W, C]} activations of the images.
+        target_grams: {layer: [S, C, C]} Gram matrices of the S style images (each over its own style mask, if any).
+        masks: {layer: [S, H, W]} where each style applies, at that layer's resolution (:func:`layer_masks`).
+        layer_weights: {layer: w_l}.
+        blend: [S] or [N, S] weights of the regions' terms.
+
+    Returns:
+        [N] style loss of each image (unweighted by the style weight).
+    """
+    blend = tf.convert_to_tensor(blend, dtype=tf.float32)
+    per_style = tf.add_n(
+        [
+            w
+            * tf.reduce_mean(
+                tf.square(guided_gram_matrix(features[layer], masks[layer]) - target_grams[layer][None]), axis=(2, 3)
+            )
+            for layer, w in layer_weights.items()
+        ]
+    )  # [N, S]
+    return tf.reduce_sum(per_style * blend, axis=-1)
+
+
 def tv_loss(images: tf.Tensor) -> tf.Tensor:
     """Total variation: mean((x[1:, :] - x[:-1, :])^2) + mean((x[:, 1:] - x[:, :-1])^2), per image.
 
@@ -211,6 +304,8 @@ class Objective:
         content_targets: {layer: [1 or N, H, W, C]} content activations, or None to give them with each call.
         style_targets: {layer: [S, C, C]} Gram matrices of the style images, or None.
         blend: [S] or [N, S] style blend weights summing to 1 (per image for blend sweeps), or None.
+        content_masks: {style layer: [S, H_l, W_l]} where each style applies (spatial control), or None: every
+            style everywhere.
     """
 
     network: VggFeatures
@@ -222,6 +317,7 @@ class Objective:
     content_targets: Mapping[str, tf.Tensor] | None = None
     style_targets: Mapping[str, tf.Tensor] | None = None
     blend: tf.Tensor | None = None
+    content_masks: Mapping[str, tf.Tensor] | None = None
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -237,9 +333,28 @@ class Objective:
         features = self.network(images, layers=tuple(self.style_layers))
         return {layer: gram_matrix(features[layer]) for layer in self.style_layers}
 
-    def style_grams(self, styles: Sequence[np.ndarray | tf.Tensor]) -> dict[str, tf.Tensor]:
-        """{style layer: [S, C, C]} Gram matrices of S style images [H_s, W_s, 3] of any sizes."""
-        per_style = [self.grams(tf.convert_to_tensor(style, tf.float32)[None]) for style in styles]
+    def style_grams(
+        self,
+        styles: Sequence[np.ndarray | tf.Tensor],
+        masks: Sequence[np.ndarray | None] | None = None,
+    ) -> dict[str, tf.Tensor]:
+        """{style layer: [S, C, C]} Gram matrices of S style images [H_s, W_s, 3] of any sizes.
+
+        Args:
+            styles: the images.
+            masks: per style, None or a mask [H_s, W_s] in 0..1: its Gram matrices are then those of that region
+                (:func:`guided_gram_matrix`).
+        """
+        per_style = []
+        for i, style in enumerate(styles):
+            image = tf.convert_to_tensor(style, tf.float32)[None]
+            mask = None if masks is None else masks[i]
+            if mask is None:
+                per_style.append(self.grams(image))
+                continue
+            features = self.network(image, layers=tuple(self.style_layers))
+            guides = layer_masks(np.asarray(mask, np.float32)[None], self.network, tuple(self.style_layers))
+            per_style.append({layer: guided_gram_matrix(features[layer], guides[layer])[:, 0] for layer in guides})
         return {layer: tf.concat([grams[layer] for grams in per_style], axis=0) for layer in self.style_layers}
 
     def with_targets(
@@ -248,6 +363,8 @@ class Objective:
         content: np.ndarray | tf.Tensor | None = None,
         styles: Sequence[np.ndarray | tf.Tensor] | None = None,
         blend: Sequence[float] | np.ndarray | None = None,
+        content_masks: np.ndarray | None = None,
+        style_masks: Sequence[np.ndarray | None] | None = None,
     ) -> Objective:
         """The same objective with targets computed from images (in the network's input space).
 
@@ -255,15 +372,20 @@ class Objective:
             content: [H, W, 3] content image, or None to keep the current content targets.
             styles: S style images [H_s, W_s, 3], or None to keep the current style targets.
             blend: S blend weights (normalised to sum 1), or None: equal weights for new styles, else unchanged.
+            content_masks: [S, H, W] in 0..1, where each style applies in images of size H x W (the content's), or
+                None to keep the current ones.
+            style_masks: with ``styles``: per style, None or a mask [H_s, W_s] of the part it is taken from.
         """
         changes: dict[str, Any] = {}
         if content is not None:
             targets = self.content_features(tf.convert_to_tensor(content, tf.float32)[None])
             changes["content_targets"] = {layer: tf.constant(value) for layer, value in targets.items()}
+        if content_masks is not None:
+            changes["content_masks"] = layer_masks(content_masks, self.network, tuple(self.style_layers))
         if styles is not None:
             if not len(styles):
                 raise NeuralStyleError("no style images given; pass at least one")
-            changes["style_targets"] = self.style_grams(styles)
+            changes["style_targets"] = self.style_grams(styles, style_masks)
             given = None if blend is None else [float(b) for b in blend]
             changes["blend"] = tf.constant(blend_weights(given, len(styles)))
         elif blend is not None:
@@ -295,15 +417,19 @@ class Objective:
         targets = self.content_targets if content_targets is None else content_targets
         if targets is None:
             raise NeuralStyleError("the objective has no content targets: give content_targets or with_targets()")
-        grams = {layer: gram_matrix(features[layer]) for layer in self.style_layers}
         if style_targets is not None:
+            grams = {layer: gram_matrix(features[layer]) for layer in self.style_layers}
             style = paired_style_loss(grams, style_targets, self.style_layers)
         else:
             if self.style_targets is None:
                 raise NeuralStyleError("the objective has no style targets: give style_targets or with_targets()")
             chosen = self.blend if blend is None else blend
             assert chosen is not None
-            style = style_loss(grams, self.style_targets, self.style_layers, chosen)
+            if self.content_masks is not None:
+                style = guided_style_loss(features, self.style_targets, self.content_masks, self.style_layers, chosen)
+            else:
+                grams = {layer: gram_matrix(features[layer]) for layer in self.style_layers}
+                style = style_loss(grams, self.style_targets, self.style_layers, chosen)
         return total_loss(
             content_loss(features, targets, self.content_layers),
             style,

@@ -17,12 +17,13 @@ import numpy as np
 import tensorflow as tf
 
 from neural_style import losses as L
-from neural_style.color import preserve_colors
+from neural_style.color import color_inputs, luminance_image, preserve_colors
 from neural_style.config import TOLERANCE_WINDOW, Candidate, StyleConfig
 from neural_style.engines import make_engine
 from neural_style.errors import NeuralStyleError, NonFiniteLossError
 from neural_style.image_io import to_uint8
 from neural_style.matconvnet import VggWeights
+from neural_style.regions import Regions
 from neural_style.vgg import VggFeatures, preprocess, unprocess
 
 __all__ = [
@@ -82,26 +83,50 @@ class Progress:
 
 
 def build_objective(
-    weights: VggWeights, content: np.ndarray, styles: Sequence[np.ndarray], config: StyleConfig
+    weights: VggWeights,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    config: StyleConfig,
+    *,
+    regions: Regions | None = None,
 ) -> L.Objective:
     """neural-style's objective for one content image and S style images, its targets computed once.
 
     The network takes preprocessed images (the optimised image lives in that space); the objective's default blend
-    and style weight are the config's, for one image (a batch of candidates gives its own per call).
+    and style weight are the config's, for one image (a batch of candidates gives its own per call). The targets
+    are those of the images as ``config.preserve_colors`` has them seen (:func:`neural_style.color.color_inputs`).
 
     Args:
         weights: the VGG parameters.
         content: [H, W, 3] RGB 0..255.
         styles: S arrays [H_s, W_s, 3] RGB 0..255, already at the scale wanted.
         config: the run's settings.
+        regions: masks of where each style applies and where it is taken from, resized here to ``content`` and
+            ``styles``; None: every style everywhere.
     """
     if not styles:
         raise NeuralStyleError("no style images given; pass at least one")
     if min(content.shape[:2]) < 2:  # total variation needs neighbours in both directions
         height, width = content.shape[:2]
         raise NeuralStyleError(f"the content image is {width}x{height} pixels; it needs at least 2x2")
-    content_layers = L.content_layer_weights(config.content_weight_blend)
-    style_layers = L.style_layer_weights(config.style_layer_weight_exp)
+    config.validate(len(styles), weights.layer_names)
+    content_masks = style_masks = None
+    if regions is not None:
+        regions.check(content.shape, [style.shape for style in styles])
+        content_masks = regions.content_at(content.shape[:2])
+        style_masks = regions.styles_at([style.shape for style in styles])
+        resized = [
+            *(content_masks if content_masks is not None else []),
+            *(m for m in style_masks or [] if m is not None),
+        ]
+        if any(not float(mask.sum()) > 0 for mask in resized):
+            raise NeuralStyleError(
+                f"a mask covers too little to survive resizing to the images ({content.shape[1]} px wide); "
+                "widen its region or the image"
+            )
+    content, styles = color_inputs(np.asarray(content, np.float32), list(styles), config.color_mode)
+    content_layers = L.content_layer_weights(config.content_weight_blend, config.content_layers)
+    style_layers = L.style_layer_weights(config.style_layer_weight_exp, config.style_layers)
     layers = tuple(dict.fromkeys([*content_layers, *style_layers]))
     network = VggFeatures.from_weights(
         weights, layers, pooling=config.pooling, precision=config.precision, preprocessed=True
@@ -119,6 +144,8 @@ def build_objective(
         content=preprocess(np.asarray(content, np.float32), mean),
         styles=[preprocess(np.asarray(style, np.float32), mean) for style in styles],
         blend=config.style_blend_weights,
+        content_masks=content_masks,
+        style_masks=style_masks,
     )
 
 
@@ -182,13 +209,14 @@ class Stylization:
         candidates: Sequence[Candidate] | None = None,
         objective: L.Objective | None = None,
         strategy: tf.distribute.Strategy | None = None,
+        regions: Regions | None = None,
     ) -> None:
         """Builds the objective, targets and start images (see :func:`stylize` for the arguments)."""
         config = config or StyleConfig()
         config.validate(len(styles))
         if objective is None:
             with strategy.scope() if strategy is not None else contextlib.nullcontext():
-                objective = build_objective(weights, content, styles, config)
+                objective = build_objective(weights, content, styles, config, regions=regions)
         if candidates is None:  # one image with the objective's blend and the config's style weight
             blends = np.asarray(objective.blend, np.float32).reshape(1, -1)
             style_weights = np.asarray([config.style_weight], np.float32)
@@ -268,14 +296,18 @@ class Stylization:
         """Preprocessed images -> exactly what a PNG of them holds: RGB, colours preserved if asked, whole grey levels
         in 0..255 (float32)."""
         rgb = unprocess(images, self._mean)
-        if self.config.preserve_colors:
+        if self.config.color_mode == "luminance":
             rgb = np.stack([preserve_colors(image, self._content) for image in rgb])
         return to_uint8(rgb).astype(np.float32)
 
     def _score(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The images the run would save now (RGB) and their loss terms."""
+        """The images the run would save now (RGB) and their loss terms (with luminance transfer: of their
+        luminance, the image the objective judges)."""
         saved = self._saved(self._output())
-        return saved, self._engine.evaluate(preprocess(saved, self._mean))
+        judged = saved
+        if self.config.color_mode == "luminance":
+            judged = np.stack([luminance_image(image) for image in saved])
+        return saved, self._engine.evaluate(preprocess(judged, self._mean))
 
     def __iter__(self) -> Iterator[Progress]:
         try:
@@ -370,6 +402,7 @@ def stylize(
     candidates: Sequence[Candidate] | None = None,
     objective: L.Objective | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    regions: Regions | None = None,
 ) -> Iterator[Progress]:
     """Optimises images to match the content of one image and the style of others.
 
@@ -389,6 +422,8 @@ def stylize(
             (e.g. when a large sweep runs in chunks); None builds one.
         strategy: a ``tf.distribute`` strategy with several replicas (e.g. ``MirroredStrategy`` over GPUs) to split
             the candidates across; the objective is then built in its scope. None: the default device.
+        regions: masks of where each style applies (and where in its image it is taken from), at any size of the
+            images' aspect ratios; None: every style everywhere (see :mod:`neural_style.regions`).
 
     Yields:
         A :class:`Progress` of the start images (iteration 0, with their losses; not after a restore), then one after
@@ -399,7 +434,15 @@ def stylize(
         NonFiniteLossError: the loss became NaN or infinite; it carries the best images seen so far.
     """
     yield from Stylization(
-        weights, content, styles, config, initial=initial, candidates=candidates, objective=objective, strategy=strategy
+        weights,
+        content,
+        styles,
+        config,
+        initial=initial,
+        candidates=candidates,
+        objective=objective,
+        strategy=strategy,
+        regions=regions,
     )
 
 
@@ -413,6 +456,7 @@ def sweep(
     batch_size: int | None = None,
     initial: np.ndarray | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    regions: Regions | None = None,
 ) -> Iterator[tuple[int, Progress]]:
     """Optimises all candidates, ``batch_size`` at a time (all at once when None), sharing one objective.
 
@@ -424,7 +468,15 @@ def sweep(
         (index of the chunk's first candidate, :class:`Progress` of the chunk).
     """
     runs = sweep_runs(
-        weights, content, styles, config, candidates, batch_size=batch_size, initial=initial, strategy=strategy
+        weights,
+        content,
+        styles,
+        config,
+        candidates,
+        batch_size=batch_size,
+        initial=initial,
+        strategy=strategy,
+        regions=regions,
     )
     for start, run in runs:
         for record in run:
@@ -441,6 +493,7 @@ def sweep_runs(
     batch_size: int | None = None,
     initial: np.ndarray | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    regions: Regions | None = None,
 ) -> Iterator[tuple[int, Stylization]]:
     """The chunks of :func:`sweep` as runs: (index of the chunk's first candidate, its :class:`Stylization`).
 
@@ -456,7 +509,7 @@ def sweep_runs(
         config = dataclasses.replace(config, seed=int(np.random.SeedSequence().generate_state(1)[0]))
     size = batch_size or len(candidates)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        objective = build_objective(weights, content, styles, config)
+        objective = build_objective(weights, content, styles, config, regions=regions)
     for start in range(0, len(candidates), size):
         chunk = candidates[start : start + size]
         replicated = strategy is not None and len(chunk) >= strategy.num_replicas_in_sync

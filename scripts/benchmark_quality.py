@@ -14,16 +14,18 @@ the methods interleaved (reference, routes, reference, routes, ...) and the repo
   ``scripts/reference_tf1.py`` re-states it, in a child process of this script; the image is saved as
   neural-style saves it (clipped to 0..255 and truncated to uint8). Its network comes from this project's loader
   (cached), so its start-up is if anything shorter than neural-style's own (which reads the .mat with scipy).
-* the routes (``--routes``): ``neural-style`` command lines from the same content start (``--initial`` = the
-  content), seed 0, neural-style's loss weights. Routes marked "to target" stop as soon as their saved image
-  reaches the reference file's loss (``--stop_at_loss``, at the price of one forward pass per iteration), with a
-  cap of iterations; the others run a fixed count (to compare the saved quality of Adam options).
+* the routes (``--routes``, ``ROUTES`` below): ``neural-style`` command lines from the same start (``--initial`` =
+  the content image), seed 0, neural-style's loss weights, each with a fixed number of iterations: Adam with and
+  without ``--clip`` and ``--average_decay`` at the reference's 300 iterations (same work, compare the files), and
+  the fast routes (L-BFGS, bfloat16, coarse to fine) with the fewest iterations found to reach the reference
+  file's loss (see ``--curves``).
 
 Every PNG is scored the same way (:func:`neural_style.scoring.score_images` on the float32 network: content, style
 and total variation loss of the image read back from the file, the yardstick ``neural-style-score`` prints). Next
 to it the report gives the loss the optimiser printed last (Adam's is that of its unclipped iterate, which is never
-written). Time-to-quality curves come from the checkpoint PNGs the routes write every iteration (their times are
-the files' modification times since the process started; their losses are scored like the final files).
+written). With ``--curves`` the routes also write a checkpoint PNG every iteration (which costs a forward pass and a
+PNG each); the report then gives time-to-quality curves from those files: their modification times since the
+process started, and their losses scored like the final files.
 
 ``--conv_microbench`` instead times a 3x3 convolution (1x128x128x256 -> 256 channels) and a VGG-19 forward and
 backward pass at ``--width`` in float32 and bfloat16 (with and without XLA) and prints GFLOP/s and the ratios.
@@ -53,29 +55,30 @@ flags.DEFINE_string("style", None, "Style image.")
 flags.DEFINE_integer("width", 256, "Output width in pixels; the style is scaled to the same width (style scale 1).")
 flags.DEFINE_integer("reference_iterations", 300, "Adam iterations of the reference (neural-style's default run).")
 flags.DEFINE_list("routes", None, "Routes to run (default: all); see ROUTES in the script.")
+flags.DEFINE_boolean(
+    "curves",
+    False,
+    "Routes also write a checkpoint PNG every iteration, for time-to-quality curves (their times then include it).",
+)
 flags.DEFINE_integer("rounds", 1, "Interleaved rounds of every method; the report gives medians.")
 flags.DEFINE_string("out_dir", "benchmark_quality", "Directory for every method's PNGs, checkpoints and logs.")
-flags.DEFINE_string("target", None, "Loss the 'to target' routes stop at (default: the reference file's).")
+flags.DEFINE_float("target", None, "The loss a route's file must reach (default: the reference file's).")
 flags.DEFINE_boolean("conv_microbench", False, "Time a 3x3 conv and a VGG-19 forward+backward in float32/bfloat16.")
 flags.DEFINE_integer("repeats", 10, "Microbenchmark: timed runs of each case (after two warm-up runs).")
 flags.DEFINE_string("child", None, "Internal: run the reference in this process and write this PNG.")
 
-# name: (neural-style flags, stops at the target). The stage count of --scales shares the iterations equally.
-ROUTES: dict[str, tuple[list[str], bool]] = {
-    "adam": (["--iterations=300"], False),
-    "adam_clip": (["--iterations=300", "--clip"], False),
-    "adam_average": (["--iterations=300", "--average_decay=0.9"], False),
-    "lbfgs": (["--optimizer=lbfgs", "--iterations=100", "--checkpoint_iterations=1"], True),
-    "lbfgs_bf16": (
-        ["--optimizer=lbfgs", "--iterations=100", "--precision=bfloat16", "--checkpoint_iterations=1"],
-        True,
-    ),
-    "lbfgs_scales": (["--optimizer=lbfgs", "--iterations=60", "--scales=2", "--checkpoint_iterations=1"], True),
-    "lbfgs_scales_bf16": (
-        ["--optimizer=lbfgs", "--iterations=60", "--scales=2", "--precision=bfloat16", "--checkpoint_iterations=1"],
-        True,
-    ),
+# name: neural-style flags (besides the inputs, --width, --initial = the content, --seed 0). The stage count of
+# --scales shares the iterations equally.
+ROUTES: dict[str, list[str]] = {
+    "adam": ["--iterations=300"],
+    "adam_clip": ["--iterations=300", "--clip"],
+    "adam_average": ["--iterations=300", "--average_decay=0.9"],
+    "lbfgs_10": ["--optimizer=lbfgs", "--iterations=10"],
+    "lbfgs_bf16_10": ["--optimizer=lbfgs", "--iterations=10", "--precision=bfloat16"],
+    "lbfgs_scales_bf16_8": ["--optimizer=lbfgs", "--iterations=8", "--scales=2", "--precision=bfloat16"],
+    "lbfgs_scales_bf16_12": ["--optimizer=lbfgs", "--iterations=12", "--scales=2", "--precision=bfloat16"],
 }
+FAST = ["lbfgs_10", "lbfgs_bf16_10", "lbfgs_scales_bf16_8", "lbfgs_scales_bf16_12"]
 
 
 def _weights():
@@ -123,7 +126,7 @@ def _reference_child(output: str) -> None:
 # ------------------------------------------------------------------------------------------------ the methods
 
 
-def _run(name: str, out_dir: Path, target: float | None) -> dict:
+def _run(name: str, out_dir: Path) -> dict:
     """Runs one method as a process; returns its wall time, printed loss and output path."""
     output = out_dir / f"{name}.png"
     for old in [output, *out_dir.glob(f"{name}_ck_*.png")]:
@@ -132,14 +135,11 @@ def _run(name: str, out_dir: Path, target: float | None) -> dict:
         argv = [sys.executable, __file__, f"--child={output}", *_shared_flags()]
         argv.append(f"--reference_iterations={FLAGS.reference_iterations}")
     else:
-        extra, to_target = ROUTES[name]
         argv = [sys.executable, "-m", "neural_style", f"--content={FLAGS.content}", f"--styles={FLAGS.style}"]
         argv += [f"--output={output}", f"--network={FLAGS.network}", f"--width={FLAGS.width}"]
-        argv += [f"--initial={FLAGS.content}", "--seed=0", "--overwrite", "--nomemory_guard", *extra]
-        if "--checkpoint_iterations=1" in extra:
-            argv.append(f"--checkpoint_output={out_dir / (name + '_ck_{}.png')}")
-        if to_target and target is not None:
-            argv.append(f"--stop_at_loss={target!r}")
+        argv += [f"--initial={FLAGS.content}", "--seed=0", "--overwrite", "--nomemory_guard", *ROUTES[name]]
+        if FLAGS.curves:
+            argv += ["--checkpoint_iterations=1", f"--checkpoint_output={out_dir / (name + '_ck_{}.png')}"]
     start = time.time()
     result = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     seconds = time.time() - start
@@ -212,10 +212,10 @@ def _quality() -> None:
         flush=True,
     )
     runs: dict[str, list[dict]] = {name: [] for name in ["reference", *routes]}
-    target = None if FLAGS.target is None else float(FLAGS.target)
+    target = FLAGS.target
     for round_ in range(FLAGS.rounds):
         for name in runs:
-            run = _run(name, out_dir, target)
+            run = _run(name, out_dir)
             run["saved"] = score([run["output"]])[0]
             if name == "reference" and FLAGS.target is None:
                 target = run["saved"]

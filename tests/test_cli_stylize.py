@@ -537,3 +537,57 @@ def test_nomemory_guard_flag_is_accepted(tmp_path: Path) -> None:
     assert result.stderr.strip().startswith(ERROR_PREFIX + "--iterations is 0"), result.stderr
     result = run_neural_style(ws, ws.args("--memory_guard=maybe"))
     assert result.returncode == 2 and "memory_guard" in result.stderr
+
+
+# ---------------------------------------------------------------------------------- regions, colours and layers
+
+
+def test_preserve_colors_flag_takes_a_mode() -> None:
+    """Bare --preserve_colors is luminance transfer, =histogram and =none name the others, --nopreserve_colors is
+    none, and the custom layer lists reach the settings."""
+    modes = [
+        stylize_flags(*argv).preserve_colors
+        for argv in ([], ["--preserve_colors"], ["--preserve_colors=histogram"], ["--nopreserve_colors"])
+    ]
+    assert modes == ["none", "luminance", "histogram", "none"]
+    fv = stylize_flags(
+        "--content=c.png", "--styles=s.png", "--output=o.png", "--content_layers=relu3_1", "--style_layers=relu1_1"
+    )
+    config = stylize_cli.style_config(fv)
+    assert (config.content_layers, config.style_layers, config.color_mode) == (("relu3_1",), ("relu1_1",), "none")
+
+
+def test_regions_colours_and_layers_end_to_end(ws: Workspace) -> None:
+    """Two styles kept to two halves (soft-edged masks), a style mask, histogram matching, custom layers, with
+    checkpoints (the resumable state's fingerprint holds the masks): the output is written, the state removed."""
+    width, height = CONTENT_SIZE
+    ramp = np.clip((np.arange(width) - width / 2) / 4 + 0.5, 0, 1)
+    right = np.broadcast_to(255 * ramp, (height, width)).astype(np.uint8)
+    Image.fromarray(255 - right).save(ws.work / "left.png")
+    Image.fromarray(right).save(ws.work / "right.png")
+    Image.fromarray(np.full((16, 16), 255, np.uint8)).save(ws.work / "whole.png")
+    Image.fromarray(style_array(1)).save(ws.work / "style2.png")
+    args = [
+        f"--styles={ws.style},{ws.work / 'style2.png'}",
+        f"--content_masks={ws.work / 'left.png'},{ws.work / 'right.png'}",
+        f"--style_masks={ws.work / 'whole.png'},{ws.work / 'whole.png'}",
+        "--preserve_colors=histogram",
+        "--content_layers=relu3_1",
+        "--style_layers=relu1_1,relu2_1,relu3_1",
+        "--iterations=4",
+        "--checkpoint_iterations=2",
+        "--checkpoint_output=ck_{}.png",
+        "--seed=0",
+        "--tv_weight=1",
+    ]
+    result = run_neural_style(ws, [a for a in ws.args() if not a.startswith("--styles=")] + args)
+    assert_ok(result)
+    with Image.open(ws.output) as out:
+        assert out.size == (width, height)
+    assert not (ws.work / "out.png.state").exists()
+    fv = stylize_flags(*[a for a in ws.args() if not a.startswith("--styles=")], *args)
+    stages = stylize_cli.Stages([width], [4])
+    before = stylize_cli.fingerprint(fv, stylize_cli.style_config(fv), read_matconvnet(ws.network), stages)
+    Image.fromarray(right[:, ::-1].copy()).save(ws.work / "right.png")
+    after = stylize_cli.fingerprint(fv, stylize_cli.style_config(fv), read_matconvnet(ws.network), stages)
+    assert before["--content_masks"] != after["--content_masks"] and before["--preserve_colors"] == "histogram"

@@ -52,6 +52,14 @@ BAD_STYLE_CONFIGS = [
     ({"tolerance": -1.0}, "tolerance", "is -1.0"),
     ({"stop_at_loss": float("nan")}, "stop_at_loss", "nan"),
     ({"precision": "float64"}, "precision", "float64"),
+    ({"preserve_colors": "sepia"}, "preserve_colors", "'sepia'; use one of: none, luminance, histogram"),
+    ({"content_layers": ()}, "content_layers", "is empty"),
+    ({"style_layers": ("relu1_1", "relu1_1")}, "style_layers", "names a layer twice"),
+    (
+        {"content_layers": ("relu3_1",), "content_weight_blend": 0.5},
+        "content_weight_blend",
+        "weighs only the default content layers relu4_2,relu5_2, not relu3_1",
+    ),
 ]
 
 
@@ -65,6 +73,23 @@ def test_style_config_validation(changes: dict, setting: str, mention: str) -> N
     assert info.value.setting == setting
     assert str(info.value).startswith(setting)
     assert mention in str(info.value)
+
+
+def test_style_config_layers_and_colour_modes() -> None:
+    """Custom layers are checked against the network's; a custom content list takes the default blend (1);
+    preserve_colors True and False are the luminance and no colour modes."""
+    names = ("conv1_1", "relu1_1", "pool1", "conv2_1", "relu2_1")
+    StyleConfig(content_layers=("relu2_1",), style_layers=("relu1_1",)).validate(1, layer_names=names)
+    with pytest.raises(
+        NeuralStyleError,
+        match="^style_layers names relu3_1, relu4_1, relu5_1, not in the network; its ReLU layers are relu1_1, relu2_1",
+    ):
+        StyleConfig(content_layers=("relu2_1",)).validate(1, layer_names=names)
+    assert [StyleConfig(preserve_colors=v).color_mode for v in (True, False, "histogram")] == [
+        "luminance",
+        "none",
+        "histogram",
+    ]
 
 
 def test_check_pooling() -> None:

@@ -1335,6 +1335,75 @@ def test_cli_messages_say_what_is_wrong(tmp_path: Path, import_probe: Path, case
     test_cli_corpus(tmp_path, import_probe, case)
 
 
+# --------------------------------------------------------------------- regions, colour control and chosen layers
+
+
+def _mask(ws: Workspace, name: str, size: tuple[int, int], value: int = 255) -> Path:
+    """A grey-level mask file of ``size`` (width, height), all ``value``, in the workspace."""
+    Image.new("L", size, value).save(ws.work / name)
+    return ws.work / name
+
+
+def _two_styles(ws: Workspace, *extra: str) -> list[str]:
+    return _replace(ws.args(*extra), "styles", f"{ws.style},{ws.style}")
+
+
+def _content_size(ws: Workspace) -> tuple[int, int]:
+    with Image.open(ws.content) as image:
+        return image.size
+
+
+def _masks_not_images(ws: Workspace) -> list[str]:
+    (ws.work / "left.png").write_text("not a picture")
+    return _two_styles(ws, f"--content_masks={ws.work / 'left.png'},{_mask(ws, 'right.png', _content_size(ws))}")
+
+
+def _masks_count(ws: Workspace) -> list[str]:
+    return _two_styles(ws, f"--content_masks={_mask(ws, 'left.png', _content_size(ws))}")
+
+
+def _masks_all_black(ws: Workspace) -> list[str]:
+    size = _content_size(ws)
+    return _two_styles(ws, f"--content_masks={_mask(ws, 'left.png', size)},{_mask(ws, 'black.png', size, 0)}")
+
+
+def _masks_aspect(ws: Workspace) -> list[str]:
+    width, height = _content_size(ws)
+    wide = _mask(ws, "wide.png", (width * 2, height))
+    return _two_styles(ws, f"--content_masks={_mask(ws, 'left.png', (width, height))},{wide}")
+
+
+def _style_masks_aspect(ws: Workspace) -> list[str]:
+    return ws.args(f"--style_masks={_mask(ws, 'tall.png', (8, 30))}")
+
+
+REGION_CASES = [
+    CliCase("a content mask that is not an image", _masks_not_images, 2, ("--content_masks mask", "left.png")),
+    CliCase("one content mask for two styles", _masks_count, 2, ("--content_masks has 1 masks for 2 styles",)),
+    CliCase("an all-black content mask", _masks_all_black, 2, ("--content_masks mask", "black.png", "all black")),
+    CliCase("a content mask of another shape", _masks_aspect, 2, ("--content_masks mask", "wide.png", "aspect")),
+    CliCase("a style mask of another shape", _style_masks_aspect, 2, ("--style_masks mask", "tall.png", "style image")),
+    CliCase(
+        "a content weight blend with custom content layers",
+        lambda ws: ws.args("--content_layers=relu3_1", "--content_weight_blend=0.5"),
+        2,
+        ("--content_weight_blend is 0.5", "relu4_2,relu5_2", "relu3_1"),
+    ),
+    CliCase(
+        "a style layer the network lacks",
+        lambda ws: ws.args("--style_layers=relu1_1,relu9_9"),
+        2,
+        ("--style_layers names relu9_9, not in the network",),
+    ),
+    CliCase("an unknown colour mode", lambda ws: ws.args("--preserve_colors=sepia"), 2, ("preserve_colors", "sepia")),
+]
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in REGION_CASES])
+def test_cli_regions_colours_and_layers(tmp_path: Path, import_probe: Path, case: CliCase) -> None:
+    test_cli_corpus(tmp_path, import_probe, case)
+
+
 # --------------------------------------------------------------------- camera-size photos, not decompression bombs
 
 
@@ -1414,6 +1483,6 @@ def test_every_list_flag_refuses_an_empty_entry(
 
 
 def test_the_commands_have_list_flags() -> None:
-    """The test above covers something: 5 list flags of neural-style, 2 of train, 1 of export, 3 of score."""
+    """The test above covers something: 9 list flags of neural-style, 2 of train, 1 of export, 5 of score."""
     counts = {command: len(_flags_of(command, flags.ListParser)) for command in _commands()}
-    assert counts == {"neural-style": 5, "neural-style-train": 2, "neural-style-export": 1, "neural-style-score": 3}
+    assert counts == {"neural-style": 9, "neural-style-train": 2, "neural-style-export": 1, "neural-style-score": 5}

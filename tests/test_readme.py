@@ -7,7 +7,8 @@ run it: its own working directory, environment and argv, stdout and stderr captu
 
 * Images the line reads that do not exist (``photo.jpg``, ``starry.jpg``, ``a.jpg``, ``cat.jpg``,
   ``examples/content.png``, ...: the values of ``--content``, ``--styles``, ``--style``, ``--initial`` and the
-  images of ``neural-style-classify``) are written there as tiny images (24x20 content, 16x16 styles); folders
+  images of ``neural-style-classify``) are written there as tiny images (24x20 content, 16x16 styles); masks
+  (``--content_masks``, ``--style_masks``) as the left half of the content, or the whole style; folders
   (``photos/``, ``holiday/``) get two tiny photos. A file an earlier line wrote (the ``--model`` of
   ``neural-style-apply``, the images of ``neural-style-score``) is copied in from that line's directory.
 * The network: ``--network`` is replaced by a tiny synthetic ``.mat`` (conftest's ``write_vgg_mat``, classifier
@@ -45,6 +46,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import CHANNELS, content_array, he_scaled, photo_array, style_array, write_vgg_mat
 from PIL import Image
@@ -70,6 +72,7 @@ def console_scripts() -> dict[str, str]:
 COMMANDS = console_scripts()
 CONTENT_FLAGS = {"content", "initial"}  # images the line reads, as content
 STYLE_FLAGS = {"styles", "style"}  # and as styles (comma-separated)
+MASK_FLAGS = {"content_masks": "content_mask", "style_masks": "style_mask"}  # masks (comma-separated), by kind
 FOLDER_FLAGS = {"data"}  # folders of photos
 WIDTH, ITERATIONS, IMAGE_SIZE, TOP_K = 24, 2, 16, 5
 MIN_STAGE_WIDTH = 32
@@ -165,6 +168,8 @@ def parse(argv: tuple[str, ...]) -> Parsed:
             parsed.flags[name[2:]] = False
         elif name not in fv:
             raise AssertionError(f"README: {argv[0]} has no flag --{name}")
+        elif fv[name].boolean and value.lower() not in ("", "true", "false", "1", "0"):
+            parsed.flags[name] = value  # a flag that is also a mode by name (--preserve_colors=histogram)
         elif fv[name].boolean:
             parsed.flags[name] = value.lower() not in ("false", "0") if has_value else True
         else:
@@ -201,6 +206,8 @@ def inputs_of(parsed: Parsed) -> list[tuple[str, str]]:
             found.append((kind, value))
         elif name in STYLE_FLAGS:
             found += [("style", path) for path in value.split(",")]
+        elif name in MASK_FLAGS:
+            found += [(MASK_FLAGS[name], path) for path in value.split(",")]
         elif name in FOLDER_FLAGS:
             found.append(("folder", value))
         elif name == "model":
@@ -320,6 +327,12 @@ def write_inputs(kind: str, path: Path) -> None:
             Image.fromarray(photo_array(20 + 4 * seed, 24, seed)).save(path / name)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
+    if kind in ("content_mask", "style_mask"):  # the left half of a content image, or a whole style image
+        height, width = content_array().shape[:2] if kind == "content_mask" else style_array().shape[:2]
+        mask = np.zeros((height, width), np.uint8)
+        mask[:, : width // 2 if kind == "content_mask" else width] = 255
+        Image.fromarray(mask).save(path)
+        return
     Image.fromarray(content_array() if kind == "content" else style_array(len(path.name))).save(path)
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from absl import flags
 
+from neural_style.cli import report
 from neural_style.cli import stylize as stylize_cli
 from neural_style.cli.command import (
     Command,
@@ -36,10 +37,9 @@ __all__ = ["SETTINGS", "flag_values", "main"]
 # The flags of neural-style this command takes, with their definitions: what a run's objective depends on.
 SETTINGS = (
     *("content_weight", "content_weight_blend", "style_weight", "style_layer_weight_exp", "style_blend_weights"),
-    *("tv_weight", "pooling", "precision", "style_scales"),
+    *("tv_weight", "pooling", "precision", "style_scales", "content_layers", "style_layers"),
 )
 _INPUTS = ("content", "styles", "network")
-_TERMS = ("content", "style", "tv", "total")
 
 _USAGE = """Usage: neural-style-score --network FILE --content IMAGE --styles STYLE[,...] [settings] IMAGE [IMAGE...]
 
@@ -151,10 +151,10 @@ def _score_files(fv: flags.FlagValues, paths: Sequence[str]) -> None:
             config,
         )
         for k, i in enumerate(chosen):
-            values = {key: float(terms[key][k]) for key in _TERMS}
+            values = {key: float(terms[key][k]) for key in report.LOSS_KEYS}
             rows[i] = {"image": paths[i], "width": width, "height": height, **values}
     for row in rows:
-        terms_text = "\t".join(f"{key} {row[key]:.6g}" for key in _TERMS)
+        terms_text = "\t".join(f"{key} {row[key]:.6g}" for key in report.LOSS_KEYS)
         print(f"{row['image']}\t{row['width']}x{row['height']}\t{terms_text}")
     if fv.json:
         _write_json(fv, rows)
@@ -185,9 +185,9 @@ def _write_json(fv: flags.FlagValues, rows: list[dict[str, object]]) -> None:
 
 
 def _setting(fv: flags.FlagValues, name: str) -> object:
-    """The value of a settings flag as JSON should hold it: number lists as numbers."""
+    """The value of a settings flag as JSON should hold it: number lists as numbers, layer lists as names."""
     value = fv[name].value
-    if isinstance(value, list):
+    if isinstance(value, list) and name not in ("content_layers", "style_layers"):
         numbers = floats(name, value)
         return None if numbers is None else list(numbers)
     return value

@@ -38,13 +38,14 @@ from neural_style.cli.command import (
     require,
     start_tensorflow,
 )
-from neural_style.config import OPTIMIZERS, POOLING, PRECISIONS, StyleConfig
+from neural_style.config import COLOR_MODES, CONTENT_LAYERS, OPTIMIZERS, POOLING, PRECISIONS, STYLE_LAYERS, StyleConfig
 from neural_style.errors import NeuralStyleError
 
 if TYPE_CHECKING:
     import numpy as np
 
     from neural_style.matconvnet import VggWeights
+    from neural_style.regions import Regions
     from neural_style.run_state import RunState
     from neural_style.stylization import Progress, Stylization
 
@@ -76,6 +77,24 @@ _CONFIG_FLAGS = (
     *("checkpoint_iterations", "seed", "optimizer", "lbfgs_memory", "stop_at_loss", "tolerance", "precision", "xla"),
     *("clip", "average_decay"),
 )
+
+
+class _ColorModeParser(flags.ArgumentParser):
+    """--preserve_colors: bare (or true) is luminance, --nopreserve_colors (or false) none, else a mode by name."""
+
+    def parse(self, argument: Any) -> str:
+        text = str(argument).strip().lower()
+        value = {"true": "luminance", "1": "luminance", "false": "none", "0": "none"}.get(text, text)
+        if value not in COLOR_MODES:
+            raise ValueError(
+                f"'{argument}' is not a colour mode; use --preserve_colors (luminance) or "
+                f"--preserve_colors={'|'.join(COLOR_MODES)}"
+            )
+        return value
+
+    def flag_type(self) -> str:
+        return "string"
+
 
 _USAGE = """Usage: neural-style --content IMAGE --styles STYLE[,STYLE...] --output FILE [flags]
 
@@ -132,7 +151,43 @@ def flag_values() -> flags.FlagValues:
     number("eps", 1e-8, "Adam epsilon.")
     string("initial", None, "Initial image (default: noise, or the content with --initial_noiseblend < 1).")
     number("initial_noiseblend", None, "Share of noise in the initial image, 0..1 (default 0 with --initial, else 1).")
-    boolean("preserve_colors", False, "Keep the content's colours: luminance transfer on every image written.")
+    flags.DEFINE_flag(
+        flags.Flag(
+            _ColorModeParser(),
+            flags.ArgumentSerializer(),
+            "preserve_colors",
+            "none",
+            "Keep the content's colours. Bare, or =luminance: luminance-only transfer (the style's luminance matched "
+            "to the content's; the result's luminance with the content's colours). =histogram: the style images' "
+            "colours matched to the content's (RGB mean and covariance) before stylization. =none: off.",
+            boolean=True,
+        ),
+        flag_values=fv,
+        module_name=__name__,
+    )
+    listing_default = "Comma-separated layers (default {}){}."
+    flags.DEFINE_list(
+        "content_layers",
+        list(CONTENT_LAYERS),
+        listing_default.format(
+            ",".join(CONTENT_LAYERS), ", weighed by --content_weight_blend; other lists weigh their layers equally"
+        ),
+        flag_values=fv,
+        module_name=__name__,
+    )
+    flags.DEFINE_list(
+        "style_layers",
+        list(STYLE_LAYERS),
+        listing_default.format(",".join(STYLE_LAYERS), ", weighed by --style_layer_weight_exp in the order given"),
+        flag_values=fv,
+        module_name=__name__,
+    )
+    listing(
+        "content_masks",
+        "One grey-level mask per style, of the content's aspect ratio: where that style applies (white 1 .. black 0, "
+        "soft edges allowed; overlapping masks weigh the styles; where all are black only content and tv apply).",
+    )
+    listing("style_masks", "One mask per style image, of its aspect ratio: the part of it the style is taken from.")
     enum("pooling", "max", POOLING, "Pooling layers: max or avg.")
     boolean("overwrite", False, "Replace output, checkpoint and progress files that already exist.")
     integer("seed", None, "Seed of the initial noise, for reproducible runs.")
@@ -277,8 +332,14 @@ def config_from_flags(fv: flags.FlagValues) -> StyleConfig:
         **flag_settings(fv, [name for name in _CONFIG_FLAGS if name in fv]),
         **({"epsilon": fv.eps} if "eps" in fv else {}),
         style_blend_weights=floats("style_blend_weights", fv.style_blend_weights),
+        content_layers=tuple(fv.content_layers or ()),
+        style_layers=tuple(fv.style_layers or ()),
     )
     config.validate(len(fv.styles))
+    for name in ("content_masks", "style_masks"):
+        masks = fv[name].value if name in fv else None
+        if masks is not None and len(masks) != len(fv.styles):
+            raise NeuralStyleError(f"--{name} has {len(masks)} masks for {len(fv.styles)} styles; give one per style")
     return config
 
 
@@ -286,7 +347,16 @@ def input_files(fv: flags.FlagValues) -> list[tuple[str, str | None]]:
     """(how to name it, path) of every file neural-style reads, for :func:`check_distinct`."""
     network = fv.network if fv["network"].present or os.path.exists(fv.network) else None
     styles = [(f"--styles image {path}" if len(fv.styles) > 1 else "--styles image", path) for path in fv.styles]
-    return [("--content image", fv.content), *styles, ("--initial image", fv.initial), ("--network file", network)]
+    masks = [
+        (f"--{name} mask {path}", path) for name in ("content_masks", "style_masks") for path in fv[name].value or ()
+    ]
+    return [
+        ("--content image", fv.content),
+        *styles,
+        ("--initial image", fv.initial),
+        ("--network file", network),
+        *masks,
+    ]
 
 
 def outputs(fv: flags.FlagValues, config: StyleConfig) -> dict[str, str]:
@@ -386,6 +456,27 @@ def _check_precision(precision: str) -> None:
         )
 
 
+def read_regions(fv: flags.FlagValues, content: np.ndarray, styles: Sequence[np.ndarray]) -> Regions | None:
+    """The masks of --content_masks and --style_masks, read and checked against the images (None without them)."""
+    from neural_style.image_io import read_image
+    from neural_style.regions import Regions, mask_from_image
+
+    if fv.content_masks is None and fv.style_masks is None:
+        return None
+
+    def masks(name: str) -> tuple[np.ndarray, ...] | None:
+        paths: list[str] | None = fv[name].value
+        if paths is None:
+            return None
+        return tuple(mask_from_image(read_image(path, what=f"--{name} mask")) for path in paths)
+
+    regions = Regions(masks("content_masks"), masks("style_masks"))
+    regions.check(
+        content.shape, [style.shape for style in styles], content_names=fv.content_masks, style_names=fv.style_masks
+    )
+    return regions
+
+
 @dataclasses.dataclass
 class Inputs:
     """What a run reads, checked: the images (content and initial at the output size, styles as read) and the
@@ -395,6 +486,7 @@ class Inputs:
     styles: list[np.ndarray]
     initial: np.ndarray | None
     vgg: VggWeights
+    regions: Regions | None = None
 
     @classmethod
     def read(cls, fv: flags.FlagValues, config: StyleConfig, batch: int) -> tuple[Inputs, Stages]:
@@ -418,15 +510,17 @@ class Inputs:
             for path, scale in zip(fv.styles, scales, strict=True)
         ]
         initial = read_image(fv.initial, what="--initial image", min_width=fv.width) if fv.initial else None
+        regions = read_regions(fv, content, styles)
         stages = Stages.plan(fv, width, config.iterations)
         vgg = load_vgg(network_path(fv), cache_dir=default_cache_dir())
+        config.validate(len(styles), vgg.layer_names)
         check_memory(fv, vgg, height, width, batch)
         start_tensorflow()  # every input is good: from here on TensorFlow is needed
         if config.precision != "float32":
             _check_precision(config.precision)
         content = resize(content, (height, width))
         initial = None if initial is None else resize(initial, (height, width))
-        return cls(content, styles, initial, vgg), stages
+        return cls(content, styles, initial, vgg, regions), stages
 
 
 @dataclasses.dataclass(frozen=True)
@@ -493,6 +587,10 @@ def fingerprint(fv: flags.FlagValues, config: StyleConfig, vgg: VggWeights, stag
     settings["--network"] = vgg.md5
     plan = {"widths": stages.widths, "iterations": stages.iterations}
     settings["--scales"] = None if len(stages.widths) == 1 else plan
+    for name in ("content_masks", "style_masks"):
+        paths: list[str] | None = fv[name].value
+        if paths is not None:  # absent from the fingerprints of runs without masks, which stay resumable
+            settings[f"--{name}"] = [file_sha256(path) for path in paths]
     return json.loads(json.dumps(settings))  # tuples become lists, as they come back from the saved state
 
 
@@ -687,6 +785,7 @@ class SingleRun:
             iterations=stages.iterations,
             style_scales=floats("style_scales", self.fv.style_scales),
             initial=inputs.initial,
+            regions=inputs.regions,
             first=first,
         )
         for stage, run in runs:
@@ -782,6 +881,8 @@ def _stylize_to_files(fv: flags.FlagValues) -> None:
     batch = 1 if sweep is None else (fv.batch_size or len(sweep.candidates))
     inputs, stages = Inputs.read(fv, config, batch)
     if sweep is not None:
-        sweep_cli.run(fv, inputs.vgg, inputs.content, inputs.styles, inputs.initial, config, sweep, paths, start)
+        sweep_cli.run(
+            fv, inputs.vgg, inputs.content, inputs.styles, inputs.initial, config, sweep, paths, start, inputs.regions
+        )
         return
     SingleRun(fv, inputs, config, stages, paths, start).run()

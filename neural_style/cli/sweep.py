@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
     from neural_style.matconvnet import VggWeights
+    from neural_style.regions import Regions
     from neural_style.stylization import Stylization
 
 __all__ = [
@@ -236,6 +237,7 @@ def run(
     sweep: SweepPlan,
     paths: dict[str, str],
     start: float,
+    regions: Regions | None = None,
 ) -> None:
     """Optimises the candidates, printing progress and their losses; writes each image and the sheet.
 
@@ -265,6 +267,7 @@ def run(
             batch_size=fv.batch_size,
             initial=initial,
             strategy=strategy(fv),
+            regions=regions,
         )
         for first, batch in runs:
             where = f"batch {first // size + 1}/{chunks}"
