@@ -15,7 +15,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "config": ("CONTENT_LAYERS", "STYLE_LAYERS", "Candidate", "StyleConfig", "TrainConfig"),
     "matconvnet": ("Layer", "VggWeights", "load_vgg", "read_matconvnet"),
     "vgg": ("VggFeatures", "feature_extractor", "preprocess", "unprocess"),
-    "losses": ("Objective", "content_loss", "gram_matrix", "style_loss", "tv_loss"),
+    "losses": ("Objective", "content_loss", "gram_matrix", "style_loss", "temporal_loss", "tv_loss"),
     "engines": ("Adam",),
     "stylization": ("Progress", "Stylization", "build_objective", "stylize", "sweep", "sweep_runs"),
     "run_state": ("RunState",),
