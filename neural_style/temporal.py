@@ -16,14 +16,15 @@ import numpy as np
 import tensorflow as tf
 
 from neural_style import losses as L
+from neural_style.color import preserve_colors
 from neural_style.config import TEMPORAL_WEIGHT, StyleConfig
-from neural_style.errors import NeuralStyleError
+from neural_style.engines import AdamEngine
+from neural_style.errors import NeuralStyleError, NonFiniteLossError
 from neural_style.matconvnet import VggWeights
 from neural_style.stylization import Progress, Stylization, build_objective
-from neural_style.vgg import preprocess
+from neural_style.vgg import preprocess, unprocess
 
 __all__ = ["TemporalObjective", "stylize_frames"]
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +96,9 @@ def stylize_frames(
 
     The first frame runs ``config`` as an image would. With ``temporal_weight`` above 0 each later frame starts from
     the previous result warped by the optical flow (no noise) for ``frame_iterations`` iterations, with the temporal
-    term (:class:`TemporalObjective`); with 0 every frame is an independent run of ``config`` (same start noise).
+    term (:class:`TemporalObjective`), and its result is the image after the last iteration (with Adam, one step
+    compiled once serves all these frames); with 0 every frame is an independent run of ``config`` (same start
+    noise).
     The result a frame passes on is rounded to whole 0..255 levels, as it is written, so that a run resumed at a
     frame (``first``, ``previous``) gives the frames an uninterrupted run gives.
 
@@ -128,6 +131,7 @@ def stylize_frames(
     config.validate(len(styles))
     later = dataclasses.replace(config, iterations=frame_iterations or config.iterations, initial_noiseblend=0.0)
     objective: TemporalObjective | None = None
+    guided: _GuidedFrames | None = None
     for index, frame in enumerate(frames, start=first):
         content = np.asarray(frame, np.float32)
         if objective is None:
@@ -137,13 +141,20 @@ def stylize_frames(
         if previous is not None and previous[0].shape != content.shape:
             raise NeuralStyleError(f"frame {index} is {content.shape[:2]}, the one before {previous[0].shape[:2]}")
         if previous is None or temporal_weight == 0:
-            run = Stylization(weights, content, styles, config, objective=objective.with_previous(None, None))
+            run: Iterable[Progress] = Stylization(
+                weights, content, styles, config, objective=objective.with_previous(None, None)
+            )
         else:
             from neural_style.flow import temporal_guide
 
             warped, mask = temporal_guide(previous[0], content, previous[1])
-            guided = objective.with_previous(preprocess(warped, weights.mean_pixel), mask)
-            run = Stylization(weights, content, styles, later, objective=guided, initial=warped)
+            if later.optimizer == "adam":
+                if guided is None or guided.shape != content.shape:
+                    guided = _GuidedFrames(weights, objective, content.shape, later)
+                run = guided.run(content, warped, mask)
+            else:
+                start = objective.with_previous(preprocess(warped, weights.mean_pixel), mask)
+                run = Stylization(weights, content, styles, later, objective=start, initial=warped)
         result: np.ndarray | None = None
         for record in run:
             if record.final:
@@ -151,3 +162,73 @@ def stylize_frames(
             yield index, record
         assert result is not None
         previous = (content, _frame_result(result))
+
+
+class _GuidedFrames:
+    """The frames after the first, optimised with Adam by one engine compiled once for all of them.
+
+    The frame's content targets, the warped previous result and the mask are variables the compiled step reads, so
+    a new frame assigns them, and the image and Adam's moments, instead of tracing the step again (which takes
+    longer than a few dozen iterations of a small frame). Each frame runs ``config.iterations`` steps from the
+    warped result; its result is the image after the last step.
+    """
+
+    def __init__(
+        self, weights: VggWeights, objective: TemporalObjective, shape: tuple[int, ...], config: StyleConfig
+    ) -> None:
+        assert objective.content_targets is not None
+        self.weights, self.config, self.objective, self.shape = weights, config, objective, shape
+        self.content = {
+            layer: tf.Variable(value, trainable=False, name=f"content_{layer}")
+            for layer, value in objective.content_targets.items()
+        }
+        self.warped = tf.Variable(tf.zeros((1, *shape), tf.float32), trainable=False, name="warped")
+        self.mask = tf.Variable(tf.zeros((1, *shape[:2], 1), tf.float32), trainable=False, name="mask")
+        loss = dataclasses.replace(objective, content_targets=self.content, warped=self.warped, mask=self.mask)
+        params = {
+            "blend": np.asarray(objective.blend, np.float32).reshape(1, -1),
+            "style_weight": np.asarray([config.style_weight], np.float32),
+        }
+        settings = (config.learning_rate, config.beta1, config.beta2, config.epsilon)
+        self.engine = AdamEngine(loss, np.zeros((1, *shape), np.float32), params, settings, jit_compile=config.xla)
+
+    def run(self, content: np.ndarray, warped: np.ndarray, mask: np.ndarray) -> Iterator[Progress]:
+        """The records of one frame: content [H, W, 3], warped previous result [H, W, 3] (RGB 0..255), mask [H, W]."""
+        mean = self.weights.mean_pixel
+        start = preprocess(np.asarray(warped, np.float32), mean)[None]
+        for layer, value in self.objective.content_features(preprocess(content, mean)[None]).items():
+            self.content[layer].assign(value)
+        self.warped.assign(start)
+        self.mask.assign(np.asarray(mask, np.float32)[None, ..., None])
+        self.engine.image.assign(start)
+        for variable in self.engine.optimizer.variables:  # Adam starts afresh: no moments, step 0
+            variable.assign(tf.zeros_like(variable))
+        iterations = self.config.iterations
+        yield Progress(0, iterations, losses=self.engine.evaluate())
+        for k in range(1, iterations + 1):
+            step_losses = self.engine.step()
+            if not np.isfinite(step_losses["total"]).all():
+                raise NonFiniteLossError(
+                    f"the loss became {step_losses['total'].tolist()} at iteration {k}; lower the learning rate or "
+                    "the loss weights",
+                    None,
+                )
+            final = k == iterations
+            images = self._result(content) if final else None
+            losses = self.engine.evaluate() if final else None
+            yield Progress(
+                k,
+                iterations,
+                step_loss=step_losses["total"],
+                losses=losses,
+                images=images,
+                final=final,
+                step_losses=step_losses,
+            )
+
+    def _result(self, content: np.ndarray) -> np.ndarray:
+        """The image being optimised, RGB 0..255 [1, H, W, 3] (colours preserved if asked)."""
+        rgb = unprocess(self.engine.images(), self.weights.mean_pixel).astype(np.float32)
+        if self.config.preserve_colors:
+            rgb = np.stack([preserve_colors(image, content) for image in rgb])
+        return rgb

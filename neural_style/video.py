@@ -119,6 +119,8 @@ def probe_video(path: str | os.PathLike[str], *, what: str = "video") -> VideoIn
         container = av.open(path)
     except PermissionError:
         raise NeuralStyleError(f"{what} {path} cannot be read (permission denied); fix its permissions") from None
+    except av.error.EOFError:  # a header and nothing after it
+        raise NeuralStyleError(f"{what} {path} has no frames (the file ends before any)") from None
     except (av.FFmpegError, OSError, ValueError) as e:
         raise NeuralStyleError(f"{what} {path} is not a video FFmpeg can read ({_reason(e)})") from None
     with container:
