@@ -21,7 +21,7 @@ import pytest
 av = pytest.importorskip("av")
 pytest.importorskip("cv2")
 
-from conftest import randomized, tiny_transformer, write_vgg_mat, CHANNELS, he_scaled, style_array  # noqa: E402
+from conftest import CHANNELS, he_scaled, randomized, style_array, tiny_transformer, write_vgg_mat  # noqa: E402
 
 from neural_style import flow  # noqa: E402
 from neural_style.errors import NeuralStyleError  # noqa: E402
@@ -287,7 +287,7 @@ def test_the_temporal_term_halves_the_flicker_on_the_still_background(frame_runs
     still = (slice(TOP + SQUARE + 4, None), slice(None))
 
     def flicker(results: list[np.ndarray]) -> float:
-        return float(np.mean([np.abs(b[still] - a[still]).mean() for a, b in zip(results, results[1:])]))
+        return float(np.mean([np.abs(b[still] - a[still]).mean() for a, b in zip(results, results[1:], strict=False)]))
 
     independent, consistent = flicker(frame_runs.independent), flicker(frame_runs.consistent)
     print(f"flicker: {consistent:.2f} with the temporal term, {independent:.2f} without")
@@ -306,3 +306,137 @@ def test_a_run_resumed_at_a_frame_gives_the_same_frames(frame_runs: FrameRuns) -
         previous=(frames[1], whole[1]),
     )
     assert len(rest) == 1 and np.array_equal(rest[0], whole[2])
+
+
+# ------------------------------------------------------------------------------------------------ the commands
+
+
+def test_without_the_extra_a_video_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch, clip: Path) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "av", None)  # import av raises ImportError
+    with pytest.raises(
+        NeuralStyleError, match=r'is a video, which needs the video extra: pip install "neural_style\[video\]"'
+    ):
+        probe_video(clip, what="--content video")
+    monkeypatch.setitem(__import__("sys").modules, "cv2", None)
+    with pytest.raises(NeuralStyleError, match=r"optical flow needs OpenCV"):
+        flow.warp(np.zeros((2, 2, 3)), np.zeros((2, 2, 2)))
+
+
+def test_apply_stylizes_every_frame_and_keeps_rate_size_and_audio(
+    clip: Path, decoded: list[np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from neural_style.cli import apply as apply_cli
+    from neural_style.transformer import apply_transformer, save_transformer
+
+    model = randomized(tiny_transformer())
+    save_transformer(model, tmp_path / "m.keras")
+    out = tmp_path / "out.mp4"
+    argv = ["neural-style-apply", f"--model={tmp_path / 'm.keras'}", f"--content={clip}", f"--output={out}"]
+    apply_cli.main([*argv, "--batch_size=5"])  # batches of 5, 5 and 2
+    info = probe_video(out)
+    assert (info.width, info.height, info.frames, info.rate, info.audio) == (WIDTH, HEIGHT, FRAMES, RATE, True)
+    printed = capsys.readouterr().out
+    assert "Frame    10/12" in printed and "Frame    12/12" in printed and f"Wrote {out}" in printed
+    expected = apply_transformer(model, np.stack(decoded[:2]))
+    got = list(read_frames(out))
+    luma = np.float32([0.299, 0.587, 0.114])  # 4:2:0 video keeps luma at full resolution, colour at half
+    assert np.abs((got[1] - np.clip(expected[1], 0, 255)) @ luma).mean() < 4.0
+    with pytest.raises(SystemExit) as exit_info:
+        apply_cli.main([*argv[:-1], f"--output={tmp_path / 'out.gif'}"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"neural-style-apply: error: --output {tmp_path / 'out.gif'}: no video codec for '.gif'; use .mp4 (H.264), "
+        ".webm (VP9) or .mkv\n"
+    )
+
+
+@pytest.fixture
+def video_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A 3-frame clip, a style image and the tiny network in ``tmp_path``, which is the working directory."""
+    write_clip(tmp_path / "clip.mkv", square_frames(3), audio_seconds=0.3)
+    from PIL import Image
+
+    Image.fromarray(style_array()).save(tmp_path / "style.png")
+    write_vgg_mat(tmp_path / "vgg.mat", channels=CHANNELS, tamper=he_scaled)
+    monkeypatch.setenv("NEURAL_STYLE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+VIDEO_RUN = [
+    "neural-style",
+    "--content=clip.mkv",
+    "--styles=style.png",
+    "--network=vgg.mat",
+    "--iterations=6",
+    "--frame_iterations=3",
+    "--tv_weight=1",
+    "--seed=0",
+]
+
+
+def _neural_style(*argv: str) -> int:
+    from neural_style.cli import stylize as stylize_cli
+
+    try:
+        stylize_cli.main(list(argv))
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+def test_neural_style_on_a_video_interrupted_and_resumed_gives_the_uninterrupted_frames(
+    video_ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from neural_style.cli import video as video_cli
+
+    assert _neural_style(*VIDEO_RUN, "--output=whole.mp4") == 0
+    info = probe_video(video_ws / "whole.mp4")
+    assert (info.width, info.height, info.frames, info.rate, info.audio) == (WIDTH, HEIGHT, 3, RATE, True)
+    assert not (video_ws / "whole.mp4.state").exists()
+    assert "Frame    3/3: total loss" in capsys.readouterr().out
+
+    line = video_cli._frame_line
+
+    def interrupt_after_the_first(index: int, *args: object) -> None:
+        line(index, *args)  # type: ignore[arg-type]
+        if index == 0:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while frame 1 is written: stop before frame 2
+
+    monkeypatch.setattr(video_cli, "_frame_line", interrupt_after_the_first)
+    assert _neural_style(*VIDEO_RUN, "--output=cut.mp4") == 130
+    monkeypatch.setattr(video_cli, "_frame_line", line)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("neural-style: interrupted at frame 2/3: wrote the 1 frames done to"), (
+        err
+    )
+    assert probe_video(video_ws / "cut.mp4").frames == 1
+    assert _neural_style(*VIDEO_RUN, "--output=cut.mp4") == 2  # a saved state is neither resumed nor discarded
+    assert "--resume" in capsys.readouterr().err
+    assert _neural_style(*VIDEO_RUN, "--output=cut.mp4", "--resume") == 0
+    assert "Resumed at frame 2/3" in capsys.readouterr().out
+    resumed, whole = list(read_frames(video_ws / "cut.mp4")), list(read_frames(video_ws / "whole.mp4"))
+    assert len(resumed) == 3 and all(np.array_equal(a, b) for a, b in zip(resumed, whole, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--styles=clip.mkv", "--output=o.mp4"], "--styles clip.mkv is a video; style images are still images"),
+        (["--output=o.png"], "--output o.png: no video codec for '.png'"),
+        (["--output=o.mp4", "--scales=2"], "--scales is for images; it does not work with a video --content"),
+        (["--output=o.mp4", "--temporal_weight=-1"], "--temporal_weight is -1.0; it must be 0 or more"),
+        (["--output=o.mp4", "--frame_iterations=0"], "--frame_iterations is 0; it must be at least 1"),
+        (["--content=style.png", "--output=o.png"], "--frame_iterations is for a video --content"),
+        (["--content=vgg.mat", "--output=o.mp4"], None),  # not a video by its name: an image that is not one
+    ],
+    ids=["video-style", "image-output", "scales", "negative-weight", "zero-iterations", "image-content", "mat"],
+)
+def test_neural_style_bad_video_input_is_one_line(
+    video_ws: Path, capsys: pytest.CaptureFixture[str], extra: list[str], words: str | None
+) -> None:
+    assert _neural_style(*VIDEO_RUN, *extra) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("neural-style: error: "), err
+    assert words is None or words in err[0], err
+    assert sorted(p.name for p in video_ws.iterdir()) == ["clip.mkv", "style.png", "vgg.mat"]

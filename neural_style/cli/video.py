@@ -127,7 +127,6 @@ def _check(fv: flags.FlagValues, config: StyleConfig) -> _Plan:
     info = probe_video(fv.content, what="--content video")
     check_video_output(fv.output)
     check_distinct(input_files(fv), [("--output", fv.output)])
-    check_target(fv.output, overwrite=fv.overwrite or fv.resume, what="--output", example="out.mp4")
     if fv.width is not None and fv.width < 1:
         raise NeuralStyleError(f"--width is {fv.width}; it must be at least 1")
     height, width = (info.height, info.width) if fv.width is None else scaled_size((info.height, info.width), fv.width)
@@ -144,6 +143,7 @@ def _check(fv: flags.FlagValues, config: StyleConfig) -> _Plan:
         )
     if fv.resume and not saved:
         raise NeuralStyleError(f"--resume: no saved state in {state}; run without --resume")
+    check_target(fv.output, overwrite=fv.overwrite or fv.resume, what="--output", example="out.mp4")
     return _Plan(info, int(height), int(width), state, frame_iterations)
 
 
