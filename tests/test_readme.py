@@ -17,6 +17,8 @@ run it: its own working directory, environment and argv, stdout and stderr captu
   valid (``32 * 2^(N-1)`` px, N iterations). ``neural-style-train`` runs one step (``--steps 1`` instead of
   ``--epochs``/``--steps``) on ``--image_size 16`` crops with a narrow transformer (``--base_filters 4
   --residual_blocks 1``).
+* A video ``--content`` (``clip.mp4``) is written as a tiny clip (three 24x20 frames) when the video extra is
+  installed (the line is skipped otherwise), and ``--frame_iterations`` becomes 1.
 * ``neural-style-download`` runs with the network disabled: it must fail with exit status 1 and one stderr line,
   leaving no directory behind.
 
@@ -45,12 +47,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import CHANNELS, content_array, he_scaled, photo_array, style_array, write_vgg_mat
 from PIL import Image
 
 from neural_style.cli.stylize import checkpoint_path
 from neural_style.cli.sweep import sheet_path
+from neural_style.video import VIDEO_EXTENSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -183,6 +187,8 @@ def shrink(parsed: Parsed, network: Path) -> Parsed:
         flags["iterations"] = str(max(ITERATIONS, scales))
         if "checkpoint_iterations" in flags:
             flags["checkpoint_iterations"] = "1"
+        if "frame_iterations" in flags:
+            flags["frame_iterations"] = "1"
     elif parsed.command == "neural-style-train":
         flags.pop("epochs", None)
         flags.update(steps="1", image_size=str(IMAGE_SIZE), base_filters="4", residual_blocks="1")
@@ -316,6 +322,15 @@ def write_inputs(kind: str, path: Path) -> None:
             Image.fromarray(photo_array(20 + 4 * seed, 24, seed)).save(path / name)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "content" and path.suffix.lower() in VIDEO_EXTENSIONS:
+        pytest.importorskip("av", reason="the video extra is not installed")
+        from neural_style.video import VideoWriter
+
+        frames = content_array().astype(np.float32)
+        with VideoWriter(path, frames.shape[1], frames.shape[0], 12) as writer:
+            for shift in range(3):
+                writer.write(np.roll(frames, shift, axis=1))
+        return
     Image.fromarray(content_array() if kind == "content" else style_array(len(path.name))).save(path)
 
 
