@@ -25,6 +25,9 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "transformer": ("apply_transformer", "build_transformer", "load_transformer", "save_transformer"),
     "train": ("TrainProgress", "Trainer", "make_dataset", "scan_images"),
     "classify": ("ImageNetClassifier", "top_k"),
+    "video": ("VideoInfo", "VideoWriter", "probe_video", "read_frames"),
+    "flow": ("consistency_mask", "optical_flow", "temporal_guide", "warp"),
+    "temporal": ("TemporalObjective", "stylize_frames"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
