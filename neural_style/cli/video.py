@@ -198,13 +198,14 @@ def run(fv: flags.FlagValues, config: StyleConfig, start: float) -> None:
             state.restore()
         except NeuralStyleError as e:
             raise NeuralStyleError(f"--resume: {e}", usage=e.usage) from None
-        first = int(done.numpy())
-        if first >= info.frames:
-            raise NeuralStyleError(f"--resume: all {info.frames} frames are done; run with --restart to redo them")
+        first = min(int(done.numpy()), info.frames)
         if first > 0:
             before = next(read_frames(fv.content, size=(plan.height, plan.width), start=first - 1))
             previous = (before, read_image(frame_path(plan.state, first - 1), what="saved frame"))
-        print(f"Resumed at frame {first + 1}/{info.frames}")
+        if first < info.frames:
+            print(f"Resumed at frame {first + 1}/{info.frames}")
+        else:  # stopped while the video was being written
+            print(f"All {info.frames} frames were done; writing the video")
     first = int(done.numpy())
     os.makedirs(os.path.dirname(frame_path(plan.state, 0)), exist_ok=True)
 
