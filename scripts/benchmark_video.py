@@ -45,6 +45,7 @@ flags.DEFINE_float("temporal_weight", None, "Temporal weight (default: the comma
 flags.DEFINE_integer("seed", 0, "Seed of the first frame's noise.")
 flags.DEFINE_boolean("skip_apply", False, "Only the optimisation figures.")
 flags.DEFINE_boolean("skip_flicker", False, "Leave out the run without the temporal term.")
+flags.DEFINE_boolean("skip_optimisation", False, "Only the apply figure.")
 
 
 def clip_frames(photo: np.ndarray, square: np.ndarray, height: int, width: int, count: int) -> list[np.ndarray]:
@@ -184,7 +185,8 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as work:
         if not FLAGS.skip_apply:
             bench_apply(photo, style, work)
-        bench_optimisation(photo, style)
+        if not FLAGS.skip_optimisation:
+            bench_optimisation(photo, style)
 
 
 if __name__ == "__main__":
