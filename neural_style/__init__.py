@@ -15,7 +15,15 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "config": ("CONTENT_LAYERS", "STYLE_LAYERS", "Candidate", "StyleConfig", "TrainConfig"),
     "matconvnet": ("Layer", "VggWeights", "load_vgg", "read_matconvnet"),
     "vgg": ("VggFeatures", "feature_extractor", "preprocess", "unprocess"),
-    "losses": ("Objective", "content_loss", "gram_matrix", "guided_gram_matrix", "style_loss", "tv_loss"),
+    "losses": (
+        "Objective",
+        "content_loss",
+        "gram_matrix",
+        "guided_gram_matrix",
+        "style_loss",
+        "temporal_loss",
+        "tv_loss",
+    ),
     "engines": ("Adam",),
     "stylization": ("Progress", "Stylization", "build_objective", "stylize", "sweep", "sweep_runs"),
     "scoring": ("score_images",),
@@ -27,6 +35,9 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "transformer": ("apply_transformer", "build_transformer", "load_transformer", "save_transformer"),
     "train": ("TrainProgress", "Trainer", "make_dataset", "scan_images"),
     "classify": ("ImageNetClassifier", "top_k"),
+    "video": ("VideoInfo", "VideoWriter", "probe_video", "read_frames"),
+    "flow": ("consistency_mask", "optical_flow", "temporal_guide", "warp"),
+    "temporal": ("TemporalObjective", "stylize_frames"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 

@@ -23,6 +23,7 @@ __all__ = [
     "POOLING",
     "PRECISIONS",
     "STYLE_LAYERS",
+    "TEMPORAL_WEIGHT",
     "TOLERANCE_WINDOW",
     "TRAIN_CONTENT_LAYERS",
     "TRAIN_STYLE_LAYERS",
@@ -43,6 +44,10 @@ PRECISIONS = ("float32", "bfloat16", "float16")
 COLOR_MODES = ("none", "luminance", "histogram")
 # Iterations over which the tolerance rule measures the relative improvement of the loss.
 TOLERANCE_WINDOW = 20
+# Video: weight of the temporal term. Ruder et al. weigh content, style and temporal terms alpha = 1, beta = 20,
+# gamma = 200 (their Torch code: 5, 100, 1000). Their content and temporal terms are, like ours, means of squares
+# (features; 0..255 pixels), so the temporal term keeps its ratio to the content term: 200 x our content weight 5.
+TEMPORAL_WEIGHT = 1e3
 
 # The largest seed: NumPy takes any non-negative integer, TensorFlow's stateless seeds fit in 32 bits.
 MAX_SEED = 2**32 - 1

@@ -36,6 +36,7 @@ __all__ = [
     "paired_style_loss",
     "style_layer_weights",
     "style_loss",
+    "temporal_loss",
     "total_loss",
     "tv_loss",
 ]
@@ -242,6 +243,21 @@ def tv_loss(images: tf.Tensor) -> tf.Tensor:
     dy = images[:, 1:, :, :] - images[:, :-1, :, :]
     dx = images[:, :, 1:, :] - images[:, :, :-1, :]
     return tf.reduce_mean(tf.square(dy), axis=(1, 2, 3)) + tf.reduce_mean(tf.square(dx), axis=(1, 2, 3))
+
+
+def temporal_loss(images: tf.Tensor, warped: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Ruder et al.'s short-term temporal loss: (1 / D) sum c (x - w)^2 over the D = H W C values, per image.
+
+    Args:
+        images: [N, H, W, C] the frames being optimised.
+        warped: [1 or N, H, W, C] the previous frame's result warped into this frame (same space as ``images``).
+        mask: [1 or N, H, W, 1] (or [.., C]) weights c, 1 where the flow is trusted and 0 where it is not.
+
+    Returns:
+        [N] the mean of ``mask * (images - warped)^2`` over each image's values (masked values count as zeros).
+    """
+    weights = tf.broadcast_to(tf.cast(mask, images.dtype), tf.shape(images))
+    return tf.reduce_mean(weights * tf.square(images - warped), axis=(1, 2, 3))
 
 
 def total_loss(

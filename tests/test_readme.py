@@ -18,6 +18,8 @@ run it: its own working directory, environment and argv, stdout and stderr captu
   valid (``32 * 2^(N-1)`` px, N iterations). ``neural-style-train`` runs one step (``--steps 1`` instead of
   ``--epochs``/``--steps``) on ``--image_size 16`` crops with a narrow transformer (``--base_filters 4
   --residual_blocks 1``).
+* A video ``--content`` (``clip.mp4``) is written as a tiny clip (three 24x20 frames) when the video extra is
+  installed (the line is skipped otherwise), and ``--frame_iterations`` becomes 1.
 * ``neural-style-download`` runs with the network disabled: it must fail with exit status 1 and one stderr line,
   leaving no directory behind.
 
@@ -53,6 +55,7 @@ from PIL import Image
 
 from neural_style.cli.stylize import checkpoint_path
 from neural_style.cli.sweep import sheet_path
+from neural_style.video import VIDEO_EXTENSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -188,6 +191,8 @@ def shrink(parsed: Parsed, network: Path) -> Parsed:
         flags["iterations"] = str(max(ITERATIONS, scales))
         if "checkpoint_iterations" in flags:
             flags["checkpoint_iterations"] = "1"
+        if "frame_iterations" in flags:
+            flags["frame_iterations"] = "1"
     elif parsed.command == "neural-style-train":
         flags.pop("epochs", None)
         flags.update(steps="1", image_size=str(IMAGE_SIZE), base_filters="4", residual_blocks="1")
@@ -332,6 +337,15 @@ def write_inputs(kind: str, path: Path) -> None:
         mask = np.zeros((height, width), np.uint8)
         mask[:, : width // 2 if kind == "content_mask" else width] = 255
         Image.fromarray(mask).save(path)
+        return
+    if kind == "content" and path.suffix.lower() in VIDEO_EXTENSIONS:
+        pytest.importorskip("av", reason="the video extra is not installed")
+        from neural_style.video import VideoWriter
+
+        frames = content_array().astype(np.float32)
+        with VideoWriter(path, frames.shape[1], frames.shape[0], 12) as writer:
+            for shift in range(3):
+                writer.write(np.roll(frames, shift, axis=1))
         return
     Image.fromarray(content_array() if kind == "content" else style_array(len(path.name))).save(path)
 

@@ -6,6 +6,7 @@ Every input (the model file, each image, each output path) is checked before Ten
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Sequence
 
@@ -15,7 +16,9 @@ from neural_style.cli.command import (
     Command,
     check_directory_target,
     check_distinct,
+    check_target,
     check_writable,
+    interruptible,
     require,
     start_tensorflow,
 )
@@ -23,9 +26,10 @@ from neural_style.errors import NeuralStyleError
 
 __all__ = ["flag_values", "main"]
 
-_USAGE = """Usage: neural-style-apply --model MODEL.keras --content IMAGE|DIR --output FILE|DIR [--overwrite]
+_USAGE = """Usage: neural-style-apply --model MODEL.keras --content IMAGE|DIR|VIDEO --output FILE|DIR|VIDEO [flags]
 
-Stylizes an image, or every image in a folder, with a network trained by neural-style-train. Images keep their size.
+Stylizes an image, every image in a folder, or every frame of a video (.mp4, .webm, .mkv, ...; needs the video
+extra) with a network trained by neural-style-train. Images keep their size; videos their size, rate and audio.
 """
 
 
@@ -42,6 +46,9 @@ def flag_values() -> flags.FlagValues:
         flag_values=fv,
     )
     flags.DEFINE_boolean("overwrite", False, "Replace output images that exist.", flag_values=fv)
+    flags.DEFINE_integer(
+        "batch_size", 8, "Video: frames stylized together (more is faster, up to memory).", flag_values=fv
+    )
     return fv
 
 
@@ -133,6 +140,11 @@ def _apply(fv: flags.FlagValues) -> None:
     from neural_style.image_io import check_model_file
 
     check_model_file(model_path, what="--model")
+    from neural_style.video import is_video
+
+    if is_video(content) and not os.path.isdir(content):
+        _apply_video(fv, model_path, content, output)
+        return
     jobs = _jobs(content, output, fv.overwrite, model_path)
 
     start_tensorflow()
@@ -150,3 +162,57 @@ def _apply(fv: flags.FlagValues) -> None:
         print(f"Wrote {target} ({image.shape[1]}x{image.shape[0]}, {time.time() - began:.2f} s)")
     if len(jobs) > 1:
         print(f"Stylized {len(jobs)} images in {time.time() - start:.1f} s")
+
+
+def _apply_video(fv: flags.FlagValues, model_path: str, content: str, output: str) -> None:
+    """Every frame of the video ``content`` through the network, in batches, into the video ``output``.
+
+    The output keeps the frame rate, size and frame count, and a copy of the audio. Ctrl-C (or SIGTERM) stops after
+    the batch in progress and writes the frames done so far as a shorter video (exit 130).
+    """
+    import numpy as np
+
+    from neural_style.video import check_video_output, probe_video
+
+    if fv.batch_size < 1:
+        raise NeuralStyleError(f"--batch_size is {fv.batch_size}; it must be at least 1")
+    info = probe_video(content, what="--content video")
+    check_video_output(output)
+    check_distinct([("--model file", model_path), ("--content video", content)], [("--output", output)])
+    check_target(output, overwrite=fv.overwrite, what="--output", example="out.mp4")
+
+    start_tensorflow()
+    from neural_style.cli.report import hms
+    from neural_style.transformer import apply_transformer, load_transformer
+    from neural_style.video import VideoWriter, read_frames
+
+    model = load_transformer(model_path, what="--model")
+    print(f"Stylizing {info.frames} frames of {info.width}x{info.height} at {float(info.rate):g} frames/s")
+    began = time.time()
+    stopped: str | None = None
+    with (
+        interruptible() as interruption,
+        VideoWriter(output, info.width, info.height, info.rate, audio_from=content) as writer,
+    ):
+        batch: list[np.ndarray] = []
+        for frame in read_frames(content):
+            batch.append(frame)
+            if len(batch) == fv.batch_size or writer.frames + len(batch) == info.frames:
+                for result in apply_transformer(model, np.stack(batch)):
+                    writer.write(result)
+                batch = []
+                rate = writer.frames / max(time.time() - began, 1e-9)
+                left = hms((info.frames - writer.frames) / rate)
+                print(f"Frame {writer.frames:5d}/{info.frames} ({rate:.2f} frames/s, {left} left)")
+                if interruption and writer.frames < info.frames:
+                    stopped = interruption.reason
+                    break
+    if stopped is not None:
+        print(
+            f"neural-style-apply: {stopped} at frame {writer.frames}/{info.frames}: wrote the {writer.frames} "
+            f"frames done to {output}",
+            file=sys.stderr,
+        )
+        sys.exit(130)
+    seconds = time.time() - began
+    print(f"Wrote {output} ({info.frames} frames in {hms(seconds)}, {info.frames / seconds:.2f} frames/s)")

@@ -24,6 +24,7 @@ from absl import flags
 
 from neural_style.cli import report
 from neural_style.cli import sweep as sweep_cli
+from neural_style.cli import video as video_cli
 from neural_style.cli.command import (
     Command,
     Interruption,
@@ -251,6 +252,7 @@ def flag_values() -> flags.FlagValues:
     )
     boolean("memory_guard", True, "Refuse, before starting, a size whose estimated memory exceeds what is available.")
     sweep_cli.define_flags(fv, __name__)
+    video_cli.define_flags(fv, __name__)
     return fv
 
 
@@ -876,6 +878,10 @@ class SingleRun:
 def _stylize_to_files(fv: flags.FlagValues) -> None:
     start = time.time()
     config = style_config(fv)
+    video_cli.check_styles(fv)
+    if video_cli.is_video_run(fv):
+        video_cli.run(fv, config, start)
+        return
     sweep = sweep_cli.plan(fv)
     paths = outputs(fv, config) if sweep is None else sweep_cli.outputs(fv, sweep, input_files(fv))
     batch = 1 if sweep is None else (fv.batch_size or len(sweep.candidates))
