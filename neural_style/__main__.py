@@ -1,6 +1,6 @@
 """``python -m neural_style``: the same as the ``neural-style`` command."""
 
-from neural_style.cli.stylize import main
+from neural_style.cli import neural_style
 
 if __name__ == "__main__":
-    main()
+    neural_style()

@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
-import scipy.optimize
 import tensorflow as tf
 
 from neural_style.config import StyleConfig
@@ -120,7 +119,11 @@ class Engine(Protocol):
     """Holds the images being optimised and the optimiser's state on the device(s)."""
 
     finished: bool  # the optimiser ended by itself (only L-BFGS does)
-    steps_report_start: bool  # a step returns every loss term of the images it started from (Adam)
+
+    @property
+    def start_losses(self) -> dict[str, np.ndarray] | None:
+        """Every loss term ([N] each) of the start images, known once the first step has evaluated them; else None."""
+        ...
 
     @property
     def evaluations(self) -> int | None:
@@ -158,7 +161,6 @@ class AdamEngine:
 
     finished = False
     evaluations = None
-    steps_report_start = True
 
     def __init__(
         self,
@@ -193,13 +195,17 @@ class AdamEngine:
 
         self._step = step
         self._evaluate = tf.function(lambda images: loss(images, **constants), autograph=False)
+        self.start_losses: dict[str, np.ndarray] | None = None
 
     @property
     def state(self) -> tf.train.Checkpoint:
         return tf.train.Checkpoint(image=self.image, optimizer=self.optimizer)
 
     def step(self) -> dict[str, np.ndarray]:
-        return _numpy(self._step())
+        terms = _numpy(self._step())
+        if self.start_losses is None:  # the first step evaluated the start images on its way
+            self.start_losses = terms
+        return terms
 
     def evaluate(self, images: np.ndarray | None = None) -> dict[str, np.ndarray]:
         return _numpy(self._evaluate(self.image.value() if images is None else tf.constant(images, tf.float32)))
@@ -221,7 +227,6 @@ class ReplicatedAdamEngine:
     finished = False
     evaluations = None
     state = None
-    steps_report_start = True
 
     def __init__(
         self,
@@ -250,6 +255,7 @@ class ReplicatedAdamEngine:
         self._params = {key: split(np.asarray(value)) for key, value in params.items()}
         self._split = split
         self._t = 0
+        self.start_losses: dict[str, np.ndarray] | None = None
 
         def replica_step(images, m, v, t, params):
             terms, gradient = value_and_gradient(lambda: loss(images, **params), images)
@@ -269,7 +275,10 @@ class ReplicatedAdamEngine:
         self._images, self._m, self._v, terms = self._step(
             self._images, self._m, self._v, tf.constant(self._t, tf.float32), self._params
         )
-        return {key: self._gather(value) for key, value in terms.items()}
+        gathered = {key: self._gather(value) for key, value in terms.items()}
+        if self.start_losses is None:  # the first step evaluated the start images on its way
+            self.start_losses = gathered
+        return gathered
 
     def evaluate(self, images: np.ndarray | None = None) -> dict[str, np.ndarray]:
         terms = self._evaluate(self._images if images is None else self._split(images), self._params)
@@ -299,8 +308,6 @@ class LbfgsEngine:
     rebuild the curvature estimate as the first ones of a run do.
     """
 
-    steps_report_start = False
-
     def __init__(
         self,
         loss: LossFn,
@@ -324,6 +331,8 @@ class LbfgsEngine:
             max_iterations: most iterations scipy is allowed.
             jit_compile: compile the loss and gradient with XLA.
         """
+        import scipy.optimize  # here, not at the top: importing it costs Adam runs 0.4 s of start-up
+
         if start.shape[0] != 1:
             raise NeuralStyleError("L-BFGS optimises one image at a time; sweep with Adam or one image per batch")
         self._shape = start.shape
@@ -342,11 +351,11 @@ class LbfgsEngine:
         constants = {key: tf.constant(value) for key, value in params.items()}
 
         @tf.function(jit_compile=jit_compile, autograph=False)
-        def total_and_gradient(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            terms, gradient = value_and_gradient(lambda: loss(images, **constants), images)
-            return tf.reduce_sum(terms["total"]), gradient
+        def terms_and_gradient(images: tf.Tensor) -> tuple[Mapping[str, tf.Tensor], tf.Tensor]:
+            return value_and_gradient(lambda: loss(images, **constants), images)
 
-        self._value_and_gradient = total_and_gradient
+        self._value_and_gradient = terms_and_gradient
+        self.start_losses: dict[str, np.ndarray] | None = None
         self._evaluate = tf.function(lambda images: loss(images, **constants), autograph=False)
 
     @property
@@ -360,15 +369,19 @@ class LbfgsEngine:
 
     def _fun(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         self._evaluations.assign_add(1)
-        value, gradient = self._value_and_gradient(tf.constant(x.reshape(self._shape), tf.float32))
-        return float(value), gradient.numpy().astype(np.float64).ravel()
+        terms, gradient = self._value_and_gradient(tf.constant(x.reshape(self._shape), tf.float32))
+        if self.start_losses is None:  # scipy evaluates the start first
+            self.start_losses = _numpy(terms)
+        return float(terms["total"][0]), gradient.numpy().astype(np.float64).ravel()
 
-    def _callback(self, intermediate_result: scipy.optimize.OptimizeResult) -> None:
+    def _callback(self, intermediate_result: Any) -> None:
         self._iterates.put((intermediate_result.x.astype(np.float32), float(intermediate_result.fun)))
         if not self._resume.get():
             raise StopIteration  # scipy ends the minimisation cleanly
 
     def _run(self) -> None:
+        import scipy.optimize
+
         try:
             scipy.optimize.minimize(
                 self._fun,

@@ -326,13 +326,10 @@ class Stylization:
         engine, config = self._engine, self.config
         stopping = config.stop_at_loss is not None or config.tolerance is not None
         start_pending = self.iteration == 0  # the start's losses are the first row of a loss history
-        if start_pending and not engine.steps_report_start:
-            yield Progress(0, config.iterations, losses=engine.evaluate())
-            start_pending = False
         for k in range(self.iteration + 1, config.iterations + 1):
             step_losses = engine.step()
-            if start_pending:  # Adam's first step computed every term of the start images on its way
-                yield Progress(0, config.iterations, losses=step_losses)
+            if start_pending:  # the first step evaluated the start images on its way
+                yield Progress(0, config.iterations, losses=engine.start_losses)
                 start_pending = False
             step_loss = step_losses["total"]
             if not np.isfinite(step_loss).all():

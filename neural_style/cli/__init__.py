@@ -13,5 +13,52 @@ Each command lives in its own module, which defines its flags on a fresh ``absl.
 
 What every command does the same way (help, errors, exit statuses, Ctrl-C) is in :mod:`neural_style.cli.command`;
 progress lines, loss histories, TensorBoard records and contact sheets in :mod:`neural_style.cli.report`. Importing
-this package runs nothing and imports no command.
+this package runs nothing and imports no command: the functions below, the console scripts, import theirs when
+called and run it as the whole process (:func:`neural_style.cli.command.run_process`).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import NoReturn
+
+
+def _run(module: str) -> NoReturn:
+    from neural_style.cli.command import run_process
+
+    run_process(importlib.import_module(f"neural_style.cli.{module}").main)
+
+
+def neural_style() -> NoReturn:
+    """``neural-style``."""
+    _run("stylize")
+
+
+def neural_style_train() -> NoReturn:
+    """``neural-style-train``."""
+    _run("train")
+
+
+def neural_style_apply() -> NoReturn:
+    """``neural-style-apply``."""
+    _run("apply")
+
+
+def neural_style_export() -> NoReturn:
+    """``neural-style-export``."""
+    _run("export")
+
+
+def neural_style_classify() -> NoReturn:
+    """``neural-style-classify``."""
+    _run("classify")
+
+
+def neural_style_score() -> NoReturn:
+    """``neural-style-score``."""
+    _run("score")
+
+
+def neural_style_download() -> NoReturn:
+    """``neural-style-download``."""
+    _run("download")

@@ -6,6 +6,7 @@ the network file). The command modules define their flags and call :meth:`Comman
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import os
@@ -145,6 +146,34 @@ class Command:
         except BrokenPipeError:  # stdout was closed by its reader (e.g. | head): stop as a SIGPIPE would
             _silence_stdout()
             sys.exit(141)
+
+
+def run_process(main: Callable[[], None]) -> NoReturn:
+    """Runs a command's ``main`` as the whole process and ends it, without TensorFlow's teardown when it was loaded.
+
+    Once TensorFlow is imported, the interpreter's own shutdown (finalising modules, TensorFlow's C++ destructors)
+    takes most of a second after the work is done. Everything a command writes is complete by then (files are
+    written atomically and closed, summaries flushed), so the process flushes its output, runs the ``atexit``
+    handlers (e.g. a coverage tool's) and ends at once with the command's exit status. Without TensorFlow it exits
+    the ordinary way. Used by the console scripts and ``python -m neural_style``; ``main(argv)`` called in a
+    program of one's own returns (or raises ``SystemExit``) as usual.
+    """
+    try:
+        main()
+        status = 0
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            status = e.code or 0
+        else:  # a message: Python would print it and exit 1
+            print(e.code, file=sys.stderr)
+            status = 1
+    if "tensorflow" not in sys.modules:
+        sys.exit(status)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError, ValueError):  # a reader that went away, or a closed stream
+            stream.flush()
+    atexit._run_exitfuncs()  # noqa: SLF001 - what the interpreter would run at exit, without its teardown
+    os._exit(status)
 
 
 def _silence_stdout() -> None:
