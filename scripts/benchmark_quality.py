@@ -76,9 +76,9 @@ ROUTES: dict[str, list[str]] = {
     "lbfgs_10": ["--optimizer=lbfgs", "--iterations=10"],
     "lbfgs_bf16_10": ["--optimizer=lbfgs", "--iterations=10", "--precision=bfloat16"],
     "lbfgs_scales_bf16_8": ["--optimizer=lbfgs", "--iterations=8", "--scales=2", "--precision=bfloat16"],
-    "lbfgs_scales_bf16_12": ["--optimizer=lbfgs", "--iterations=12", "--scales=2", "--precision=bfloat16"],
+    "lbfgs_scales3_bf16_6": ["--optimizer=lbfgs", "--iterations=6", "--scales=3", "--precision=bfloat16"],
 }
-FAST = ["lbfgs_10", "lbfgs_bf16_10", "lbfgs_scales_bf16_8", "lbfgs_scales_bf16_12"]
+FAST = ["lbfgs_10", "lbfgs_bf16_10", "lbfgs_scales_bf16_8", "lbfgs_scales3_bf16_6"]
 
 
 def _weights():
