@@ -147,3 +147,39 @@ def test_a_reader_that_stops_reading_is_no_traceback() -> None:
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 0, stderr
     assert "Traceback" not in stderr and stderr == "", stderr
+
+
+_RUN_PROCESS = """
+import atexit, sys
+{imports}
+from neural_style.cli.command import run_process
+atexit.register(lambda: print("atexit handler ran", flush=True))
+
+def main():
+    print("work done", flush=True)
+    {end}
+
+run_process(main)
+"""
+
+
+@pytest.mark.parametrize(
+    ("imports", "end", "status"),
+    [
+        ("import tensorflow", "", 0),
+        ("import tensorflow", "sys.exit(3)", 3),
+        ("import tensorflow", "sys.exit('a message')", 1),
+        ("", "sys.exit(4)", 4),
+    ],
+    ids=["tensorflow-ok", "tensorflow-status", "tensorflow-message", "no-tensorflow"],
+)
+def test_run_process_keeps_the_status_and_runs_atexit_handlers(imports: str, end: str, status: int) -> None:
+    """The console scripts' end: the command's exit status, its output flushed and the atexit handlers run (a
+    coverage tool's among them), with or without TensorFlow loaded (with it, the process skips the teardown)."""
+    code = _RUN_PROCESS.format(imports=imports, end=end or "pass")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == status, result.stderr
+    assert result.stdout.splitlines() == ["work done", "atexit handler ran"]
+    if end.startswith("sys.exit('"):
+        assert result.stderr.strip().splitlines()[-1] == "a message"

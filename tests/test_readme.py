@@ -62,13 +62,17 @@ README = ROOT / "README.md"
 
 
 def console_scripts() -> dict[str, str]:
-    """{command: module} of setup.cfg's console scripts."""
+    """{command: module} of setup.cfg's console scripts: each is ``neural_style.cli:<command with underscores>``,
+    which runs the ``main`` of ``neural_style.cli.MODULES[command]``."""
+    from neural_style.cli import MODULES
+
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
     scripts = {}
     for entry in config["options.entry_points"]["console_scripts"].strip().splitlines():
         name, target = (part.strip() for part in entry.split("="))
-        scripts[name] = target.split(":")[0]
+        assert target == f"neural_style.cli:{name.replace('-', '_')}", entry
+        scripts[name] = MODULES[name]
     return scripts
 
 

@@ -22,43 +22,54 @@ from __future__ import annotations
 import importlib
 from typing import NoReturn
 
+# The module of each command (the console scripts below run their ``main``).
+MODULES = {
+    "neural-style": "neural_style.cli.stylize",
+    "neural-style-train": "neural_style.cli.train",
+    "neural-style-apply": "neural_style.cli.apply",
+    "neural-style-export": "neural_style.cli.export",
+    "neural-style-classify": "neural_style.cli.classify",
+    "neural-style-score": "neural_style.cli.score",
+    "neural-style-download": "neural_style.cli.download",
+}
 
-def _run(module: str) -> NoReturn:
+
+def _run(command: str) -> NoReturn:
     from neural_style.cli.command import run_process
 
-    run_process(importlib.import_module(f"neural_style.cli.{module}").main)
+    run_process(importlib.import_module(MODULES[command]).main)
 
 
 def neural_style() -> NoReturn:
     """``neural-style``."""
-    _run("stylize")
+    _run("neural-style")
 
 
 def neural_style_train() -> NoReturn:
     """``neural-style-train``."""
-    _run("train")
+    _run("neural-style-train")
 
 
 def neural_style_apply() -> NoReturn:
     """``neural-style-apply``."""
-    _run("apply")
+    _run("neural-style-apply")
 
 
 def neural_style_export() -> NoReturn:
     """``neural-style-export``."""
-    _run("export")
+    _run("neural-style-export")
 
 
 def neural_style_classify() -> NoReturn:
     """``neural-style-classify``."""
-    _run("classify")
+    _run("neural-style-classify")
 
 
 def neural_style_score() -> NoReturn:
     """``neural-style-score``."""
-    _run("score")
+    _run("neural-style-score")
 
 
 def neural_style_download() -> NoReturn:
     """``neural-style-download``."""
-    _run("download")
+    _run("neural-style-download")
