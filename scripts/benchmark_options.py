@@ -39,12 +39,12 @@ CONFIGURATIONS = {
 def main(argv: Sequence[str]) -> None:
     if not (FLAGS.network and FLAGS.content and FLAGS.style):
         raise app.UsageError("--network, --content and --style are required")
+    import tensorflow as tf
+
     from neural_style.config import StyleConfig
     from neural_style.image_io import read_image, resize, resize_styles, scaled_size
     from neural_style.matconvnet import default_cache_dir, load_vgg
     from neural_style.stylization import Stylization
-
-    import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # each run traces its own functions; TensorFlow warns about retracing
     weights = load_vgg(FLAGS.network, cache_dir=default_cache_dir())
