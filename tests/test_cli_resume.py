@@ -445,9 +445,10 @@ def test_lbfgs_resumes_from_the_saved_image_with_a_fresh_history(
     assert said.count("L-BFGS continues from the saved image with a fresh history") == 1
     assert re.search(r"^Resumed at iteration 4/8;", said, re.MULTILINE), said
     after = _progress(tmp_path)
-    assert list(after[:, 0]) == [5, 6, 7, 8], "the resumed run's rows"
+    assert list(after[:, 0]) == list(range(9)), "the history is the whole run's: rows 0..8"
+    np.testing.assert_allclose(after[:5], stopped, rtol=1e-6)  # the saved run's rows, kept
     start, at_stop = stopped[0, 4], stopped[-1, 4]
-    assert after[0, 4] <= at_stop * (1 + 1e-6) and at_stop < 0.5 * start, (start, at_stop, after[0, 4])
+    assert after[5, 4] <= at_stop * (1 + 1e-6) and at_stop < 0.5 * start, (start, at_stop, after[5, 4])
     assert after[-1, 4] < at_stop
 
 

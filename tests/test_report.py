@@ -185,3 +185,24 @@ def test_contact_sheet_scales_rounds_and_clips() -> None:
 def test_contact_sheet_needs_one_caption_per_image(n_images: int, n_captions: int) -> None:
     with pytest.raises(ValueError):
         report.contact_sheet([np.zeros((4, 4, 3))] * n_images, ["x"] * n_captions)
+
+
+def test_a_resumed_history_keeps_the_saved_rows_up_to_the_resume(tmp_path: Path) -> None:
+    """continue_from: the rows of progress.txt at or before the resumed iteration come first; later rows (written
+    after the state was saved) and unreadable files are dropped."""
+    table = tmp_path / "progress.txt"
+    history = report.LossHistory()
+    for k, total in ((0, 10.0), (2, 7.0), (4, 5.0), (6, 4.5)):
+        history.add(k, {"content": [1.0], "style": [total - 2.0], "tv": [1.0], "total": [total]})
+    history.write(str(table), None)
+    resumed = report.LossHistory()
+    resumed.continue_from(str(table), 4)
+    resumed.add(5, {"content": [1.0], "style": [2.5], "tv": [1.0], "total": [4.5]})
+    assert resumed.rows == [0, 2, 4, 5]
+    assert resumed.losses["total"] == [10.0, 7.0, 5.0, 4.5]
+    assert resumed.losses["style"] == [8.0, 5.0, 3.0, 2.5]
+    table.write_text("not a table\n")
+    fresh = report.LossHistory()
+    fresh.continue_from(str(table), 4)
+    fresh.continue_from(str(tmp_path / "missing.txt"), 4)
+    assert fresh.rows == []

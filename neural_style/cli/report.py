@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -148,6 +149,20 @@ class LossHistory:
         self.rows.append(iteration)
         for key in LOSS_KEYS:
             self.losses[key].append(float(losses[key][index]))
+
+    def continue_from(self, table: str | None, done: int) -> None:
+        """Starts with the rows of a saved run's ``table`` (its progress.txt) up to iteration ``done``, so that a
+        resumed run's history is the whole run's. A missing or unreadable table leaves the history as it is."""
+        if not table or not os.path.isfile(table):
+            return
+        try:
+            saved = np.loadtxt(table, ndmin=2)
+        except (OSError, ValueError):
+            return
+        if saved.shape[1] != 1 + len(LOSS_KEYS):
+            return
+        for row in saved[saved[:, 0] <= done]:
+            self.add(int(row[0]), {key: [value] for key, value in zip(LOSS_KEYS, row[1:], strict=True)})
 
     def write(self, table: str | None, plot: str | None) -> None:
         """Writes the table to ``table`` and the plot to ``plot`` (each when given), once there is a row."""

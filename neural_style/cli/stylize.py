@@ -796,6 +796,8 @@ class SingleRun:
             if self.fv.resume and stage == first:
                 assert self.saved is not None  # a single run's engine can always be saved
                 self.saved.resume(run, stages, config.optimizer)
+                done = stages.offsets[stage] + run.iteration
+                self.report.history.continue_from(self.report.paths.get("progress_write"), done)
             for record in run:
                 yield stage, record
 
