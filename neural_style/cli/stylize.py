@@ -58,6 +58,7 @@ __all__ = [
     "SingleRun",
     "Stages",
     "check_memory",
+    "check_saved_state",
     "check_sizes",
     "checkpoint_path",
     "config_from_flags",
@@ -345,6 +346,21 @@ def config_from_flags(fv: flags.FlagValues) -> StyleConfig:
     return config
 
 
+def check_saved_state(fv: flags.FlagValues) -> None:
+    """--resume and --restart against ``<output>.state``: a saved run is never discarded silently, nor resumed
+    when there is none."""
+    saved = os.path.isfile(os.path.join(state_dir(fv.output), "checkpoint"))
+    if fv.resume and fv.restart:
+        raise NeuralStyleError("--resume continues the saved run and --restart discards it; give one of them")
+    if saved and not (fv.resume or fv.restart):
+        raise NeuralStyleError(
+            f"{state_dir(fv.output)} holds an interrupted run of --output {fv.output}: continue it with --resume, "
+            "or pass --restart to discard it and start afresh"
+        )
+    if fv.resume and not saved:
+        raise NeuralStyleError(f"--resume: no saved state in {state_dir(fv.output)}; run without --resume")
+
+
 def input_files(fv: flags.FlagValues) -> list[tuple[str, str | None]]:
     """(how to name it, path) of every file neural-style reads, for :func:`check_distinct`."""
     network = fv.network if fv["network"].present or os.path.exists(fv.network) else None
@@ -392,16 +408,7 @@ def outputs(fv: flags.FlagValues, config: StyleConfig) -> dict[str, str]:
                 raise NeuralStyleError(f"{path} already exists (--progress_write); pass --overwrite or move it")
             continue
         check_writable(path, overwrite=overwrite, what=names.get(purpose, f"--{purpose}"))
-    saved = os.path.isfile(os.path.join(state_dir(fv.output), "checkpoint"))
-    if fv.resume and fv.restart:
-        raise NeuralStyleError("--resume continues the saved run and --restart discards it; give one of them")
-    if saved and not (fv.resume or fv.restart):
-        raise NeuralStyleError(
-            f"{state_dir(fv.output)} holds an interrupted run of --output {fv.output}: continue it with --resume, "
-            "or pass --restart to discard it and start afresh"
-        )
-    if fv.resume and not saved:
-        raise NeuralStyleError(f"--resume: no saved state in {state_dir(fv.output)}; run without --resume")
+    check_saved_state(fv)
     if fv.tensorboard_images < 1:
         raise NeuralStyleError(f"--tensorboard_images is {fv.tensorboard_images}; it must be at least 1")
     if fv.tensorboard_dir:

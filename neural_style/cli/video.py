@@ -114,7 +114,7 @@ class _Plan:
 
 def _check(fv: flags.FlagValues, config: StyleConfig) -> _Plan:
     """Every check of a video run that needs no TensorFlow."""
-    from neural_style.cli.stylize import input_files, state_dir
+    from neural_style.cli.stylize import check_saved_state, input_files, state_dir
     from neural_style.image_io import scaled_size
     from neural_style.video import check_video_output, probe_video
 
@@ -133,16 +133,7 @@ def _check(fv: flags.FlagValues, config: StyleConfig) -> _Plan:
     if min(height, width) < 2:
         raise NeuralStyleError(f"the frames would be {width}x{height} pixels; they need at least 2x2")
     state = state_dir(fv.output)
-    saved = os.path.isfile(os.path.join(state, "checkpoint"))
-    if fv.resume and fv.restart:
-        raise NeuralStyleError("--resume continues the saved run and --restart discards it; give one of them")
-    if saved and not (fv.resume or fv.restart):
-        raise NeuralStyleError(
-            f"{state} holds an interrupted run of --output {fv.output}: continue it with --resume, "
-            "or pass --restart to discard it and start afresh"
-        )
-    if fv.resume and not saved:
-        raise NeuralStyleError(f"--resume: no saved state in {state}; run without --resume")
+    check_saved_state(fv)
     check_target(fv.output, overwrite=fv.overwrite or fv.resume, what="--output", example="out.mp4")
     return _Plan(info, int(height), int(width), state, frame_iterations)
 
