@@ -53,6 +53,9 @@ TEMPORAL_WEIGHT = 1e3
 MAX_SEED = 2**32 - 1
 # The smallest image side: total variation compares each pixel with its neighbours below and to the right.
 MIN_IMAGE_SIZE = 2
+# The loss terms of a run, in the order they are reported and kept.
+TERMS = ("content", "style", "tv", "total")
+
 # neural-style's layers: content relu4_2 (and relu5_2 with a content weight blend), style relu1_1..relu5_1.
 CONTENT_LAYERS = ("relu4_2", "relu5_2")
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from neural_style.config import StyleConfig
+from neural_style.config import TERMS, StyleConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.losses import Objective
 from neural_style.matconvnet import VggWeights
-from neural_style.stylization import TERMS, build_objective
+from neural_style.stylization import build_objective
 from neural_style.vgg import preprocess
 
 __all__ = ["score_images"]

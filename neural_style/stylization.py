@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from neural_style import losses as L
 from neural_style.color import color_inputs, luminance_image, preserve_colors
-from neural_style.config import TOLERANCE_WINDOW, Candidate, StyleConfig
+from neural_style.config import TERMS, TOLERANCE_WINDOW, Candidate, StyleConfig
 from neural_style.engines import make_engine
 from neural_style.errors import NeuralStyleError, NonFiniteLossError
 from neural_style.image_io import to_uint8
@@ -28,7 +28,6 @@ from neural_style.vgg import VggFeatures, preprocess, unprocess
 
 __all__ = [
     "NOISE_SCALE",
-    "TERMS",
     "Progress",
     "Stylization",
     "build_objective",
@@ -38,8 +37,6 @@ __all__ = [
     "sweep_runs",
 ]
 
-# The loss terms, in the order a run keeps them.
-TERMS = ("content", "style", "tv", "total")
 # Standard deviation of the initial noise in preprocessed (mean-subtracted 0..255) units, as in neural-style.
 NOISE_SCALE = 0.256
 

@@ -13,11 +13,10 @@ from conftest import CONTENT_SIZE, make_workspace
 from PIL import Image
 
 from neural_style.cli import score as score_cli
-from neural_style.config import StyleConfig
+from neural_style.config import TERMS, StyleConfig
 from neural_style.image_io import read_image, resize, resize_styles
 from neural_style.matconvnet import load_vgg
 from neural_style.scoring import score_images
-from neural_style.stylization import TERMS
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from neural_style.config import StyleConfig
+from neural_style.config import TERMS, StyleConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.image_io import to_uint8
 from neural_style.scoring import score_images
-from neural_style.stylization import TERMS, build_objective
+from neural_style.stylization import build_objective
 from neural_style.vgg import preprocess
 
 

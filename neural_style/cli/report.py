@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw
 
+from neural_style.config import TERMS
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
@@ -37,7 +39,7 @@ __all__ = [
     "scalar_summary",
 ]
 
-LOSS_KEYS = ("content", "style", "tv", "total")
+LOSS_KEYS = TERMS  # the loss terms, in the order they are printed and written
 _COLORS = {"content": (31, 119, 180), "style": (214, 39, 40), "tv": (44, 160, 44), "total": (0, 0, 0)}
 ETA_WINDOW = 10  # the ETA follows the mean time of this many recent iterations
 
