@@ -188,6 +188,7 @@ class StyleConfig:
     average_decay: float | None = None  # the result is an exponential moving average of the iterates with this decay
     content_layers: tuple[str, ...] = CONTENT_LAYERS  # content layers; the default pair is weighed by the blend
     style_layers: tuple[str, ...] = STYLE_LAYERS  # style layers, weighed 1, e, e^2, ... in this order (normalised)
+    tile_size: int | None = None  # evaluate images larger than this (px) tile by tile: exact, memory set by the tile
 
     @property
     def color_mode(self) -> str:
@@ -251,6 +252,8 @@ class StyleConfig:
             )
         lists = (("content_layers", self.content_layers), ("style_layers", self.style_layers))
         check_layer_lists(lists, layer_names, STYLE_LAYERS[0])
+        if self.tile_size is not None and self.tile_size < 1:
+            raise NeuralStyleError(f"is {self.tile_size}; it must be at least 1 (or left unset)", setting="tile_size")
         if self.content_weight_blend != 1.0 and tuple(self.content_layers) != CONTENT_LAYERS:
             raise NeuralStyleError(
                 f"is {self.content_weight_blend}, but it weighs only the default content layers "

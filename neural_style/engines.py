@@ -7,8 +7,10 @@ objective or of the loop that drives them: :mod:`neural_style.stylization` calls
 :meth:`Engine.evaluate` and :meth:`Engine.images`, never asking which engine it has.
 
 Every engine computes its gradient with :func:`value_and_gradient`, the one GradientTape of the project (the
-feed-forward trainer uses it too). Adam's update rule is the pure :meth:`Adam.update`, so the single-device and
-replicated engines step identically.
+feed-forward trainer uses it too), compiled by :func:`compile_loss`; a loss that evaluates itself piece by piece
+(:class:`neural_style.tiling.TiledObjective`, for images larger than memory allows) brings its own evaluation and
+gradient, which run eagerly, tile after tile. Adam's update rule is the pure :meth:`Adam.update`, so the
+single-device and replicated engines step identically.
 """
 
 from __future__ import annotations
@@ -31,11 +33,14 @@ __all__ = [
     "LbfgsEngine",
     "LossFn",
     "ReplicatedAdamEngine",
+    "compile_loss",
     "make_engine",
     "value_and_gradient",
 ]
 
 LossFn = Callable[..., Mapping[str, tf.Tensor]]
+Evaluate = Callable[[tf.Tensor], Mapping[str, tf.Tensor]]
+ValueAndGradient = Callable[[tf.Tensor], tuple[Mapping[str, tf.Tensor], tf.Tensor]]
 
 
 def value_and_gradient(
@@ -59,6 +64,34 @@ def value_and_gradient(
         terms = loss()
         total = tf.reduce_mean(terms["total"]) if mean else tf.reduce_sum(terms["total"])
     return terms, tape.gradient(total, wrt)
+
+
+def is_piecewise(loss: LossFn) -> bool:
+    """Whether ``loss`` computes its own gradient piece by piece (it has a ``value_and_gradient`` method)."""
+    return callable(getattr(loss, "value_and_gradient", None))
+
+
+def compile_loss(
+    loss: LossFn, params: Mapping[str, np.ndarray], *, jit_compile: bool = False
+) -> tuple[Evaluate, ValueAndGradient]:
+    """The evaluation and the value-and-gradient of ``loss`` with ``params`` fixed, as functions of the images.
+
+    A plain loss is traced into two ``tf.function`` (without autograph: the loss has no tensor-dependent Python
+    control flow, and converting it costs start-up). A piecewise loss (:func:`is_piecewise`) is called as it is: it
+    runs its pieces one after another from Python, so that only one piece's activations are alive at a time.
+    """
+    constants = {key: tf.constant(value) for key, value in params.items()}
+    if is_piecewise(loss):
+        piecewise: Any = loss
+        return (lambda images: loss(images, **constants)), (
+            lambda images: piecewise.value_and_gradient(images, **constants)
+        )
+
+    @tf.function(jit_compile=jit_compile, autograph=False)
+    def terms_and_gradient(images: tf.Tensor) -> tuple[Mapping[str, tf.Tensor], tf.Tensor]:
+        return value_and_gradient(lambda: loss(images, **constants), images)
+
+    return tf.function(lambda images: loss(images, **constants), autograph=False), terms_and_gradient
 
 
 class Adam(tf.Module):
@@ -156,6 +189,12 @@ def _numpy(terms: Mapping[str, tf.Tensor]) -> dict[str, np.ndarray]:
     return {key: value.numpy() for key, value in terms.items()}
 
 
+def _apply_step(terms_and_gradient: ValueAndGradient, adam: Adam, image: tf.Variable) -> Mapping[str, tf.Tensor]:
+    terms, gradient = terms_and_gradient(image)
+    adam.apply(gradient, image)
+    return terms
+
+
 class AdamEngine:
     """All images as one batch on the default device: one compiled step updates a variable in place."""
 
@@ -183,18 +222,22 @@ class AdamEngine:
         self.image = tf.Variable(start, name="image")
         learning_rate, beta1, beta2, epsilon = settings
         self.optimizer = Adam(self.image, learning_rate, beta1, beta2, epsilon, bounds=bounds)
-        constants = {key: tf.constant(value) for key, value in params.items()}
         image, adam = self.image, self.optimizer
+        self._evaluate, terms_and_gradient = compile_loss(loss, params, jit_compile=jit_compile)
+        self._step: Callable[[], Mapping[str, tf.Tensor]]
+        if is_piecewise(loss):  # the gradient comes piece by piece from Python; the update is compiled
+            apply = tf.function(lambda gradient: adam.apply(gradient, image), autograph=False)
 
-        # autograph=False: the loss has no tensor-dependent Python control flow, and converting it costs start-up.
-        @tf.function(jit_compile=jit_compile, autograph=False)
-        def step() -> Mapping[str, tf.Tensor]:
-            terms, gradient = value_and_gradient(lambda: loss(image, **constants), image)
-            adam.apply(gradient, image)
-            return terms
+            def piecewise_step() -> Mapping[str, tf.Tensor]:
+                terms, gradient = terms_and_gradient(image.value())
+                apply(gradient)
+                return terms
 
-        self._step = step
-        self._evaluate = tf.function(lambda images: loss(images, **constants), autograph=False)
+            self._step = piecewise_step
+        else:  # gradient and update in one compiled step
+            self._step = tf.function(
+                lambda: _apply_step(terms_and_gradient, adam, image), jit_compile=jit_compile, autograph=False
+            )
         self.start_losses: dict[str, np.ndarray] | None = None
 
     @property
@@ -236,6 +279,8 @@ class ReplicatedAdamEngine:
         optimizer: Adam,
         strategy: tf.distribute.Strategy,
     ) -> None:
+        if is_piecewise(loss):
+            raise NeuralStyleError("a tiled loss runs on one device; do not split it across devices")
         replicas = strategy.num_replicas_in_sync
         n = start.shape[0]
         if n < replicas:
@@ -348,15 +393,8 @@ class LbfgsEngine:
         self._iterates: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._resume: queue.Queue[bool] = queue.Queue(maxsize=1)
         self._thread: threading.Thread | None = None
-        constants = {key: tf.constant(value) for key, value in params.items()}
-
-        @tf.function(jit_compile=jit_compile, autograph=False)
-        def terms_and_gradient(images: tf.Tensor) -> tuple[Mapping[str, tf.Tensor], tf.Tensor]:
-            return value_and_gradient(lambda: loss(images, **constants), images)
-
-        self._value_and_gradient = terms_and_gradient
+        self._evaluate, self._value_and_gradient = compile_loss(loss, params, jit_compile=jit_compile)
         self.start_losses: dict[str, np.ndarray] | None = None
-        self._evaluate = tf.function(lambda images: loss(images, **constants), autograph=False)
 
     @property
     def evaluations(self) -> int:

@@ -22,6 +22,7 @@ from neural_style.config import CONTENT_LAYERS, STYLE_LAYERS, check_blend_weight
 from neural_style.errors import NeuralStyleError
 
 if TYPE_CHECKING:
+    from neural_style.tiling import Tiling
     from neural_style.vgg import VggFeatures
 
 __all__ = [
@@ -30,9 +31,11 @@ __all__ = [
     "content_layer_weights",
     "content_loss",
     "gram_matrix",
+    "gram_sum",
     "guided_gram_matrix",
     "guided_style_loss",
     "layer_masks",
+    "mask_area",
     "paired_style_loss",
     "style_layer_weights",
     "style_loss",
@@ -40,6 +43,26 @@ __all__ = [
     "total_loss",
     "tv_loss",
 ]
+
+
+def gram_sum(features: tf.Tensor, masks: tf.Tensor | None = None) -> tf.Tensor:
+    """The unnormalised Gram matrix, a sum over positions: the part of a Gram matrix that a tile contributes.
+
+    Args:
+        features: [N, H, W, C] activations.
+        masks: None, or [M, H, W] weights m_p of the positions (one Gram matrix per mask).
+
+    Returns:
+        [N, C, C] sum_p f_p f_p^T; with masks [N, M, C, C] sum_p m_p f_p f_p^T.
+    """
+    shape = tf.shape(features)
+    if masks is None:
+        flat = tf.reshape(features, (shape[0], shape[1] * shape[2], shape[3]))
+        return tf.matmul(flat, flat, transpose_a=True)
+    flat = tf.reshape(features, (shape[0], 1, shape[1] * shape[2], shape[3]))  # [N, 1, P, C]
+    weights = tf.reshape(tf.cast(masks, features.dtype), (1, -1, shape[1] * shape[2], 1))  # [1, M, P, 1]
+    weighted = flat * weights  # [N, M, P, C]
+    return tf.matmul(tf.broadcast_to(flat, tf.shape(weighted)), weighted, transpose_a=True)
 
 
 def gram_matrix(features: tf.Tensor) -> tf.Tensor:
@@ -52,9 +75,14 @@ def gram_matrix(features: tf.Tensor) -> tf.Tensor:
         [N, C, C]: F^T F / (H W C) with F the activations of each image reshaped to [H W, C].
     """
     shape = tf.shape(features)
-    flat = tf.reshape(features, (shape[0], shape[1] * shape[2], shape[3]))
     size = tf.cast(shape[1] * shape[2] * shape[3], features.dtype)
-    return tf.matmul(flat, flat, transpose_a=True) / size
+    return gram_sum(features) / size
+
+
+def mask_area(masks: tf.Tensor, channels: int | tf.Tensor, dtype: tf.DType = tf.float32) -> tf.Tensor:
+    """The normaliser of :func:`guided_gram_matrix`: C sum_p m_p for each of masks [M, H, W], as [M]."""
+    area = tf.reduce_sum(tf.cast(masks, dtype), axis=(1, 2)) * tf.cast(channels, dtype)
+    return tf.maximum(area, 1e-12)
 
 
 def guided_gram_matrix(features: tf.Tensor, masks: tf.Tensor) -> tf.Tensor:
@@ -71,13 +99,8 @@ def guided_gram_matrix(features: tf.Tensor, masks: tf.Tensor) -> tf.Tensor:
     Returns:
         [N, M, C, C].
     """
-    shape = tf.shape(features)
-    flat = tf.reshape(features, (shape[0], 1, shape[1] * shape[2], shape[3]))  # [N, 1, P, C]
-    weights = tf.reshape(tf.cast(masks, features.dtype), (1, -1, shape[1] * shape[2], 1))  # [1, M, P, 1]
-    weighted = flat * weights  # [N, M, P, C]
-    grams = tf.matmul(tf.broadcast_to(flat, tf.shape(weighted)), weighted, transpose_a=True)
-    area = tf.reduce_sum(weights, axis=(0, 2, 3)) * tf.cast(shape[3], features.dtype)  # [M]
-    return grams / tf.maximum(area, 1e-12)[None, :, None, None]
+    area = mask_area(masks, tf.shape(features)[3], features.dtype)
+    return gram_sum(features, masks) / area[None, :, None, None]
 
 
 def layer_masks(masks: np.ndarray | tf.Tensor, network: VggFeatures, layers: Sequence[str]) -> dict[str, tf.Tensor]:
@@ -178,7 +201,8 @@ def style_loss(
     """sum_s b_s sum_l w_l mean((G_l - A_sl)^2), per image.
 
     Args:
-        grams: {layer: [N, C, C]} Gram matrices of the images.
+        grams: {layer: [N, C, C]} Gram matrices of the images, or {layer: [N, S, C, C]}: one per style (each of
+            the region where that style applies, :func:`guided_gram_matrix`).
         target_grams: {layer: [S, C, C]} Gram matrices of the S style images.
         layer_weights: {layer: w_l}.
         blend: [S] or [N, S] style blend weights b_s (one row per image for blend sweeps).
@@ -187,9 +211,14 @@ def style_loss(
         [N] style loss of each image (unweighted by the style weight).
     """
     blend = tf.convert_to_tensor(blend, dtype=tf.float32)
+
+    def per_style_grams(layer: str) -> tf.Tensor:
+        gram = grams[layer]
+        return gram if gram.shape.rank == 4 else gram[:, None]
+
     per_style = tf.add_n(
         [
-            w * tf.reduce_mean(tf.square(grams[layer][:, None] - target_grams[layer][None]), axis=(2, 3))
+            w * tf.reduce_mean(tf.square(per_style_grams(layer) - target_grams[layer][None]), axis=(2, 3))
             for layer, w in layer_weights.items()
         ]
     )  # [N, S]
@@ -218,17 +247,8 @@ def guided_style_loss(
     Returns:
         [N] style loss of each image (unweighted by the style weight).
     """
-    blend = tf.convert_to_tensor(blend, dtype=tf.float32)
-    per_style = tf.add_n(
-        [
-            w
-            * tf.reduce_mean(
-                tf.square(guided_gram_matrix(features[layer], masks[layer]) - target_grams[layer][None]), axis=(2, 3)
-            )
-            for layer, w in layer_weights.items()
-        ]
-    )  # [N, S]
-    return tf.reduce_sum(per_style * blend, axis=-1)
+    grams = {layer: guided_gram_matrix(features[layer], masks[layer]) for layer in layer_weights}
+    return style_loss(grams, target_grams, layer_weights, blend)
 
 
 def tv_loss(images: tf.Tensor) -> tf.Tensor:
@@ -353,6 +373,8 @@ class Objective:
         self,
         styles: Sequence[np.ndarray | tf.Tensor],
         masks: Sequence[np.ndarray | None] | None = None,
+        *,
+        tile_size: int | None = None,
     ) -> dict[str, tf.Tensor]:
         """{style layer: [S, C, C]} Gram matrices of S style images [H_s, W_s, 3] of any sizes.
 
@@ -360,11 +382,19 @@ class Objective:
             styles: the images.
             masks: per style, None or a mask [H_s, W_s] in 0..1: its Gram matrices are then those of that region
                 (:func:`guided_gram_matrix`).
+            tile_size: images larger than this are run through the network tile by tile
+                (:meth:`neural_style.tiling.Tiling.grams`, the same matrices in bounded memory); None: whole.
         """
+        tiling = self._tiling(tuple(self.style_layers), tile_size)
         per_style = []
         for i, style in enumerate(styles):
             image = tf.convert_to_tensor(style, tf.float32)[None]
             mask = None if masks is None else masks[i]
+            if tiling is not None and tiling.needs_tiles(*image.shape[1:3]):
+                guide = None if mask is None else np.asarray(mask, np.float32)[None]
+                grams = tiling.grams(image, masks=guide)
+                per_style.append(grams if mask is None else {layer: value[:, 0] for layer, value in grams.items()})
+                continue
             if mask is None:
                 per_style.append(self.grams(image))
                 continue
@@ -372,6 +402,11 @@ class Objective:
             guides = layer_masks(np.asarray(mask, np.float32)[None], self.network, tuple(self.style_layers))
             per_style.append({layer: guided_gram_matrix(features[layer], guides[layer])[:, 0] for layer in guides})
         return {layer: tf.concat([grams[layer] for grams in per_style], axis=0) for layer in self.style_layers}
+
+    def _tiling(self, layers: tuple[str, ...], tile_size: int | None) -> Tiling | None:
+        from neural_style.tiling import Tiling  # it builds on this module
+
+        return None if tile_size is None else Tiling(self.network, layers, tile_size)
 
     def with_targets(
         self,
@@ -381,6 +416,7 @@ class Objective:
         blend: Sequence[float] | np.ndarray | None = None,
         content_masks: np.ndarray | None = None,
         style_masks: Sequence[np.ndarray | None] | None = None,
+        tile_size: int | None = None,
     ) -> Objective:
         """The same objective with targets computed from images (in the network's input space).
 
@@ -391,17 +427,24 @@ class Objective:
             content_masks: [S, H, W] in 0..1, where each style applies in images of size H x W (the content's), or
                 None to keep the current ones.
             style_masks: with ``styles``: per style, None or a mask [H_s, W_s] of the part it is taken from.
+            tile_size: compute the targets of images larger than this tile by tile (:mod:`neural_style.tiling`):
+                the same targets, in memory bounded by the tile; None: in one network pass.
         """
         changes: dict[str, Any] = {}
         if content is not None:
-            targets = self.content_features(tf.convert_to_tensor(content, tf.float32)[None])
+            image = tf.convert_to_tensor(content, tf.float32)[None]
+            tiling = self._tiling(tuple(self.content_layers), tile_size)
+            if tiling is not None and tiling.needs_tiles(*image.shape[1:3]):
+                targets = tiling.features(image)
+            else:
+                targets = self.content_features(image)
             changes["content_targets"] = {layer: tf.constant(value) for layer, value in targets.items()}
         if content_masks is not None:
             changes["content_masks"] = layer_masks(content_masks, self.network, tuple(self.style_layers))
         if styles is not None:
             if not len(styles):
                 raise NeuralStyleError("no style images given; pass at least one")
-            changes["style_targets"] = self.style_grams(styles, style_masks)
+            changes["style_targets"] = self.style_grams(styles, style_masks, tile_size=tile_size)
             given = None if blend is None else [float(b) for b in blend]
             changes["blend"] = tf.constant(blend_weights(given, len(styles)))
         elif blend is not None:

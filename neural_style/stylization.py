@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -24,6 +24,7 @@ from neural_style.errors import NeuralStyleError, NonFiniteLossError
 from neural_style.image_io import to_uint8
 from neural_style.matconvnet import VggWeights
 from neural_style.regions import Regions
+from neural_style.tiling import TiledObjective, Tiling
 from neural_style.vgg import VggFeatures, preprocess, unprocess
 
 __all__ = [
@@ -143,6 +144,7 @@ def build_objective(
         blend=config.style_blend_weights,
         content_masks=content_masks,
         style_masks=style_masks,
+        tile_size=config.tile_size,
     )
 
 
@@ -207,8 +209,10 @@ class Stylization:
         objective: L.Objective | None = None,
         strategy: tf.distribute.Strategy | None = None,
         regions: Regions | None = None,
+        on_tile: Callable[[int, int], None] | None = None,
     ) -> None:
-        """Builds the objective, targets and start images (see :func:`stylize` for the arguments)."""
+        """Builds the objective, targets and start images (see :func:`stylize` for the arguments; ``on_tile``: called
+        with (tiles done, tiles in all) after every tile of an evaluation, when ``config.tile_size`` tiles it)."""
         config = config or StyleConfig()
         config.validate(len(styles))
         if objective is None:
@@ -231,8 +235,13 @@ class Stylization:
         self._mean = np.asarray(weights.mean_pixel, np.float32)
         self.config = config
         self._content = content
+        loss: L.Objective | TiledObjective = objective
+        if config.tile_size is not None and Tiling(objective.network, objective.layers, config.tile_size).needs_tiles(
+            *content.shape[:2]
+        ):
+            loss = TiledObjective(objective, config.tile_size, on_tile)
         self._engine = make_engine(
-            objective,
+            loss,
             np.repeat(start, n, axis=0),
             params,
             config,
