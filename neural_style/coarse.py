@@ -7,7 +7,7 @@ full-size stage starts close to a good image and needs fewer iterations.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -113,6 +113,7 @@ def stage_runs(
     initial: np.ndarray | None = None,
     regions: Regions | None = None,
     first: int = 0,
+    on_tile: Callable[[int, int], None] | None = None,
 ) -> Iterator[tuple[int, Stylization]]:
     """The stages of :func:`coarse_to_fine` as runs: (stage index, its :class:`Stylization`), one at a time.
 
@@ -134,6 +135,8 @@ def stage_runs(
         first: the stage to begin with, e.g. to restore a saved stage into (its start is then the content resized,
             to be replaced by the restored image).
         regions: masks of where each style applies, resized with the images at every stage; None: everywhere.
+        on_tile: with ``config.tile_size``, called after every tile of a tiled evaluation (see
+            :class:`neural_style.Stylization`).
     """
     from neural_style.stylization import Stylization  # TensorFlow is imported only when a run starts
 
@@ -156,7 +159,9 @@ def stage_runs(
         else:
             start = resize(previous if previous is not None else content, size)
             stage_config = dataclasses.replace(stage_config, initial_noiseblend=0.0)
-        run = Stylization(weights, stage_content, stage_styles, stage_config, initial=start, regions=regions)
+        run = Stylization(
+            weights, stage_content, stage_styles, stage_config, initial=start, regions=regions, on_tile=on_tile
+        )
         yield stage, run
         previous = run.best_images()
         if previous is not None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from neural_style.errors import NeuralStyleError
 
 __all__ = [
+    "content_layer_weights",
     "COLOR_MODES",
     "CONTENT_LAYERS",
     "EXPORT_LAYERS",
@@ -156,6 +157,18 @@ def make_candidates(
     return [Candidate.make(blend, weight) for blend, weight in itertools.product(blends, style_weights)]
 
 
+def content_layer_weights(blend: float, layers: Sequence[str] = CONTENT_LAYERS) -> dict[str, float]:
+    """relu4_2 weighs ``blend``, relu5_2 weighs ``1 - blend``; layers of weight 0 are left out.
+
+    Other ``layers`` than neural-style's pair (relu4_2, relu5_2) weigh equally, 1 / len(layers), and ``blend`` is
+    not used (:meth:`neural_style.config.StyleConfig.validate` refuses a blend other than 1 for them).
+    """
+    if tuple(layers) != CONTENT_LAYERS:
+        return {layer: 1.0 / len(layers) for layer in layers}
+    weights = dict(zip(CONTENT_LAYERS, (blend, 1.0 - blend), strict=True))
+    return {layer: w for layer, w in weights.items() if w != 0.0}
+
+
 @dataclasses.dataclass(frozen=True)
 class StyleConfig:
     """Settings of one stylization run; the defaults are neural-style's."""
@@ -189,6 +202,11 @@ class StyleConfig:
     content_layers: tuple[str, ...] = CONTENT_LAYERS  # content layers; the default pair is weighed by the blend
     style_layers: tuple[str, ...] = STYLE_LAYERS  # style layers, weighed 1, e, e^2, ... in this order (normalised)
     tile_size: int | None = None  # evaluate images larger than this (px) tile by tile: exact, memory set by the tile
+
+    @property
+    def weighted_content_layers(self) -> tuple[str, ...]:
+        """The content layers that weigh anything (:func:`content_layer_weights`): e.g. only relu4_2 by default."""
+        return tuple(content_layer_weights(self.content_weight_blend, self.content_layers))
 
     @property
     def color_mode(self) -> str:

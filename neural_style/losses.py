@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tensorflow as tf
 
-from neural_style.config import CONTENT_LAYERS, STYLE_LAYERS, check_blend_weights
+from neural_style.config import STYLE_LAYERS, check_blend_weights
 from neural_style.errors import NeuralStyleError
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Objective",
     "blend_weights",
-    "content_layer_weights",
     "content_loss",
     "gram_matrix",
     "gram_sum",
@@ -127,18 +126,6 @@ def layer_masks(masks: np.ndarray | tf.Tensor, network: VggFeatures, layers: Seq
         if len(found) == len(layers):
             break
     return {layer: found[layer] for layer in layers}
-
-
-def content_layer_weights(blend: float, layers: Sequence[str] = CONTENT_LAYERS) -> dict[str, float]:
-    """relu4_2 weighs ``blend``, relu5_2 weighs ``1 - blend``; layers of weight 0 are left out.
-
-    Other ``layers`` than neural-style's pair (relu4_2, relu5_2) weigh equally, 1 / len(layers), and ``blend`` is
-    not used (:meth:`neural_style.config.StyleConfig.validate` refuses a blend other than 1 for them).
-    """
-    if tuple(layers) != CONTENT_LAYERS:
-        return {layer: 1.0 / len(layers) for layer in layers}
-    weights = dict(zip(CONTENT_LAYERS, (blend, 1.0 - blend), strict=True))
-    return {layer: w for layer, w in weights.items() if w != 0.0}
 
 
 def style_layer_weights(exp: float, layers: Sequence[str] = STYLE_LAYERS) -> dict[str, float]:

@@ -1,8 +1,13 @@
-"""How much memory a run needs, how much there is, and the largest width that fits.
+"""How much memory a run needs, how much there is, the largest width that fits, and the tile that fits a budget.
 
 The estimate counts the activations one optimisation step keeps for its backward pass, from the network's real
 layer shapes, plus a fixed cost for TensorFlow and the weights. Its constants were fitted to peak RSS measured
 on VGG-19 (CPU, float32): 1.06 GB at 256x341, 1.80 GB at 512x682, 3.01 GB at 768x1024; the estimate errs high.
+
+A tiled run (:mod:`neural_style.tiling`) keeps one tile's activations (its interior plus the halo on every side)
+instead of the image's, but still holds image-sized buffers: the image, the optimiser's state, the gradient, the
+best image, the content targets. :func:`tile_geometry` gives the halo and alignment from the layer shapes alone,
+without TensorFlow, so the command can plan tiles before it starts.
 """
 
 from __future__ import annotations
@@ -13,10 +18,84 @@ from collections.abc import Sequence
 
 from neural_style.matconvnet import VggWeights
 
-__all__ = ["available_bytes", "estimate_bytes", "largest_width", "activation_floats_per_pixel"]
+__all__ = [
+    "MIN_TILE",
+    "activation_floats_per_pixel",
+    "available_bytes",
+    "choose_tile",
+    "estimate_bytes",
+    "estimate_tiled_bytes",
+    "largest_tiled_width",
+    "largest_width",
+    "layer_specs",
+    "lbfgs_bytes",
+    "parse_size",
+    "round_tile",
+    "tile_geometry",
+]
 
 _RUNTIME_BYTES = 700 * 2**20  # TensorFlow, Python and the images themselves
 _STEP_FACTOR = 1.25  # activations kept for the backward pass + gradients in flight, relative to the forward pass
+# Image-sized float32 [H, W, 3] buffers a tiled run holds at its peak, per image: the image, Adam's two moments,
+# the gradient and its tensor copy, the update's temporaries, the best image and the saved image being scored.
+_TILED_IMAGE_BUFFERS = 14
+MIN_TILE = 64  # the smallest tile --max_memory chooses: below it the halo's recomputation costs over 10x
+
+LayerSpec = tuple[str, str, "tuple[int, ...] | None"]
+
+
+def layer_specs(weights: VggWeights) -> list[LayerSpec]:
+    """(name, kind, kernel shape or None) of every layer of the network, as :func:`tile_geometry` takes them."""
+    return [(layer.name, layer.kind, None if layer.kernel is None else layer.kernel.shape) for layer in weights.layers]
+
+
+def round_tile(tile: int, align: int) -> int:
+    """A tile size rounded down to a multiple of the alignment, at least one alignment."""
+    return max(align, tile // align * align)
+
+
+def tile_geometry(layers: Sequence[LayerSpec], deepest: str) -> tuple[dict[str, int], int, int]:
+    """({layer: its stride 2^pools}, halo, alignment) in input pixels for features up to ``deepest``.
+
+    The halo counts, from a cut edge inwards, the positions whose value differs from the whole image's: each k x k
+    convolution adds (k - 1) / 2 positions; a 2x2, stride 2 pooling of c spoiled positions leaves ceil(c / 2). The
+    deepest layer's count times its stride bounds every shallower layer's too. The halo is at least 1 (the total
+    variation compares neighbours across a cut) and a multiple of the alignment, the deepest layer's stride, so
+    that tiles cut on that grid meet every pooling window whole.
+
+    Args:
+        layers: (name, kind, kernel shape [h, w, in, out] or None) from the input on.
+        deepest: the last layer needed.
+    """
+    strides: dict[str, int] = {}
+    stride, spoiled = 1, 0
+    for name, kind, shape in layers:
+        if kind == "conv":
+            assert shape is not None
+            spoiled += (max(shape[0], shape[1]) - 1) // 2
+        elif kind == "pool":
+            spoiled = math.ceil(spoiled / 2)
+            stride *= 2
+        strides[name] = stride
+        if name == deepest:
+            break
+    halo = max(spoiled * stride, 1)
+    return strides, math.ceil(halo / stride) * stride, stride
+
+
+def parse_size(text: str) -> int:
+    """Bytes of a size such as ``8G``, ``1.5G``, ``500M``, ``64K`` or ``1000000`` (binary units: G = 2^30).
+
+    Raises:
+        ValueError: not a positive size.
+    """
+    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    scale = units.get(value[-1:], 1)
+    number = float(value[:-1] if value[-1:] in units else value)
+    if not (math.isfinite(number) and number * scale >= 1):
+        raise ValueError(text)
+    return int(number * scale)
 
 
 def activation_floats_per_pixel(weights: VggWeights, deepest: str) -> float:
@@ -42,17 +121,147 @@ def estimate_bytes(weights: VggWeights, height: int, width: int, *, batch: int =
 
 
 def largest_width(
-    weights: VggWeights, aspect: float, available: int, *, batch: int = 1, deepest: str = "relu5_1"
+    weights: VggWeights,
+    aspect: float,
+    available: int,
+    *,
+    batch: int = 1,
+    deepest: str = "relu5_1",
+    extra_per_pixel: float = 0.0,
 ) -> int:
-    """The largest width whose estimate fits in ``available`` bytes, for images of height = aspect x width."""
+    """The largest width whose estimate (plus ``extra_per_pixel`` bytes per pixel, e.g. L-BFGS's) fits in
+    ``available`` bytes, for images of height = aspect x width."""
     fixed = estimate_bytes(weights, 0, 0, batch=batch, deepest=deepest)
-    per_pixel = activation_floats_per_pixel(weights, deepest) * batch * 4 * _STEP_FACTOR
+    per_pixel = activation_floats_per_pixel(weights, deepest) * batch * 4 * _STEP_FACTOR + extra_per_pixel
     if available <= fixed or per_pixel <= 0:
         return 0
     width = int(math.sqrt((available - fixed) / (per_pixel * aspect)))
-    while width > 0 and estimate_bytes(weights, int(aspect * width), width, batch=batch, deepest=deepest) > available:
+
+    def needed(w: int) -> float:
+        h = int(aspect * w)
+        return estimate_bytes(weights, h, w, batch=batch, deepest=deepest) + extra_per_pixel * h * w
+
+    while width > 0 and needed(width) > available:
         width -= 1  # the square root is rounded; step down until the estimate really fits
     return width
+
+
+def lbfgs_bytes(height: int, width: int, history: int) -> int:
+    """What L-BFGS-B adds: scipy keeps 2 x ``history`` correction vectors and about 8 more vectors of the image's
+    size, in float64."""
+    return int((2 * history + 8) * height * width * 3 * 8)
+
+
+def _crop(tile: int, halo: int, size: int) -> int:
+    return min(size, tile + 2 * halo)
+
+
+def estimate_tiled_bytes(
+    weights: VggWeights,
+    height: int,
+    width: int,
+    tile: int,
+    *,
+    batch: int = 1,
+    deepest: str = "relu5_1",
+    content_layers: Sequence[str] = ("relu4_2",),
+) -> int:
+    """Estimated peak memory of optimising ``batch`` images of ``height`` x ``width`` in tiles of ``tile`` pixels.
+
+    One tile's activations (its interior plus the halo on each side, as :func:`estimate_bytes` counts them), the
+    image-sized buffers the run holds and the content targets (at the content layers' sizes).
+    """
+    _, halo, align = tile_geometry(layer_specs(weights), deepest)
+    tile = round_tile(tile, align)
+    crop = _crop(tile, halo, height), _crop(tile, halo, width)
+    tile_bytes = estimate_bytes(weights, crop[0], crop[1], batch=batch, deepest=deepest)
+    buffers = _TILED_IMAGE_BUFFERS * height * width * 3 * 4 * batch
+    targets = 0.0
+    for layer in content_layers:
+        floats = activation_floats_per_pixel(weights, layer) - activation_floats_per_pixel(
+            weights, _before(weights, layer)
+        )
+        targets += floats * height * width * 4 * 2  # computed into an array, then copied into a tensor
+    return int(tile_bytes + buffers + targets)
+
+
+def _before(weights: VggWeights, layer: str) -> str:
+    names = weights.layer_names
+    return names[max(0, names.index(layer) - 1)]
+
+
+def choose_tile(
+    weights: VggWeights,
+    height: int,
+    width: int,
+    budget: int,
+    *,
+    batch: int = 1,
+    deepest: str = "relu5_1",
+    content_layers: Sequence[str] = ("relu4_2",),
+    extra: int = 0,
+) -> int | None:
+    """The tile size that keeps a run within ``budget`` bytes: None when the whole image fits untiled, else the
+    largest tile (a multiple of the alignment, at least :data:`MIN_TILE`) whose estimate fits.
+
+    Args:
+        extra: bytes the run needs besides (e.g. :func:`lbfgs_bytes`).
+
+    Raises:
+        ValueError: not even the smallest tile fits; the message gives the smallest budget that would.
+    """
+    if estimate_bytes(weights, height, width, batch=batch, deepest=deepest) + extra <= budget:
+        return None
+    _, _, align = tile_geometry(layer_specs(weights), deepest)
+    smallest = math.ceil(MIN_TILE / align) * align
+
+    def fits(tile: int) -> bool:
+        estimate = estimate_tiled_bytes(
+            weights, height, width, tile, batch=batch, deepest=deepest, content_layers=content_layers
+        )
+        return estimate + extra <= budget
+
+    if not fits(smallest):
+        need = estimate_tiled_bytes(
+            weights, height, width, smallest, batch=batch, deepest=deepest, content_layers=content_layers
+        )
+        raise ValueError(need + extra)
+    tile = smallest
+    while tile + align <= max(height, width) and fits(tile + align):
+        tile += align
+    return tile
+
+
+def largest_tiled_width(
+    weights: VggWeights,
+    aspect: float,
+    budget: int,
+    tile: int,
+    *,
+    batch: int = 1,
+    deepest: str = "relu5_1",
+    content_layers: Sequence[str] = ("relu4_2",),
+    extra_per_pixel: float = 0.0,
+) -> int:
+    """The largest width whose tiled estimate (tiles of ``tile``) fits in ``budget`` bytes, for images of height =
+    aspect x width; 0 when none does."""
+
+    def fits(w: int) -> bool:
+        h = max(1, int(aspect * w))
+        estimate = estimate_tiled_bytes(
+            weights, h, w, tile, batch=batch, deepest=deepest, content_layers=content_layers
+        )
+        return estimate + extra_per_pixel * h * w <= budget
+
+    low, high = 0, 1
+    while fits(high):
+        low, high = high, high * 2
+        if high > 2**20:
+            return low
+    while high - low > 1:  # the estimate grows with the width: bisect
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return low
 
 
 def available_bytes(meminfo: str = "/proc/meminfo", cgroup_files: Sequence[str] | None = None) -> int | None:

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from neural_style import losses
+from neural_style.config import content_layer_weights as default_layer_weights
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights
 from neural_style.vgg import FrozenLayer, VggFeatures, vgg_weights
@@ -214,7 +215,7 @@ class ContentLoss(keras.losses.Loss):
         dtype: Any = None,
     ) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.layer_weights = _layer_weights(layer_weights, losses.content_layer_weights(1.0), "layer_weights")
+        self.layer_weights = _layer_weights(layer_weights, default_layer_weights(1.0), "layer_weights")
         self.network = _features_for(network, list(self.layer_weights), pooling, cache_dir)
 
     def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
@@ -361,7 +362,7 @@ class PerceptualLoss(_StyleTerm, keras.losses.Loss):
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
         self.content_layer_weights = _layer_weights(
-            content_layer_weights, losses.content_layer_weights(1.0), "content_layer_weights"
+            content_layer_weights, default_layer_weights(1.0), "content_layer_weights"
         )
         self.layer_weights = _layer_weights(style_layer_weights, losses.style_layer_weights(1.0), "style_layer_weights")
         needed = list(dict.fromkeys([*self.layer_weights, *self.content_layer_weights]))

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from neural_style import losses as L
 from neural_style.color import color_inputs, luminance_image, preserve_colors
-from neural_style.config import TERMS, TOLERANCE_WINDOW, Candidate, StyleConfig
+from neural_style.config import TERMS, TOLERANCE_WINDOW, Candidate, StyleConfig, content_layer_weights
 from neural_style.engines import make_engine
 from neural_style.errors import NeuralStyleError, NonFiniteLossError
 from neural_style.image_io import to_uint8
@@ -123,7 +123,7 @@ def build_objective(
                 "widen its region or the image"
             )
     content, styles = color_inputs(np.asarray(content, np.float32), list(styles), config.color_mode)
-    content_layers = L.content_layer_weights(config.content_weight_blend, config.content_layers)
+    content_layers = content_layer_weights(config.content_weight_blend, config.content_layers)
     style_layers = L.style_layer_weights(config.style_layer_weight_exp, config.style_layers)
     layers = tuple(dict.fromkeys([*content_layers, *style_layers]))
     network = VggFeatures.from_weights(

@@ -26,7 +26,6 @@ optimisers take).
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -34,6 +33,7 @@ import tensorflow as tf
 
 from neural_style import losses as L
 from neural_style.errors import NeuralStyleError
+from neural_style.memory import round_tile, tile_geometry
 from neural_style.vgg import VggFeatures
 
 __all__ = ["Tile", "TiledObjective", "Tiling", "receptive_halo"]
@@ -42,38 +42,15 @@ __all__ = ["Tile", "TiledObjective", "Tiling", "receptive_halo"]
 TileCallback = Callable[[int, int], None]
 
 
-def _layer_geometry(network: VggFeatures, deepest: str) -> tuple[dict[str, int], int, int]:
-    """({layer: its stride 2^pools}, halo in input pixels, alignment 2^pools) for the layers up to ``deepest``.
-
-    The halo counts, from a cut edge inwards, the positions whose value differs from the whole image's: each k x k
-    convolution adds (k - 1) / 2 positions; a 2x2, stride 2 pooling of c contaminated positions leaves ceil(c / 2).
-    The deepest layer's count times its stride bounds every shallower layer's too.
-    """
-    strides: dict[str, int] = {}
-    stride, contaminated = 1, 0
-    for name, kind, shape in network.layer_specs:
-        if kind == "conv":
-            assert shape is not None
-            contaminated += (max(shape[0], shape[1]) - 1) // 2
-        elif kind == "pool":
-            contaminated = math.ceil(contaminated / 2)
-            stride *= 2
-        strides[name] = stride
-        if name == deepest:
-            break
-    align = stride
-    halo = max(contaminated * stride, 1)  # at least 1: total variation compares neighbours across the cut
-    return strides, math.ceil(halo / align) * align, align
-
-
 def receptive_halo(network: VggFeatures, layers: Sequence[str]) -> tuple[int, int]:
     """(halo, alignment) in input pixels for features of ``layers``: a tile cut with this halo on every side has
-    interior features equal to the whole image's, when its origin and size are multiples of the alignment.
+    interior features equal to the whole image's, when its origin and size are multiples of the alignment
+    (:func:`neural_style.memory.tile_geometry` says how they are counted).
 
     For VGG-19 up to relu5_1: a halo of 80 pixels and an alignment of 16.
     """
     deepest = max(layers, key=[name for name, _, _ in network.layer_specs].index)
-    _, halo, align = _layer_geometry(network, deepest)
+    _, halo, align = tile_geometry(network.layer_specs, deepest)
     return halo, align
 
 
@@ -113,8 +90,8 @@ class Tiling:
         self.network = network
         self.layers = tuple(layers)
         deepest = max(self.layers, key=[name for name, _, _ in network.layer_specs].index)
-        self.strides, self.halo, self.align = _layer_geometry(network, deepest)
-        self.tile_size = max(self.align, tile_size // self.align * self.align)
+        self.strides, self.halo, self.align = tile_geometry(network.layer_specs, deepest)
+        self.tile_size = round_tile(tile_size, self.align)
 
     def tiles(self, height: int, width: int) -> list[Tile]:
         """The tiles of an image of ``height`` x ``width``, row by row."""

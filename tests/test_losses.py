@@ -8,7 +8,7 @@ import tensorflow as tf
 from conftest import write_vgg_mat
 
 from neural_style import losses as L
-from neural_style.config import STYLE_LAYERS, Candidate, StyleConfig
+from neural_style.config import STYLE_LAYERS, Candidate, StyleConfig, content_layer_weights
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import read_matconvnet
 from neural_style.stylization import build_objective
@@ -187,7 +187,7 @@ def test_style_layer_weights_nan_is_an_error():
 )
 def test_content_layer_weights(blend, expected):
     """relu4_2 weighs the blend, relu5_2 the rest; a zero weight leaves its layer out."""
-    weights = L.content_layer_weights(blend)
+    weights = content_layer_weights(blend)
     assert list(weights) == list(expected)
     assert weights == pytest.approx(expected)
 

@@ -13,7 +13,7 @@ from conftest import random_images, red_image, red_network
 
 import neural_style
 from neural_style import losses as L
-from neural_style.config import CONTENT_LAYERS, STYLE_LAYERS
+from neural_style.config import CONTENT_LAYERS, STYLE_LAYERS, content_layer_weights
 from neural_style.errors import NeuralStyleError
 from neural_style.perceptual import (
     ContentLoss,
@@ -102,7 +102,7 @@ def test_losses_equal_the_library_functions_on_a_random_network(scaled_vgg):
     _, weights = scaled_vgg
     y_true, y_pred = random_images(2, seed=1), random_images(2, seed=2)
     styles = [random_images(1, 16, 16, seed=3)[0], random_images(1, 12, 20, seed=4)[0]]
-    content_w = L.content_layer_weights(0.5)
+    content_w = content_layer_weights(0.5)
     style_w = L.style_layer_weights(2.0)
     net = feature_extractor(weights, [*STYLE_LAYERS, *CONTENT_LAYERS], preprocessed=True)
 
@@ -196,7 +196,7 @@ def test_fit_two_steps_and_a_custom_loop(scaled_vgg):
 
 
 LOSS_MAKERS = {
-    "content": lambda w: ContentLoss(w, L.content_layer_weights(0.5)),
+    "content": lambda w: ContentLoss(w, content_layer_weights(0.5)),
     "style_vs_y_true": lambda w: StyleLoss(w),
     "style_fixed": lambda w: StyleLoss(
         w, [random_images(1, 16, 16, seed=6)[0], random_images(1, 8, 8, seed=7)[0]], None, [2, 1]

@@ -77,7 +77,7 @@ _CONFIG_FLAGS = (
     *("iterations", "content_weight", "content_weight_blend", "style_weight", "style_layer_weight_exp", "tv_weight"),
     *("learning_rate", "beta1", "beta2", "pooling", "initial_noiseblend", "preserve_colors", "print_iterations"),
     *("checkpoint_iterations", "seed", "optimizer", "lbfgs_memory", "stop_at_loss", "tolerance", "precision", "xla"),
-    *("clip", "average_decay"),
+    *("clip", "average_decay", "tile_size"),
 )
 
 
@@ -252,6 +252,18 @@ def flag_values() -> flags.FlagValues:
         "Write a contact sheet of the checkpoint images, <output>_checkpoints.<ext>, at the end.",
     )
     boolean("memory_guard", True, "Refuse, before starting, a size whose estimated memory exceeds what is available.")
+    string(
+        "max_memory",
+        None,
+        "Peak memory budget, e.g. 8G or 500M: an image too large for it is evaluated in tiles (exact; slower) chosen "
+        "to fit. The memory guard then checks the budget.",
+    )
+    integer(
+        "tile_size",
+        None,
+        "Evaluate images wider or taller than this many pixels tile by tile (rounded down to a multiple of 16): the "
+        "same result in memory set by the tile. Default: whole, or what --max_memory needs.",
+    )
     sweep_cli.define_flags(fv, __name__)
     video_cli.define_flags(fv, __name__)
     return fv
@@ -313,7 +325,20 @@ def style_config(fv: flags.FlagValues) -> StyleConfig:
     require(fv, "output", "where to write the result")
     check_sizes(fv)
     _check_checkpoint_flags(fv)
+    max_memory(fv)
     return config_from_flags(fv)
+
+
+def max_memory(fv: flags.FlagValues) -> int | None:
+    """--max_memory in bytes, or None."""
+    from neural_style.memory import parse_size
+
+    if fv.max_memory is None:
+        return None
+    try:
+        return parse_size(fv.max_memory)
+    except ValueError:
+        raise NeuralStyleError(f"--max_memory '{fv.max_memory}' is not a size; give e.g. 8G, 1.5G or 500M") from None
 
 
 def check_sizes(fv: flags.FlagValues) -> None:
@@ -419,21 +444,63 @@ def outputs(fv: flags.FlagValues, config: StyleConfig) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------------ inputs
 
 
-def check_memory(fv: flags.FlagValues, vgg: VggWeights, height: int, width: int, batch: int) -> None:
-    """Refuses, within seconds, a size that would not fit in memory, naming the largest --width that would."""
+def check_memory(
+    fv: flags.FlagValues, vgg: VggWeights, height: int, width: int, batch: int, config: StyleConfig | None = None
+) -> int | None:
+    """The run's tile size (--tile_size, or the largest tile --max_memory allows when the whole image does not fit;
+    None: untiled), after refusing, within seconds, a size whose estimated peak exceeds the budget: --max_memory,
+    capped by the memory available (unless --nomemory_guard). The refusal names the largest --width that fits."""
     from neural_style import memory
 
-    if not fv.memory_guard:
-        return
-    available = memory.available_bytes()
-    needed = memory.estimate_bytes(vgg, height, width, batch=batch)
-    if available is None or needed <= available:
-        return
-    fits = memory.largest_width(vgg, height / width, available, batch=batch)
+    config = config or StyleConfig()
+    names = vgg.layer_names
+    deepest = max([*config.weighted_content_layers, *config.style_layers], key=names.index)
+    layers: dict[str, Any] = {"batch": batch, "deepest": deepest, "content_layers": config.weighted_content_layers}
+    extra = memory.lbfgs_bytes(height, width, config.lbfgs_memory) if config.optimizer == "lbfgs" else 0
+    budget_flag = max_memory(fv)
+    available = memory.available_bytes() if fv.memory_guard else None
+    limits = [value for value in (budget_flag, available) if value is not None]
+    budget = min(limits) if limits else None
     gib = 2**30
+    tile = config.tile_size
+    if tile is None and budget_flag is not None and budget is not None:
+        try:
+            tile = memory.choose_tile(vgg, height, width, budget, extra=extra, **layers)
+        except ValueError as e:
+            raise NeuralStyleError(
+                f"{width}x{height} needs about {e.args[0] / gib:.1f} GiB even in the smallest tiles "
+                f"({memory.MIN_TILE} px) but the budget is {budget / gib:.1f} GiB; raise --max_memory or use a "
+                "smaller --width"
+            ) from None
+    if budget is None:
+        return tile
+    tiled = tile is not None and max(height, width) > tile
+    if tiled:
+        assert tile is not None
+        needed = memory.estimate_tiled_bytes(vgg, height, width, tile, **layers) + extra
+    else:
+        needed = memory.estimate_bytes(vgg, height, width, batch=batch, deepest=deepest) + extra
+    if needed <= budget:
+        return tile
+    where = "the budget (--max_memory)" if budget_flag is not None and budget == budget_flag else "available"
+    per_pixel = extra / (height * width)
+    if tiled:
+        assert tile is not None
+        fits = memory.largest_tiled_width(vgg, height / width, budget, tile, extra_per_pixel=per_pixel, **layers)
+        size = f"{width}x{height} (x{batch}) in {tile} px tiles"
+    else:
+        fits = memory.largest_width(
+            vgg, height / width, budget, batch=batch, deepest=deepest, extra_per_pixel=per_pixel
+        )
+        size = f"{width}x{height} (x{batch})"
+    hints = " or a smaller --batch_size" if batch > 1 else ""
+    if config.optimizer == "lbfgs":
+        hints += ", a smaller --lbfgs_memory or --optimizer adam"
+    if not tiled:
+        hints += ", or tile it with --max_memory"
     raise NeuralStyleError(
-        f"{width}x{height} (x{batch}) needs about {needed / gib:.1f} GiB but {available / gib:.1f} GiB is available; "
-        f"use --width {fits} or less{' or a smaller --batch_size' if batch > 1 else ''} (or --nomemory_guard)"
+        f"{size} needs about {needed / gib:.1f} GiB but {budget / gib:.1f} GiB is {where}; "
+        f"use --width {fits} or less{hints} (or --nomemory_guard)"
     )
 
 
@@ -496,6 +563,7 @@ class Inputs:
     initial: np.ndarray | None
     vgg: VggWeights
     regions: Regions | None = None
+    tile_size: int | None = None  # --tile_size, or the tile --max_memory needs; None: untiled
 
     @classmethod
     def read(cls, fv: flags.FlagValues, config: StyleConfig, batch: int) -> tuple[Inputs, Stages]:
@@ -523,13 +591,13 @@ class Inputs:
         stages = Stages.plan(fv, width, config.iterations)
         vgg = load_vgg(network_path(fv), cache_dir=default_cache_dir())
         config.validate(len(styles), vgg.layer_names)
-        check_memory(fv, vgg, height, width, batch)
+        tile_size = check_memory(fv, vgg, height, width, batch, config)
         start_tensorflow()  # every input is good: from here on TensorFlow is needed
         if config.precision != "float32":
             _check_precision(config.precision)
         content = resize(content, (height, width))
         initial = None if initial is None else resize(initial, (height, width))
-        return cls(content, styles, initial, vgg, regions), stages
+        return cls(content, styles, initial, vgg, regions, tile_size), stages
 
 
 @dataclasses.dataclass(frozen=True)
@@ -575,6 +643,24 @@ class Stages:
         )
 
 
+def describe_tiles(vgg: VggWeights, config: StyleConfig, height: int, width: int) -> str | None:
+    """``Tiles of N px (+H px halo): T per pass, ...`` for a tiled run at ``height`` x ``width``, else None."""
+    from neural_style.memory import layer_specs, round_tile, tile_geometry
+
+    if config.tile_size is None:
+        return None
+    deepest = max([*config.weighted_content_layers, *config.style_layers], key=vgg.layer_names.index)
+    _, halo, align = tile_geometry(layer_specs(vgg), deepest)
+    tile = round_tile(config.tile_size, align)
+    if max(height, width) <= tile:
+        return None
+    count = math.ceil(height / tile) * math.ceil(width / tile)
+    return (
+        f"Tiles of {tile} px (+{halo} px halo on each side): {count} per pass; an iteration runs 2 passes, "
+        "a loss evaluation 1"
+    )
+
+
 # ------------------------------------------------------------------------------------------------ resumable state
 
 
@@ -586,7 +672,8 @@ def fingerprint(fv: flags.FlagValues, config: StyleConfig, vgg: VggWeights, stag
     """
     from neural_style.run_state import file_sha256
 
-    skip = {"iterations", "print_iterations", "checkpoint_iterations"}
+    # Tiling changes the memory a run takes, not its result: a run may resume with other tiles.
+    skip = {"iterations", "print_iterations", "checkpoint_iterations", "tile_size"}
     settings: dict[str, object] = {f"--{k}": v for k, v in dataclasses.asdict(config).items() if k not in skip}
     settings["--content"] = file_sha256(fv.content)
     settings["--styles"] = [file_sha256(path) for path in fv.styles]
@@ -682,6 +769,7 @@ class RunReport:
         self.evaluations = [0] * len(stages.widths)  # L-BFGS evaluations of each stage so far
         self.best: np.ndarray | None = None
         self.writer: Any = None
+        self._tile_shown = self._tile_started = time.monotonic()
         if fv.tensorboard_dir:
             import tensorflow as tf
 
@@ -708,6 +796,15 @@ class RunReport:
                     _write(checkpoint_path(self.fv.checkpoint_output, done), record.image)
                 if self.fv.checkpoint_sheet:
                     self.sheet.append((done, record.image))
+
+    def tile(self, done: int, total: int) -> None:
+        """After each tile of a tiled evaluation: a line at most every 10 s, so a long iteration shows it is alive."""
+        now = time.monotonic()
+        if done == 1:
+            self._tile_started = now
+        if now - self._tile_shown >= 10.0 and done < total:
+            self._tile_shown = now
+            print(f"  {done}/{total} tiles ({report.hms(now - self._tile_started)} into this evaluation)", flush=True)
 
     def is_checkpoint(self, done: int) -> bool:
         """Whether ``done`` iterations is a checkpoint (--checkpoint_iterations)."""
@@ -796,6 +893,7 @@ class SingleRun:
             initial=inputs.initial,
             regions=inputs.regions,
             first=first,
+            on_tile=self.report.tile,
         )
         for stage, run in runs:
             self.run_object, self.stage = run, stage
@@ -819,6 +917,9 @@ class SingleRun:
         plan = self.stages.describe()
         if plan is not None:
             print(plan)
+        tiles = describe_tiles(self.inputs.vgg, self.config, *content.shape[:2])
+        if tiles is not None:
+            print(tiles)
         with interruptible() as interruption:
             try:
                 stopped = self._loop(interruption)
@@ -895,6 +996,7 @@ def _stylize_to_files(fv: flags.FlagValues) -> None:
     paths = outputs(fv, config) if sweep is None else sweep_cli.outputs(fv, sweep, input_files(fv))
     batch = 1 if sweep is None else (fv.batch_size or len(sweep.candidates))
     inputs, stages = Inputs.read(fv, config, batch)
+    config = dataclasses.replace(config, tile_size=inputs.tile_size)
     if sweep is not None:
         sweep_cli.run(
             fv, inputs.vgg, inputs.content, inputs.styles, inputs.initial, config, sweep, paths, start, inputs.regions
