@@ -798,13 +798,17 @@ class RunReport:
                     self.sheet.append((done, record.image))
 
     def tile(self, done: int, total: int) -> None:
-        """After each tile of a tiled evaluation: a line at most every 10 s, so a long iteration shows it is alive."""
+        """After each tile of a tiled evaluation: a line at most every 10 s, so a long iteration shows it is alive,
+        and one at the end of an evaluation that took that long."""
         now = time.monotonic()
         if done == 1:
-            self._tile_started = now
-        if now - self._tile_shown >= 10.0 and done < total:
+            self._tile_started = self._tile_shown = now
+        elapsed = report.hms(now - self._tile_started)
+        if done == total and now - self._tile_started >= 10.0:
+            print(f"  {done}/{total} tiles in {elapsed}", flush=True)
+        elif done < total and now - self._tile_shown >= 10.0:
             self._tile_shown = now
-            print(f"  {done}/{total} tiles ({report.hms(now - self._tile_started)} into this evaluation)", flush=True)
+            print(f"  {done}/{total} tiles ({elapsed} into this evaluation)", flush=True)
 
     def is_checkpoint(self, done: int) -> bool:
         """Whether ``done`` iterations is a checkpoint (--checkpoint_iterations)."""
