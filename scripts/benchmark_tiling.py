@@ -68,7 +68,7 @@ def main(argv: Sequence[str]) -> None:
     functions = {name: compile_loss(loss, params)[1] for name, loss in losses.items()}
     reference = None
     times: dict[str, list[float]] = {name: [] for name in functions}
-    for name, function in functions.items():  # warm-up: traces
+    for function in functions.values():  # warm-up: traces
         terms, gradient = function(x)
         if reference is None:
             reference = (float(terms["total"][0]), gradient.numpy())
