@@ -280,7 +280,10 @@ class ReplicatedAdamEngine:
         strategy: tf.distribute.Strategy,
     ) -> None:
         if is_piecewise(loss):
-            raise NeuralStyleError("a tiled loss runs on one device; do not split it across devices")
+            raise NeuralStyleError(
+                "tiles (--tile_size, --max_memory) are evaluated on one device; do not split the run across devices "
+                "(--strategy)"
+            )
         replicas = strategy.num_replicas_in_sync
         n = start.shape[0]
         if n < replicas:

@@ -539,6 +539,98 @@ def test_nomemory_guard_flag_is_accepted(tmp_path: Path) -> None:
     assert result.returncode == 2 and "memory_guard" in result.stderr
 
 
+# ---------------------------------------------------------------------------------- tiles and --max_memory
+
+
+@pytest.fixture(scope="module")
+def wide_weights(tmp_path_factory: pytest.TempPathFactory) -> VggWeights:
+    """Activations of about 3.6 kB a pixel (GUARD_CHANNELS), so tiles save memory as they do for VGG-19."""
+    path = tmp_path_factory.mktemp("wide") / "wide.mat"
+    write_vgg_mat(path, channels=GUARD_CHANNELS, tamper=he_scaled)
+    return read_matconvnet(path)
+
+
+def test_max_memory_chooses_the_tile_and_refuses_what_cannot_fit(
+    wide_weights: VggWeights, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neural_style.config import StyleConfig
+
+    monkeypatch.setattr(memory, "available_bytes", lambda *args, **kwargs: 64 * 2**30)
+    height, width = 1000, 1500
+    budget = memory.estimate_tiled_bytes(wide_weights, height, width, 400) + 1
+    config = StyleConfig()
+    fv = stylize_flags(f"--max_memory={budget}")
+    assert stylize_cli.check_memory(fv, wide_weights, height, width, 1, config) == 400
+    # Untiled when the whole image fits the budget; --tile_size as given.
+    assert stylize_cli.check_memory(stylize_flags("--max_memory=60G"), wide_weights, height, width, 1, config) is None
+    chosen = StyleConfig(tile_size=128)
+    assert stylize_cli.check_memory(stylize_flags(), wide_weights, height, width, 1, chosen) == 128
+    # Not even 64 px tiles fit: the budget is named, with what the smallest tiles need.
+    smallest = memory.estimate_tiled_bytes(wide_weights, height, width, 64)
+    tight = stylize_flags(f"--max_memory={smallest - 2**20}")
+    with pytest.raises(NeuralStyleError, match=r"even in the smallest tiles \(64 px\).*raise --max_memory") as info:
+        stylize_cli.check_memory(tight, wide_weights, height, width, 1, config)
+    assert f"needs about {smallest / 2**30:.1f} GiB" in str(info.value)
+    # Tiles given by hand that do not fit: the largest width that would, in those tiles.
+    fits = memory.largest_tiled_width(wide_weights, height / width, budget, 1024)
+    with pytest.raises(
+        NeuralStyleError, match=rf"in 1024 px tiles .* is the budget \(--max_memory\); use --width {fits} "
+    ):
+        stylize_cli.check_memory(fv, wide_weights, height, width, 1, StyleConfig(tile_size=1024))
+    # L-BFGS's float64 history counts: the tile shrinks.
+    lbfgs = StyleConfig(optimizer="lbfgs", lbfgs_memory=3)
+    tile = stylize_cli.check_memory(
+        stylize_flags(f"--max_memory={budget + memory.lbfgs_bytes(height, width, 3)}"),
+        wide_weights,
+        height,
+        width,
+        1,
+        lbfgs,
+    )
+    assert tile == 400
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--max_memory=lots", "--max_memory 'lots' is not a size; give e.g. 8G, 1.5G or 500M"),
+        ("--max_memory=0", "--max_memory '0' is not a size"),
+        ("--tile_size=0", "--tile_size is 0; it must be at least 1"),
+        ("--max_memory=1M", "needs about"),
+    ],
+)
+def test_bad_tiling_flags(tmp_path: Path, flag: str, message: str) -> None:
+    ws = make_workspace(tmp_path)
+    before = sorted(p.name for p in ws.work.iterdir())
+    result = run_neural_style(ws, ws.args(flag, "--iterations=2"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [result.stderr.strip()] and message in result.stderr, result.stderr
+    assert sorted(p.name for p in ws.work.iterdir()) == before
+
+
+def test_tiles_are_not_for_video() -> None:
+    from neural_style.cli import video as video_cli
+
+    for flag in ("--tile_size=64", "--max_memory=8G"):
+        fv = stylize_flags("--content=clip.mp4", "--styles=style.png", "--output=out.mp4", flag)
+        with pytest.raises(NeuralStyleError, match="a video's frames are optimised whole"):
+            video_cli.check_styles(fv)
+
+
+def test_a_tiled_run_writes_the_untiled_image(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    common = ("--iterations=3", "--seed=3", "--width=40")
+    plain = run_neural_style(ws, ws.args(*common, output=ws.work / "plain.png"))
+    tiled = run_neural_style(ws, ws.args(*common, "--tile_size=16", output=ws.work / "tiled.png"))
+    assert_ok(plain)
+    assert_ok(tiled)
+    assert "Tiles of 16 px (+80 px halo on each side): 9 per pass" in tiled.stdout  # 40 x 33: 3 x 3 of 16
+    assert "Tiles of" not in plain.stdout
+    a = np.asarray(Image.open(ws.work / "plain.png"), np.int16)
+    b = np.asarray(Image.open(ws.work / "tiled.png"), np.int16)
+    assert a.shape == b.shape and np.abs(a - b).max() <= 1
+
+
 # ---------------------------------------------------------------------------------- regions, colours and layers
 
 

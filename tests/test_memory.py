@@ -98,3 +98,97 @@ def test_available_bytes_cgroup_v1_unlimited_and_unknown(tmp_path: Path) -> None
     bad = tmp_path / "bad-meminfo"
     bad.write_text("MemAvailable: lots kB\n")
     assert memory.available_bytes(str(bad), cgroup_files=[str(tmp_path / "none")]) is None
+
+
+# ------------------------------------------------------------------------------------------------ tiled runs
+
+
+def test_tile_geometry_by_hand(tiny_weights: VggWeights) -> None:
+    """Spoiled positions from a cut: +1 per 3x3 conv, ceil(c / 2) per pooling; times the stride; aligned."""
+    specs = memory.layer_specs(tiny_weights)
+    strides, halo, align = memory.tile_geometry(specs, "relu5_1")
+    assert (halo, align) == (80, 16)  # 2, 1, 3, 2, 6, 3, 7, 4, 5 at stride 16
+    assert strides["relu1_1"] == 1 and strides["relu2_1"] == 2 and strides["relu4_2"] == 8
+    assert memory.tile_geometry(specs, "relu4_2")[1:] == (40, 8)
+    assert memory.tile_geometry(specs, "relu1_1")[1:] == (1, 1)
+    assert memory.tile_geometry(specs, "pool1")[1:] == (2, 2)  # 2 spoiled -> 1 at stride 2
+    assert memory.round_tile(100, 16) == 96 and memory.round_tile(5, 16) == 16
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("8G", 8 * 2**30), ("1.5G", 3 * 2**29), ("500M", 500 * 2**20), ("64k", 64 * 2**10), ("8GB", 8 * 2**30)],
+)
+def test_parse_size(text: str, expected: int) -> None:
+    assert memory.parse_size(text) == expected
+    assert memory.parse_size("8GiB") == 8 * 2**30 and memory.parse_size("1000000") == 1_000_000
+
+
+@pytest.mark.parametrize("text", ["", "lots", "0", "-1G", "nanG", "infG", "G", "0.5"])
+def test_parse_size_refuses(text: str) -> None:
+    with pytest.raises(ValueError):
+        memory.parse_size(text)
+
+
+def test_lbfgs_bytes_by_hand() -> None:
+    # (2 x 10 correction pairs + 8 vectors) x 100 x 200 pixels x 3 channels x 8 bytes
+    assert memory.lbfgs_bytes(100, 200, 10) == 28 * 60_000 * 8
+
+
+def test_estimate_tiled_bytes_by_hand(tiny_weights: VggWeights) -> None:
+    """One crop's step (tile 16 + 2 x 80 halo = 176 px), 14 image buffers, relu4_2's targets twice."""
+    crop = RUNTIME_BYTES + TINY_WEIGHT_BYTES + TINY_FLOATS_PER_PIXEL * 176 * 176 * 4 * 1.25
+    buffers = 14 * 200 * 300 * 3 * 4
+    targets = 8 / 64 * 200 * 300 * 4 * 2  # relu4_2: 8 channels at stride 8
+    assert memory.estimate_tiled_bytes(tiny_weights, 200, 300, 16) == int(crop + buffers + targets)
+    # A tile of 20 is rounded down to 16; a crop never exceeds the image.
+    assert memory.estimate_tiled_bytes(tiny_weights, 200, 300, 20) == int(crop + buffers + targets)
+    small = RUNTIME_BYTES + TINY_WEIGHT_BYTES + TINY_FLOATS_PER_PIXEL * 100 * 176 * 4 * 1.25  # 100 rows, all of them
+    assert memory.estimate_tiled_bytes(tiny_weights, 100, 300, 16) == int(
+        small + 14 * 100 * 300 * 12 + 8 / 64 * 100 * 300 * 8
+    )
+
+
+@pytest.fixture(scope="module")
+def wide_weights(tmp_path_factory: pytest.TempPathFactory) -> VggWeights:
+    """A network with 128 channels in its first blocks: its activations (about 3.6 kB a pixel) dwarf the image
+    buffers of a tiled run (168 bytes a pixel), as VGG-19's do, so tiles save memory."""
+    from conftest import he_scaled, write_vgg_mat
+
+    from neural_style.matconvnet import read_matconvnet
+
+    path = tmp_path_factory.mktemp("wide") / "wide.mat"
+    write_vgg_mat(path, channels=(128, 128, 64, 64, 64), tamper=he_scaled)
+    return read_matconvnet(path)
+
+
+def test_choose_tile(wide_weights: VggWeights) -> None:
+    height, width = 1000, 1500
+
+    def tiled(tile: int) -> int:
+        return memory.estimate_tiled_bytes(wide_weights, height, width, tile)
+
+    whole = memory.estimate_bytes(wide_weights, height, width)
+    assert tiled(400) < whole
+    assert memory.choose_tile(wide_weights, height, width, whole) is None  # fits untiled
+    budget = tiled(400) + 1
+    tile = memory.choose_tile(wide_weights, height, width, budget)
+    assert tile == 400 and tiled(tile) <= budget < tiled(tile + 16)
+    # An extra need (L-BFGS) shrinks the tile.
+    smaller = memory.choose_tile(wide_weights, height, width, budget, extra=10**8)
+    assert smaller is not None and smaller < tile and tiled(smaller) + 10**8 <= budget
+    with pytest.raises(ValueError) as info:
+        memory.choose_tile(wide_weights, height, width, tiled(64) - 1)
+    assert info.value.args[0] == tiled(64)  # what the smallest tile would need
+
+
+def test_largest_tiled_width(wide_weights: VggWeights) -> None:
+    budget = 2 * 2**30
+
+    def needed(w: int) -> int:
+        return memory.estimate_tiled_bytes(wide_weights, int(1.5 * w), w, 256)
+
+    width = memory.largest_tiled_width(wide_weights, 1.5, budget, 256)
+    assert needed(width) <= budget < needed(width + 1)
+    assert width > memory.largest_width(wide_weights, 1.5, budget)  # tiles make room for larger images
+    assert memory.largest_tiled_width(wide_weights, 1.5, RUNTIME_BYTES, 256) == 0

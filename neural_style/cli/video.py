@@ -86,6 +86,10 @@ def check_styles(fv: flags.FlagValues) -> None:
         for name in _VIDEO_ONLY:
             if fv[name].present:
                 raise NeuralStyleError(f"--{name} is for a video --content (.mp4, .webm, .mkv, ...)")
+        return
+    for name in ("tile_size", "max_memory"):
+        if fv[name].value is not None:
+            raise NeuralStyleError(f"--{name} tiles still images; a video's frames are optimised whole (use --width)")
 
 
 def frame_path(state: str, index: int) -> str:
