@@ -48,7 +48,13 @@ class GramTargets(FrozenLayer):
 
     @classmethod
     def from_styles(
-        cls, network: VggFeatures, styles: Sequence[np.ndarray], layers: Sequence[str], *, name: str = "gram_targets"
+        cls,
+        network: VggFeatures,
+        styles: Sequence[np.ndarray],
+        layers: Sequence[str],
+        *,
+        name: str = "gram_targets",
+        tile_size: int | None = None,
     ) -> GramTargets:
         """Computes the Gram matrices of style images.
 
@@ -57,10 +63,21 @@ class GramTargets(FrozenLayer):
             styles: S images [H_s, W_s, 3] in 0..255 (sizes may differ).
             layers: the style layers.
             name: the Keras layer's name.
+            tile_size: run images larger than this through the network tile by tile
+                (:meth:`neural_style.Tiling.grams`): the same matrices, for style images larger than memory allows
+                in one pass; None: whole.
         """
+        from neural_style.tiling import Tiling
+
+        tiling = None if tile_size is None else Tiling(network, layers, tile_size)
         per_style = []
         for style in styles:
-            features = network(tf.constant(style[None], tf.float32))
+            image = tf.constant(style[None], tf.float32)
+            if tiling is not None and tiling.needs_tiles(*style.shape[:2]):
+                grams = tiling.grams(image)
+                per_style.append({layer: grams[layer][0].numpy() for layer in layers})
+                continue
+            features = network(image)
             per_style.append({layer: losses.gram_matrix(features[layer])[0].numpy() for layer in layers})
         grams = {layer: np.stack([g[layer] for g in per_style]) for layer in layers}
         targets = cls({layer: g.shape for layer, g in grams.items()}, name=name)

@@ -280,3 +280,16 @@ def test_a_tiled_sweep_equals_the_untiled(networks: dict[str, Any]) -> None:
         results[tile] = list(Stylization(weights, content, styles, config, candidates=candidates))[-1]
     assert np.abs(results[None].images - results[32].images).max() <= 1.0
     np.testing.assert_allclose(results[32].image_losses["total"], results[None].image_losses["total"], rtol=1e-4)
+
+
+def test_keras_style_targets_of_a_large_image_by_tiles(networks: dict[str, Any]) -> None:
+    """The Keras losses' Gram targets (RGB input, mean subtracted inside) computed in tiles are the same."""
+    from neural_style.perceptual import GramTargets
+
+    layers = ["relu1_1", "relu3_1", "relu5_1"]
+    network = VggFeatures.from_weights(networks["old"], layers)
+    style = _images((90, 70, 3), seed=8)
+    whole = GramTargets.from_styles(network, [style], layers)
+    tiled = GramTargets.from_styles(network, [style], layers, tile_size=32)
+    for layer in layers:
+        np.testing.assert_allclose(tiled.grams[layer].numpy(), whole.grams[layer].numpy(), rtol=1e-5)
