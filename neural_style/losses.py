@@ -12,7 +12,7 @@ own style target) and weights.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -362,6 +362,7 @@ class Objective:
         masks: Sequence[np.ndarray | None] | None = None,
         *,
         tile_size: int | None = None,
+        on_tile: Callable[[int, int], None] | None = None,
     ) -> dict[str, tf.Tensor]:
         """{style layer: [S, C, C]} Gram matrices of S style images [H_s, W_s, 3] of any sizes.
 
@@ -371,8 +372,9 @@ class Objective:
                 (:func:`guided_gram_matrix`).
             tile_size: images larger than this are run through the network tile by tile
                 (:meth:`neural_style.tiling.Tiling.grams`, the same matrices in bounded memory); None: whole.
+            on_tile: with tiles, called after each with (tiles done, tiles in all).
         """
-        tiling = self._tiling(tuple(self.style_layers), tile_size)
+        tiling = self._tiling(tuple(self.style_layers), tile_size, on_tile)
         per_style = []
         for i, style in enumerate(styles):
             image = tf.convert_to_tensor(style, tf.float32)[None]
@@ -390,10 +392,12 @@ class Objective:
             per_style.append({layer: guided_gram_matrix(features[layer], guides[layer])[:, 0] for layer in guides})
         return {layer: tf.concat([grams[layer] for grams in per_style], axis=0) for layer in self.style_layers}
 
-    def _tiling(self, layers: tuple[str, ...], tile_size: int | None) -> Tiling | None:
+    def _tiling(
+        self, layers: tuple[str, ...], tile_size: int | None, on_tile: Callable[[int, int], None] | None = None
+    ) -> Tiling | None:
         from neural_style.tiling import Tiling  # it builds on this module
 
-        return None if tile_size is None else Tiling(self.network, layers, tile_size)
+        return None if tile_size is None else Tiling(self.network, layers, tile_size, on_tile)
 
     def with_targets(
         self,
@@ -404,6 +408,7 @@ class Objective:
         content_masks: np.ndarray | None = None,
         style_masks: Sequence[np.ndarray | None] | None = None,
         tile_size: int | None = None,
+        on_tile: Callable[[int, int], None] | None = None,
     ) -> Objective:
         """The same objective with targets computed from images (in the network's input space).
 
@@ -416,11 +421,12 @@ class Objective:
             style_masks: with ``styles``: per style, None or a mask [H_s, W_s] of the part it is taken from.
             tile_size: compute the targets of images larger than this tile by tile (:mod:`neural_style.tiling`):
                 the same targets, in memory bounded by the tile; None: in one network pass.
+            on_tile: with tiles, called after each with (tiles done, tiles in all).
         """
         changes: dict[str, Any] = {}
         if content is not None:
             image = tf.convert_to_tensor(content, tf.float32)[None]
-            tiling = self._tiling(tuple(self.content_layers), tile_size)
+            tiling = self._tiling(tuple(self.content_layers), tile_size, on_tile)
             if tiling is not None and tiling.needs_tiles(*image.shape[1:3]):
                 targets = tiling.features(image)
             else:
@@ -431,7 +437,7 @@ class Objective:
         if styles is not None:
             if not len(styles):
                 raise NeuralStyleError("no style images given; pass at least one")
-            changes["style_targets"] = self.style_grams(styles, style_masks, tile_size=tile_size)
+            changes["style_targets"] = self.style_grams(styles, style_masks, tile_size=tile_size, on_tile=on_tile)
             given = None if blend is None else [float(b) for b in blend]
             changes["blend"] = tf.constant(blend_weights(given, len(styles)))
         elif blend is not None:

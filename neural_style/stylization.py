@@ -87,6 +87,7 @@ def build_objective(
     config: StyleConfig,
     *,
     regions: Regions | None = None,
+    on_tile: Callable[[int, int], None] | None = None,
 ) -> L.Objective:
     """neural-style's objective for one content image and S style images, its targets computed once.
 
@@ -101,6 +102,8 @@ def build_objective(
         config: the run's settings.
         regions: masks of where each style applies and where it is taken from, resized here to ``content`` and
             ``styles``; None: every style everywhere.
+        on_tile: with ``config.tile_size``, called after each tile of the targets' computation with (tiles done,
+            tiles in all).
     """
     if not styles:
         raise NeuralStyleError("no style images given; pass at least one")
@@ -145,6 +148,7 @@ def build_objective(
         content_masks=content_masks,
         style_masks=style_masks,
         tile_size=config.tile_size,
+        on_tile=on_tile,
     )
 
 
@@ -217,7 +221,7 @@ class Stylization:
         config.validate(len(styles))
         if objective is None:
             with strategy.scope() if strategy is not None else contextlib.nullcontext():
-                objective = build_objective(weights, content, styles, config, regions=regions)
+                objective = build_objective(weights, content, styles, config, regions=regions, on_tile=on_tile)
         if candidates is None:  # one image with the objective's blend and the config's style weight
             blends = np.asarray(objective.blend, np.float32).reshape(1, -1)
             style_weights = np.asarray([config.style_weight], np.float32)

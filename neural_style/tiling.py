@@ -82,9 +82,12 @@ class Tiling:
         layers: the layers whose features are needed (the deepest decides the halo).
         tile_size: the side of a tile's interior in pixels; rounded down to a multiple of the alignment (16 for
             VGG up to relu5_1), at least one alignment.
+        on_tile: called after every tile of :meth:`features` and :meth:`grams` with (tiles done, tiles in all).
     """
 
-    def __init__(self, network: VggFeatures, layers: Sequence[str], tile_size: int) -> None:
+    def __init__(
+        self, network: VggFeatures, layers: Sequence[str], tile_size: int, on_tile: TileCallback | None = None
+    ) -> None:
         if tile_size < 1:
             raise NeuralStyleError(f"is {tile_size}; it must be at least 1", setting="tile_size")
         self.network = network
@@ -92,6 +95,7 @@ class Tiling:
         deepest = max(self.layers, key=[name for name, _, _ in network.layer_specs].index)
         self.strides, self.halo, self.align = tile_geometry(network.layer_specs, deepest)
         self.tile_size = round_tile(tile_size, self.align)
+        self.on_tile = on_tile
 
     def tiles(self, height: int, width: int) -> list[Tile]:
         """The tiles of an image of ``height`` x ``width``, row by row."""
@@ -149,7 +153,8 @@ class Tiling:
         height, width = int(images.shape[1]), int(images.shape[2])
         run = tf.function(lambda crop: self.network(crop, layers=layers), autograph=False, reduce_retracing=True)
         parts: dict[str, np.ndarray] = {}
-        for tile in self.tiles(height, width):
+        tiles = self.tiles(height, width)
+        for done, tile in enumerate(tiles, 1):
             found = run(self.crop(images, tile))
             geometry = tf.constant(tile.geometry)
             for layer in layers:
@@ -160,6 +165,8 @@ class Tiling:
                 stride = self.strides[layer]
                 top, left = tile.rows[0] // stride, tile.cols[0] // stride
                 parts[layer][:, top : top + part.shape[1], left : left + part.shape[2]] = part
+            if self.on_tile is not None:
+                self.on_tile(done, len(tiles))
         return {layer: tf.constant(parts[layer]) for layer in layers}
 
     def grams(
@@ -184,9 +191,12 @@ class Tiling:
 
         run = tf.function(tile_sums, autograph=False, reduce_retracing=True)
         sums: dict[str, tf.Tensor] = {}
-        for tile in self.tiles(height, width):
+        tiles = self.tiles(height, width)
+        for done, tile in enumerate(tiles, 1):
             part = run(self.crop(images, tile), tf.constant(tile.geometry))
             sums = part if not sums else {layer: sums[layer] + part[layer] for layer in layers}
+            if self.on_tile is not None:
+                self.on_tile(done, len(tiles))
         grams = {}
         for layer in layers:
             channels = sums[layer].shape[-1]

@@ -798,8 +798,9 @@ class RunReport:
                     self.sheet.append((done, record.image))
 
     def tile(self, done: int, total: int) -> None:
-        """After each tile of a tiled evaluation: a line at most every 10 s, so a long iteration shows it is alive,
-        and one at the end of an evaluation that took that long."""
+        """After each tile (of the targets, of a loss evaluation, of a loss-and-gradient evaluation): a line at most
+        every 10 s, so a long iteration shows it is alive, and one at the end of a pass over the tiles that took that
+        long."""
         now = time.monotonic()
         if done == 1:
             self._tile_started = self._tile_shown = now
@@ -808,7 +809,7 @@ class RunReport:
             print(f"  {done}/{total} tiles in {elapsed}", flush=True)
         elif done < total and now - self._tile_shown >= 10.0:
             self._tile_shown = now
-            print(f"  {done}/{total} tiles ({elapsed} into this evaluation)", flush=True)
+            print(f"  {done}/{total} tiles ({elapsed} so far)", flush=True)
 
     def is_checkpoint(self, done: int) -> bool:
         """Whether ``done`` iterations is a checkpoint (--checkpoint_iterations)."""
