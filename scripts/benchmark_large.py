@@ -74,11 +74,13 @@ def main(argv: Sequence[str]) -> None:
         if line.startswith("Tiles of"):
             print(f"plan: {line}")
     print(f"peak resident memory: {peak / 2**30:.2f} GiB ({peak / 1e9:.2f} GB)")
-    # "  N/N tiles in 1 min 40 sec": one line per evaluation that took 10 s or more.
+    # "  N/N tiles in 1 min 40 sec": one line per pass over the tiles that took 10 s or more; the passes with the
+    # most tiles are the loss-and-gradient evaluations (2 per tile), the others the targets and loss evaluations.
+    most = max((int(w[0].split("/")[0]) for w in finished), default=0)
     for words in finished:
-        done = int(words[0].split("/")[0])
-        kind = "loss and gradient (an iteration)" if done == max(int(w[0].split("/")[0]) for w in finished) else "loss"
-        print(f"{kind}: {' '.join(words[3:])}")
+        count = int(words[0].split("/")[0])
+        kind = "loss and gradient (an iteration)" if count == most else "targets or a loss"
+        print(f"{count} tiles, {kind}: {' '.join(words[3:])}")
     print(f"whole run: {total:.0f} s")
 
 
