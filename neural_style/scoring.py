@@ -17,6 +17,7 @@ from neural_style.errors import NeuralStyleError
 from neural_style.losses import Objective
 from neural_style.matconvnet import VggWeights
 from neural_style.stylization import build_objective
+from neural_style.tiling import TiledObjective, Tiling
 from neural_style.vgg import preprocess
 
 __all__ = ["score_images"]
@@ -33,7 +34,9 @@ def _as_batch(images: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(image) for image in images]
 
 
-def _score(objective: Objective, mean_pixel: np.ndarray, batch: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+def _score(
+    objective: Objective | TiledObjective, mean_pixel: np.ndarray, batch: Sequence[np.ndarray]
+) -> dict[str, np.ndarray]:
     """The objective's terms of each image [H, W, 3] (RGB 0..255), one network pass per image to bound memory."""
     terms: dict[str, list[np.ndarray]] = {key: [] for key in TERMS}
     for image in batch:
@@ -63,7 +66,8 @@ def score_images(
         styles: S arrays [H_s, W_s, 3] RGB 0..255, at the scale a run of this output width uses
             (:func:`neural_style.image_io.resize_styles`).
         images: [N, H, W, 3], [H, W, 3] or a sequence of [H, W, 3]: RGB 0..255, each of the content's size.
-        config: the run's settings; None: neural-style's defaults.
+        config: the run's settings; None: neural-style's defaults. With ``tile_size``, images larger than a tile
+            are evaluated tile by tile (:mod:`neural_style.tiling`): the same terms, in bounded memory.
 
     Returns:
         {"content", "style", "tv", "total"}: [N] float32 each, weighted as in the run; total = content + style + tv.
@@ -85,6 +89,9 @@ def score_images(
                 "content to each image's size (or score each size separately)"
             )
     objective = build_objective(weights, content, styles, config)
+    tile = config.tile_size
+    if tile is not None and Tiling(objective.network, objective.layers, tile).needs_tiles(*content.shape[:2]):
+        return _score(TiledObjective(objective, tile), weights.mean_pixel, batch)  # a print-size image
     return _score(objective, weights.mean_pixel, batch)
 
 

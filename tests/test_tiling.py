@@ -300,3 +300,15 @@ def test_keras_style_targets_of_a_large_image_by_tiles(networks: dict[str, Any])
     tiled = GramTargets.from_styles(network, [style], layers, tile_size=32)
     for layer in layers:
         np.testing.assert_allclose(tiled.grams[layer].numpy(), whole.grams[layer].numpy(), rtol=1e-5)
+
+
+def test_scoring_a_large_image_by_tiles(networks: dict[str, Any]) -> None:
+    from neural_style.scoring import score_images
+
+    weights = networks["new"]
+    content, style = _images((45, 70, 3), seed=1), _images((50, 40, 3), seed=3)
+    images = np.stack([_images((45, 70, 3), seed=s) for s in (5, 6)]).round()
+    whole = score_images(weights, content, [style], images)
+    tiled = score_images(weights, content, [style], images, StyleConfig(tile_size=16))
+    for key, value in whole.items():
+        np.testing.assert_allclose(tiled[key], value, rtol=1e-5)

@@ -37,7 +37,7 @@ __all__ = ["SETTINGS", "flag_values", "main"]
 # The flags of neural-style this command takes, with their definitions: what a run's objective depends on.
 SETTINGS = (
     *("content_weight", "content_weight_blend", "style_weight", "style_layer_weight_exp", "style_blend_weights"),
-    *("tv_weight", "pooling", "precision", "style_scales", "content_layers", "style_layers"),
+    *("tv_weight", "pooling", "precision", "style_scales", "content_layers", "style_layers", "tile_size"),
 )
 _INPUTS = ("content", "styles", "network")
 
