@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "STRATEGIES",
     "check_agreement",
+    "chief_value",
     "cluster_of",
     "define_flags",
     "lost_workers",
@@ -179,6 +180,11 @@ def _all_gather(strategy: tf.distribute.Strategy, values: list[int]) -> list[lis
         return strategy.run(lambda: tf.distribute.get_replica_context().all_gather(row, axis=0))
 
     return strategy.experimental_local_results(gather())[0].numpy().tolist()
+
+
+def chief_value(strategy: tf.distribute.Strategy, value: int) -> int:
+    """The chief's ``value`` (an int64), on every worker (a collective: every worker calls it)."""
+    return _all_gather(strategy, [value])[0][0]
 
 
 def _digest(value: object) -> int:
