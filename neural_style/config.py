@@ -339,11 +339,12 @@ class TrainConfig:
         lists = (("content_layers", self.content_layers), ("style_layers", self.style_layers))
         check_layer_lists(lists, layer_names, STYLE_LAYERS[0])
 
-    def total_steps(self, n_images: int) -> int:
-        """``steps``, or enough steps for ``epochs`` passes over ``n_images`` images (the last batch rounded up)."""
+    def total_steps(self, n_images: int, replicas: int = 1) -> int:
+        """``steps``, or enough steps for ``epochs`` passes over ``n_images`` images (the last batch rounded up) when
+        a step takes ``batch_size`` images on each of ``replicas`` replicas."""
         if self.steps is not None:
             return self.steps
-        return max(1, math.ceil(self.epochs * n_images / self.batch_size))
+        return max(1, math.ceil(self.epochs * n_images / (self.batch_size * replicas)))
 
     @property
     def loss_layers(self) -> tuple[str, ...]:

@@ -265,6 +265,8 @@ class ReplicatedAdamEngine:
 
     The network's weights are mirrored (the loss must be built in the strategy's scope); each replica keeps its own
     images, per-image params and Adam moments as per-replica values, so no gradients are exchanged between devices.
+    Losses and images are gathered from every replica, those of other machines too under
+    ``MultiWorkerMirroredStrategy``, where every worker must then make the same calls in the same order.
     """
 
     finished = False
@@ -316,7 +318,8 @@ class ReplicatedAdamEngine:
         )
 
     def _gather(self, value: Any) -> np.ndarray:
-        return np.concatenate([part.numpy() for part in self._strategy.experimental_local_results(value)])
+        # Every replica's part in replica order, from every worker of a multi-worker strategy (a collective there).
+        return self._strategy.gather(value, axis=0).numpy()
 
     def step(self) -> dict[str, np.ndarray]:
         self._t += 1

@@ -23,6 +23,7 @@ on a mean. Only the ratios matter to Adam. They are a starting point for the rea
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -41,10 +42,21 @@ if TYPE_CHECKING:
     from neural_style.config import TrainConfig
     from neural_style.matconvnet import VggWeights
 
-__all__ = ["ImageFolder", "TrainProgress", "Trainer", "center_crops", "make_dataset", "scan_images"]
+__all__ = [
+    "FILES_PER_WORKER",
+    "ImageFolder",
+    "TrainProgress",
+    "Trainer",
+    "center_crops",
+    "make_dataset",
+    "scan_images",
+    "shard_policy",
+]
 
 # Formats tf.io.decode_image reads (MPO is how Pillow names many camera JPEGs).
 _DECODABLE = frozenset({"JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP"})
+# Sharding by file needs this many files per worker at least; with fewer, the workers shard the data instead.
+FILES_PER_WORKER = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,8 +149,25 @@ def _load_crop(path: tf.Tensor, seed: tf.Tensor, size: int) -> tf.Tensor:
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
+def shard_policy(files: int, workers: int) -> str:
+    """How :func:`make_dataset` splits ``files`` between ``workers``: ``"file"`` or ``"data"``.
+
+    By file, each worker reads its own share of the files (every ``workers``-th), so no image is decoded twice: the
+    choice for large folders. With fewer than :data:`FILES_PER_WORKER` files per worker, shares would be uneven (a
+    worker with fewer files shows each of them more often), so every worker reads every file and keeps every
+    ``workers``-th crop of one common stream instead (by data), at the price of decoding everything everywhere.
+    """
+    return "file" if files >= FILES_PER_WORKER * workers else "data"
+
+
 def make_dataset(
-    paths: Sequence[str], image_size: int, batch_size: int, *, seed: int | None = None, shuffle: bool = True
+    paths: Sequence[str],
+    image_size: int,
+    batch_size: int,
+    *,
+    seed: int | None = None,
+    shuffle: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """An endless ``tf.data`` pipeline of training batches.
 
@@ -152,6 +181,9 @@ def make_dataset(
         batch_size: images per batch.
         seed: makes the order and the crops reproducible.
         shuffle: False keeps the files in order.
+        shard: (workers, this worker's index): the worker's share of the images, split as :func:`shard_policy`
+            says (the shares are disjoint when ``seed`` is given, as every worker must then draw the same stream);
+            None: all of them.
 
     Returns:
         A dataset of float32 batches [batch_size, image_size, image_size, 3], RGB in 0..255.
@@ -160,6 +192,10 @@ def make_dataset(
 
     if not paths:
         raise NeuralStyleError("no training images")
+    workers, index = shard or (1, 0)
+    by_file = shard_policy(len(paths), workers) == "file"
+    if by_file:
+        paths = list(paths)[index::workers]
     files = tf.data.Dataset.from_tensor_slices(list(paths))
     if shuffle:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
@@ -172,6 +208,8 @@ def make_dataset(
         deterministic=seed is not None,
     )
     dataset = dataset.ignore_errors(log_warning=True)
+    if workers > 1 and not by_file:
+        dataset = dataset.shard(workers, index)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -218,6 +256,11 @@ class Trainer:
 
     ``trainer.checkpoint`` (a ``tf.train.Checkpoint`` of ``model``, ``optimizer`` and ``step``) saves and restores
     all of the training state, e.g. through :class:`neural_style.run_state.RunState`.
+
+    With a ``tf.distribute`` strategy (e.g. ``MultiWorkerMirroredStrategy``) everything is built in its scope and
+    a step takes a distributed batch (``strategy.distribute_datasets_from_function``) of ``config.batch_size`` images
+    per replica: each replica's gradient of its batch mean, divided by the number of replicas, is summed across
+    them by the optimizer, so a step follows the mean over the global batch of ``batch_size`` x replicas images.
     """
 
     def __init__(
@@ -227,6 +270,7 @@ class Trainer:
         config: TrainConfig,
         *,
         model: keras.Model | None = None,
+        strategy: tf.distribute.Strategy | None = None,
     ) -> None:
         """Builds the networks and the style targets.
 
@@ -234,7 +278,8 @@ class Trainer:
             weights: the loss network's parameters, from :func:`neural_style.matconvnet.load_vgg`.
             style_image: [H, W, 3] RGB in 0..255; resized so that its longer side is ``config.style_size``.
             config: the settings.
-            model: a transformer to train further; None builds a new one from the config.
+            model: a transformer to train further; None builds a new one from the config (in the strategy's scope).
+            strategy: spreads each step over its replicas; None: the default device.
 
         Raises:
             NeuralStyleError: a setting out of range or a layer the network does not have.
@@ -248,27 +293,35 @@ class Trainer:
 
         config.validate(weights.layer_names)
         self.config = config
-        self.model = model or build_transformer(
-            base_filters=config.base_filters, residual_blocks=config.residual_blocks, seed=config.seed
-        )
-        self.optimizer = keras.optimizers.Adam(config.learning_rate)
-        self.optimizer.build(self.model.trainable_variables)  # so that a checkpoint restores its slots at once
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
+        self.strategy = strategy
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            self.model = model or build_transformer(
+                base_filters=config.base_filters, residual_blocks=config.residual_blocks, seed=config.seed
+            )
+            self.optimizer = keras.optimizers.Adam(config.learning_rate)
+            self.optimizer.build(self.model.trainable_variables)  # so that a checkpoint restores its slots at once
+            # Counted once per step, however many replicas take it.
+            self.step = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="step", aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA
+            )
+            self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
 
-        network = VggFeatures.from_weights(weights, config.loss_layers, pooling=config.pooling, name="loss_net")
-        objective = losses.Objective(
-            network,
-            {layer: 1.0 / len(config.content_layers) for layer in config.content_layers},
-            losses.style_layer_weights(config.style_layer_weight_exp, config.style_layers),
-            content_weight=config.content_weight,
-            style_weight=config.style_weight,
-            tv_weight=config.tv_weight,
-        )
-        style = _resize_style(np.asarray(style_image, np.float32), config.style_size or config.image_size)
-        self.objective = objective.with_targets(styles=[style])
+            network = VggFeatures.from_weights(weights, config.loss_layers, pooling=config.pooling, name="loss_net")
+            objective = losses.Objective(
+                network,
+                {layer: 1.0 / len(config.content_layers) for layer in config.content_layers},
+                losses.style_layer_weights(config.style_layer_weight_exp, config.style_layers),
+                content_weight=config.content_weight,
+                style_weight=config.style_weight,
+                tv_weight=config.tv_weight,
+            )
+            style = _resize_style(np.asarray(style_image, np.float32), config.style_size or config.image_size)
+            self.objective = objective.with_targets(styles=[style])
         # No AutoGraph: the steps have no tensor-dependent Python control flow, and unconverted code traces faster.
-        self._train_step = tf.function(self._step, reduce_retracing=True, autograph=False)
+        if strategy is None:
+            self._train_step = tf.function(self._step, reduce_retracing=True, autograph=False)
+        else:
+            self._train_step = tf.function(self._replicated_step, reduce_retracing=True, autograph=False)
         self._compute_losses = tf.function(self._losses, reduce_retracing=True, autograph=False)
 
     def _step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -282,19 +335,33 @@ class Trainer:
         terms, gradients = value_and_gradient(
             lambda: self.objective(self.model(images, training=True), content_targets=targets), variables, mean=True
         )
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        if replicas > 1:  # the optimizer sums the replicas' gradients: their mean is that of the global batch
+            gradients = [gradient / replicas for gradient in gradients]
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         self.step.assign_add(1)
         return {key: tf.reduce_mean(value) for key, value in terms.items()}
+
+    def _replicated_step(self, images: Any) -> dict[str, tf.Tensor]:
+        import tensorflow as tf
+
+        assert self.strategy is not None
+        terms = self.strategy.run(self._step, args=(images,))
+        # Every replica's batch is as large, so the mean of their means is the global batch's.
+        return {
+            key: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None) for key, value in terms.items()
+        }
 
     def _losses(self, images: tf.Tensor) -> Mapping[str, tf.Tensor]:
         targets = self.objective.content_features(images)
         return self.objective(self.model(images, training=False), content_targets=targets)
 
-    def train_step(self, images: np.ndarray | tf.Tensor) -> TrainProgress:
-        """One Adam step on a batch [N, H, W, 3] (RGB, 0..255); the losses are those before the update."""
+    def train_step(self, images: Any) -> TrainProgress:
+        """One Adam step on a batch [N, H, W, 3] (RGB, 0..255), or with a strategy a distributed batch of them; the
+        losses are those before the update."""
         import tensorflow as tf
 
-        values = self._train_step(tf.convert_to_tensor(images, tf.float32))
+        values = self._train_step(images if self.strategy is not None else tf.convert_to_tensor(images, tf.float32))
         return TrainProgress(int(self.step.numpy()), {key: float(value) for key, value in values.items()})
 
     def losses(self, images: np.ndarray | tf.Tensor) -> dict[str, np.ndarray]:

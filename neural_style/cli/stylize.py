@@ -995,16 +995,28 @@ def _stylize_to_files(fv: flags.FlagValues) -> None:
     config = style_config(fv)
     video_cli.check_styles(fv)
     if video_cli.is_video_run(fv):
+        sweep_cli.check_cluster(fv, None, video=True)
         video_cli.run(fv, config, start)
         return
     sweep = sweep_cli.plan(fv)
+    cluster = sweep_cli.check_cluster(fv, sweep)
     paths = outputs(fv, config) if sweep is None else sweep_cli.outputs(fv, sweep, input_files(fv))
     batch = 1 if sweep is None else (fv.batch_size or len(sweep.candidates))
     inputs, stages = Inputs.read(fv, config, batch)
     config = dataclasses.replace(config, tile_size=inputs.tile_size)
     if sweep is not None:
         sweep_cli.run(
-            fv, inputs.vgg, inputs.content, inputs.styles, inputs.initial, config, sweep, paths, start, inputs.regions
+            fv,
+            inputs.vgg,
+            inputs.content,
+            inputs.styles,
+            inputs.initial,
+            config,
+            sweep,
+            paths,
+            start,
+            inputs.regions,
+            cluster,
         )
         return
     SingleRun(fv, inputs, config, stages, paths, start).run()

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, NoReturn
 
 from absl import flags
 
-from neural_style.cli import report
+from neural_style.cli import distribute, report
 from neural_style.cli.command import check_distinct, check_writable, floats, interruptible
+from neural_style.cluster import TF_CONFIG_ENV, Cluster
 from neural_style.config import Candidate, StyleConfig, even_blends, make_candidates
 from neural_style.errors import NeuralStyleError
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SweepPlan",
     "candidate_label",
+    "check_cluster",
     "candidate_path",
     "define_flags",
     "outputs",
@@ -86,10 +88,12 @@ def define_flags(fv: flags.FlagValues, module: str) -> None:
         "devices",
         "auto",
         "Sweep: split candidates across devices with tf.distribute.MirroredStrategy. 'auto': every GPU when there "
-        "are two or more, 'none': the default device only, or a list such as '/gpu:0,/gpu:1'.",
+        "are two or more, or every worker TF_CONFIG lists (MultiWorkerMirroredStrategy) when it names two or more; "
+        "'none': the default device only (TF_CONFIG ignored), or a list such as '/gpu:0,/gpu:1'.",
         flag_values=fv,
         module_name=module,
     )
+    distribute.define_flags(fv, module, strategy=False)
 
 
 def parse_blends(text: str, n_styles: int) -> list[tuple[float, ...]]:
@@ -185,6 +189,46 @@ def plan(fv: flags.FlagValues) -> SweepPlan | None:
     return SweepPlan(candidates, labels)
 
 
+def check_cluster(fv: flags.FlagValues, sweep: SweepPlan | None, *, video: bool = False) -> Cluster | None:
+    """The workers a sweep is split across (``TF_CONFIG`` with ``--devices auto``), or None for this process alone;
+    checked before TensorFlow is imported.
+
+    Raises:
+        NeuralStyleError: a malformed ``TF_CONFIG``, a run with nothing to split between its workers (one image, a
+            video, fewer candidates than workers, L-BFGS), or a device list given with it.
+    """
+    cluster = distribute.cluster_of(fv) if fv.devices == "auto" else None
+    if cluster is None:
+        if fv.devices not in ("auto", "none") and distribute.cluster_of(fv) is not None:
+            raise NeuralStyleError(
+                f"--devices '{fv.devices}' names this machine's devices but {TF_CONFIG_ENV} lists several workers; "
+                "leave --devices auto to sweep across them, or pass --devices none to run this process alone"
+            )
+        return None
+    alone = f"unset {TF_CONFIG_ENV}, or pass --devices none to run this process alone"
+    workers = f"{TF_CONFIG_ENV} lists {cluster.size} workers"
+    if video or sweep is None:
+        what = "a video" if video else "a single image"
+        raise NeuralStyleError(
+            f"{workers}, but {what} has nothing to split between them: sweep several candidates (--blend_sweep, "
+            f"--blends, --sweep_style_weights) across them, or {alone}"
+        )
+    n = len(sweep.candidates)
+    if n < cluster.size:
+        raise NeuralStyleError(
+            f"{workers}, but the sweep has {n} candidate{'s' if n > 1 else ''}, too few to split between them: give "
+            f"at least one per worker, or {alone}"
+        )
+    if fv.optimizer == "lbfgs":
+        raise NeuralStyleError(f"{workers}, but --optimizer lbfgs optimises one image on one device; sweep with adam")
+    if fv.batch_size is not None and fv.batch_size < cluster.size:
+        raise NeuralStyleError(
+            f"{workers}: each batch of candidates is split between them, so --batch_size {fv.batch_size} must be at "
+            f"least {cluster.size}"
+        )
+    return cluster
+
+
 def outputs(fv: flags.FlagValues, sweep: SweepPlan, inputs: Sequence[tuple[str, str | None]]) -> dict[str, str]:
     """Every file the sweep will write, checked before any work (none may be one of ``inputs``, the files the
     command reads, or another output): {label or "sheet": path}."""
@@ -196,10 +240,14 @@ def outputs(fv: flags.FlagValues, sweep: SweepPlan, inputs: Sequence[tuple[str, 
     return paths
 
 
-def strategy(fv: flags.FlagValues) -> tf.distribute.Strategy | None:
-    """The MirroredStrategy chosen by --devices, or None for the default device."""
+def strategy(fv: flags.FlagValues, cluster: Cluster | None = None) -> tf.distribute.Strategy | None:
+    """The MirroredStrategy chosen by --devices, the MultiWorkerMirroredStrategy of ``cluster``, or None for the
+    default device."""
     import tensorflow as tf
 
+    if cluster is not None:
+        print(f"Splitting candidates across the {cluster.size} workers of {TF_CONFIG_ENV} (this is {_role(cluster)})")
+        return distribute.multiworker_strategy(cluster, fv.worker_timeout, "neural-style")
     if fv.devices == "none":
         return None
     if fv.devices == "auto":
@@ -238,8 +286,12 @@ def run(
     paths: dict[str, str],
     start: float,
     regions: Regions | None = None,
+    cluster: Cluster | None = None,
 ) -> None:
     """Optimises the candidates, printing progress and their losses; writes each image and the sheet.
+
+    With a ``cluster`` (from :func:`check_cluster`) every worker runs this, each batch split across the replicas of
+    all of them; every worker prints the losses and only the chief writes the files.
 
     On the first Ctrl-C / SIGTERM it stops at the end of the iteration, writes what it has (:func:`_stop`) and exits
     130; a second signal stops at once (KeyboardInterrupt, exit 130 without writing).
@@ -248,6 +300,12 @@ def run(
     from neural_style.image_io import resize_styles, write_image
 
     labels = sweep.labels
+    chief = cluster is None or cluster.is_chief
+    split = strategy(fv, cluster)  # first of TensorFlow's work: a multi-worker strategy configures the runtime
+    hint = "the chief has written the images of the candidates finished so far; start every worker again to sweep"
+    with distribute.lost_workers(cluster, fv.worker_timeout, hint):
+        if cluster is not None:
+            config = _agree(fv, split, cluster, config, (content, *styles, initial), vgg.md5, sweep)
     styles = resize_styles(styles, floats("style_scales", fv.style_scales), content.shape[1])
     size = fv.batch_size or len(sweep.candidates)
     chunks = -(-len(sweep.candidates) // size)
@@ -257,7 +315,7 @@ def run(
     )
     results: list[np.ndarray] = []  # the final images of the finished candidates, in order
     clock = report.EtaClock(chunks * config.iterations, start)
-    with interruptible() as interruption:
+    with interruptible() as interruption, distribute.lost_workers(cluster, fv.worker_timeout, hint):
         runs = stylization.sweep_runs(
             vgg,
             content,
@@ -266,7 +324,7 @@ def run(
             sweep.candidates,
             batch_size=fv.batch_size,
             initial=initial,
-            strategy=strategy(fv),
+            strategy=split,
             regions=regions,
         )
         for first, batch in runs:
@@ -283,20 +341,71 @@ def run(
                 if record.final:
                     assert record.images is not None and record.image_losses is not None
                     for i, image in enumerate(record.images):
-                        write_image(paths[labels[first + i]], image)
+                        if chief:
+                            write_image(paths[labels[first + i]], image)
                         results.append(image)
                         saved = float(record.image_losses["total"][i])
-                        print(f"  [{labels[first + i]}] saved image: total loss {saved:g} (0..255, rounded)")
+                        what = "saved image" if chief else "final image (the chief writes it)"
+                        print(f"  [{labels[first + i]}] {what}: total loss {saved:g} (0..255, rounded)")
                 elif interruption:
                     assert interruption.reason is not None
                     at = f"at iteration {record.iteration}/{config.iterations} of {where}"
-                    _stop(interruption.reason, at, sweep, paths, results, batch, record.iteration, config.iterations)
+                    progress = (batch, record.iteration, config.iterations)
+                    _stop(interruption.reason, at, sweep, paths, results, progress, cluster)
             del batch  # one batch held at a time (see sweep_runs)
             if interruption and len(results) < len(sweep.candidates):
                 assert interruption.reason is not None
-                _stop(interruption.reason, f"after {where}", sweep, paths, results, None, 0, config.iterations)
+                _stop(interruption.reason, f"after {where}", sweep, paths, results, None, cluster)
+    if not chief:
+        print(f"Done: {len(results)} candidates in {report.hms(time.time() - start)}; the chief writes their images")
+        return
     write_image(paths["sheet"], report.contact_sheet(results, labels))
     print(f"Wrote {len(results)} images and {paths['sheet']} in {report.hms(time.time() - start)}")
+
+
+def _role(cluster: Cluster) -> str:
+    return "the chief, which writes the images" if cluster.is_chief else f"worker {cluster.rank}"
+
+
+def _agree(
+    fv: flags.FlagValues,
+    split: tf.distribute.Strategy | None,
+    cluster: Cluster,
+    config: StyleConfig,
+    images: Sequence[np.ndarray | None],
+    network_md5: str,
+    sweep: SweepPlan,
+) -> StyleConfig:
+    """The sweep's settings once every worker has checked that the others have the same (collectives): without a
+    --seed, the chief's random seed, so that every candidate starts from the same noise wherever it runs."""
+    import hashlib
+
+    import numpy as np
+
+    from neural_style.run_state import file_sha256
+
+    assert split is not None
+    if config.seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+        config = dataclasses.replace(config, seed=distribute.chief_value(split, seed))
+    settings: dict[str, object] = {f"--{key}": value for key, value in dataclasses.asdict(config).items()}
+    settings.update(
+        {
+            "the candidates": sweep.labels,
+            "--batch_size": fv.batch_size,
+            "the images (--content, --styles, --initial, --width)": [
+                None if image is None else hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+                for image in images
+            ],
+            "--network": network_md5,
+            "--style_scales": fv.style_scales,
+            "the masks": [
+                file_sha256(path) for name in ("content_masks", "style_masks") for path in fv[name].value or ()
+            ],
+        }
+    )
+    distribute.check_agreement(split, cluster, settings)
+    return config
 
 
 def _count(n: int, what: str) -> str:
@@ -310,30 +419,39 @@ def _stop(
     sweep: SweepPlan,
     paths: dict[str, str],
     results: list[np.ndarray],
-    batch: Stylization | None,
-    iteration: int,
-    iterations: int,
+    progress: tuple[Stylization, int, int] | None,
+    cluster: Cluster | None,
 ) -> NoReturn:
     """Ctrl-C / SIGTERM in a sweep: the finished candidates are written already; writes the best images so far of
-    ``batch`` (the batch in progress, if any) and the contact sheet of every image written, says so on one stderr
-    line and exits 130. Candidates not started are left out."""
+    the batch in progress (``progress``: the batch, its iteration and iterations; None between batches) and the
+    contact sheet of every image written, says so on one stderr line and exits 130. Candidates not started are left
+    out. Of several workers the chief writes, and only the images it holds (gathering the current images of the
+    batch would be a collective the other workers are not making)."""
     from neural_style.image_io import write_image
 
+    chief = cluster is None or cluster.is_chief
     images = list(results)
     captions = list(sweep.labels[: len(results)])
     unfinished = 0
-    if batch is not None:
-        best = batch.best_images()
-        current = best if best is not None else batch.current_images()
-        for i, image in enumerate(current):
+    if progress is not None:
+        batch, iteration, iterations = progress
+        current = batch.best_images()
+        if current is None and cluster is None:
+            current = batch.current_images()
+        for i, image in enumerate(current if current is not None else ()):
             label = sweep.labels[len(results) + i]
-            write_image(paths[label], image)
+            if chief:
+                write_image(paths[label], image)
             images.append(image)
             captions.append(f"{label} (it {iteration}/{iterations})")
-        unfinished = len(current)
-    write_image(paths["sheet"], report.contact_sheet(images, captions))  # never empty: a batch ran or finished
+        unfinished = 0 if current is None else len(current)
+    if not chief:
+        print(f"neural-style: {why} {at}; the chief writes the images", file=sys.stderr)
+        sys.exit(130)
+    if images:
+        write_image(paths["sheet"], report.contact_sheet(images, captions))
     finished = _count(len(results), "finished candidate")
     left = _count(len(sweep.candidates) - len(images), "candidate")
-    wrote = f"{finished}, {unfinished} unfinished (best so far) and {paths['sheet']}"
+    wrote = f"{finished}, {unfinished} unfinished (best so far)" + (f" and {paths['sheet']}" if images else "")
     print(f"neural-style: {why} {at}: wrote {wrote}; {left} not started", file=sys.stderr)
     sys.exit(130)

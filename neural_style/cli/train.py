@@ -18,7 +18,7 @@ from typing import Any
 
 from absl import flags
 
-from neural_style.cli import report
+from neural_style.cli import distribute, report
 from neural_style.cli.command import (
     Command,
     Interruption,
@@ -106,6 +106,7 @@ def flag_values() -> flags.FlagValues:
     flags.DEFINE_integer("summary_every", 10, "Write TensorBoard scalars every this many steps.", flag_values=fv)
     flags.DEFINE_integer("seed", None, "Seed of the initial weights, shuffling and crops.", flag_values=fv)
     flags.DEFINE_boolean("overwrite", False, "Replace --model_out if it exists.", flag_values=fv)
+    distribute.define_flags(fv, __name__, strategy=True)
     return fv
 
 
@@ -157,21 +158,29 @@ class _TrainReport:
     """Progress lines (steps/s, images/s, ETA) and TensorBoard scalars and sample images of a training run."""
 
     def __init__(
-        self, fv: flags.FlagValues, trainer: Any, samples: Any, steps: tuple[int, int], batch_size: int
+        self,
+        fv: flags.FlagValues,
+        trainer: Any,
+        samples: Any,
+        steps: tuple[int, int],
+        batch_size: int,
+        *,
+        writes: bool = True,
     ) -> None:
         """Args:
         fv: the command's flags.
         trainer: the :class:`neural_style.train.Trainer`.
         samples: [N, S, S, 3] images stylized for TensorBoard.
         steps: (the step training starts from, the last step).
-        batch_size: images per step.
+        batch_size: images per step (over all replicas).
+        writes: whether this process writes TensorBoard records (only the chief of several workers does).
         """
         import tensorflow as tf
 
         self.fv, self.trainer, self.samples, self.batch_size = fv, trainer, samples, batch_size
         self.first, self.total = steps
         first = self.first
-        self.writer = tf.summary.create_file_writer(fv.tensorboard_dir) if fv.tensorboard_dir else None
+        self.writer = tf.summary.create_file_writer(fv.tensorboard_dir) if fv.tensorboard_dir and writes else None
         self.last_time, self.last_step = time.time(), first
         if self.writer is not None and first == 0:
             with self.writer.as_default(step=0):
@@ -224,6 +233,8 @@ def _train(cmd: Command) -> None:
         value = fv[name].value
         if value is None or value < 1:
             raise NeuralStyleError(f"--{name} is {value}; it must be at least 1")
+    cluster = distribute.cluster_of(fv, fv.strategy)
+    chief = cluster is None or cluster.is_chief
     network_given = fv.network if fv["network"].present else None
     check_distinct([("--style image", style_path), ("--network file", network_given)], [("--model_out", model_out)])
     _check_model_out(model_out, fv.overwrite)
@@ -249,19 +260,56 @@ def _train(cmd: Command) -> None:
         cmd.warn(
             f"skipped {len(folder.skipped)} of {len(folder.paths) + len(folder.skipped)} files in --data {data_dir}"
         )
-    total = config.total_steps(len(folder.paths))
 
     start_tensorflow()  # every input is good: from here on TensorFlow is needed
-    for directory in owned:
-        try:
-            os.makedirs(directory, exist_ok=True)
-        except OSError as e:
-            raise NeuralStyleError(f"could not create {directory}: {e.strerror or e}", usage=False) from None
+    # First of all TensorFlow's work: a multi-worker strategy configures the runtime as it starts.
+    strategy = distribute.make_strategy(fv.strategy, cluster, fv.worker_timeout, cmd.prog)
+    replicas = 1 if strategy is None else strategy.num_replicas_in_sync
+    total = config.total_steps(len(folder.paths), replicas)
+    settings = _fingerprint(config, style_path, vgg.md5)
+    hint = f"the last checkpoint is in {checkpoint_dir}: start every worker again to resume from it"
+    with distribute.lost_workers(cluster, fv.worker_timeout, hint):
+        if cluster is not None:
+            assert strategy is not None
+            run = {"--data images": len(folder.paths), "steps": total, "replicas": replicas}
+            distribute.check_agreement(strategy, cluster, {**settings, **run})
+        if chief:
+            for directory in owned:
+                try:
+                    os.makedirs(directory, exist_ok=True)
+                except OSError as e:
+                    raise NeuralStyleError(f"could not create {directory}: {e.strerror or e}", usage=False) from None
+        step = _run(
+            cmd, config, (style, style_path, vgg, network), folder, (checkpoint_dir, model_out), strategy, cluster
+        )
+    if chief:
+        print(f"Wrote {model_out} after {step} steps in {report.hms(time.time() - start)}")
+    else:
+        print(f"Done after {step} steps in {report.hms(time.time() - start)}; the chief writes {model_out}")
+
+
+def _run(
+    cmd: Command,
+    config: TrainConfig,
+    loss_inputs: tuple[Any, str, Any, str],
+    folder: Any,
+    paths: tuple[str, str],
+    strategy: Any,
+    cluster: Any,
+) -> int:
+    """Builds the trainer (resuming from the latest checkpoint), trains to the last step and writes the model; with
+    several workers only the chief writes (checkpoints, TensorBoard, the model). Returns the last step."""
     from neural_style.run_state import RunState
-    from neural_style.train import Trainer, center_crops, make_dataset
+    from neural_style.train import Trainer, center_crops, make_dataset, shard_policy
     from neural_style.transformer import save_transformer
 
-    trainer = Trainer(vgg, style, config)
+    fv = cmd.flags
+    style, style_path, vgg, network = loss_inputs
+    checkpoint_dir, model_out = paths
+    chief = cluster is None or cluster.is_chief
+    replicas = 1 if strategy is None else strategy.num_replicas_in_sync
+    total = config.total_steps(len(folder.paths), replicas)
+    trainer = Trainer(vgg, style, config, strategy=strategy)
     state = RunState(
         checkpoint_dir,
         {"train": trainer.checkpoint},
@@ -272,30 +320,59 @@ def _train(cmd: Command) -> None:
     if state.restore() is not None:
         print(f"Resuming from step {int(trainer.step.numpy())} ({state.latest})")
     first = int(trainer.step.numpy())
+    if cluster is not None:
+        distribute.check_agreement(
+            strategy,
+            cluster,
+            {"the step to resume from (--checkpoint_dir must be one directory every worker reads)": first},
+            what="the saved state",
+        )
+    # Every worker keeps its state in step; the chief alone writes it (the others' copy would be the same).
+    save = state.save if chief else lambda step: None
     samples = center_crops(folder.paths[: min(3, len(folder.paths))], config.image_size)
-    reporter = _TrainReport(fv, trainer, samples, (first, total), config.batch_size)
+    global_batch = config.batch_size * replicas
+    reporter = _TrainReport(fv, trainer, samples, (first, total), global_batch, writes=chief)
+    where = ""
+    if cluster is not None:
+        policy = shard_policy(len(folder.paths), cluster.size)
+        role = "the chief" if chief else f"worker {cluster.rank}"
+        where = (
+            f" on {cluster.size} workers ({replicas} replicas; this is {role}, images sharded by {policy}), global "
+            f"batch {global_batch}"
+        )
+    elif replicas > 1:
+        where = f" on {replicas} replicas, global batch {global_batch}"
     print(
         f"Training to step {total} from step {first}: {len(folder.paths)} images at {config.image_size} px, batch "
-        f"{config.batch_size}, style {style_path}, network {network}; checkpoints in {checkpoint_dir}"
+        f"{config.batch_size}{where}, style {style_path}, network {network}; checkpoints in {checkpoint_dir}"
     )
-    dataset = make_dataset(folder.paths, config.image_size, config.batch_size, seed=config.seed)
+    if strategy is None:
+        dataset = make_dataset(folder.paths, config.image_size, config.batch_size, seed=config.seed)
+    else:
+
+        def shard(context: Any) -> Any:
+            shard = (context.num_input_pipelines, context.input_pipeline_id)
+            return make_dataset(folder.paths, config.image_size, config.batch_size, seed=config.seed, shard=shard)
+
+        dataset = strategy.distribute_datasets_from_function(shard)
     with interruptible() as interruption:
-        step = _loop(fv, trainer, dataset, total, state, reporter, interruption, checkpoint_dir)
+        step = _loop(fv, trainer, dataset, total, save, reporter, interruption, checkpoint_dir)
         if interruption:
             if step == first:
                 raise KeyboardInterrupt
-            state.save(step)
+            save(step)
             cmd.fail(
                 f"{interruption.reason} at step {step}; saved a checkpoint in {checkpoint_dir}: run the same command "
                 "to resume",
                 130,
             )
     if step > first:
-        state.save(step)
+        save(step)
         reporter.images(step)
     reporter.close()
-    save_transformer(trainer.model, model_out)
-    print(f"Wrote {model_out} after {step} steps in {report.hms(time.time() - start)}")
+    if chief:
+        save_transformer(trainer.model, model_out)
+    return step
 
 
 def _loop(
@@ -303,7 +380,7 @@ def _loop(
     trainer: Any,
     dataset: Any,
     total: int,
-    state: Any,
+    save: Any,
     reporter: _TrainReport,
     interruption: Interruption,
     checkpoint_dir: str,
@@ -323,6 +400,6 @@ def _loop(
         if interruption:
             break
         if step % fv.checkpoint_every == 0 and step < total:
-            state.save(step)
+            save(step)
             reporter.images(step)
     return step
