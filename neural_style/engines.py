@@ -284,7 +284,7 @@ class ReplicatedAdamEngine:
         if is_piecewise(loss):
             raise NeuralStyleError(
                 "tiles (--tile_size, --max_memory) are evaluated on one device; do not split the run across devices "
-                "(--strategy)"
+                "or workers (--devices, TF_CONFIG)"
             )
         replicas = strategy.num_replicas_in_sync
         n = start.shape[0]
