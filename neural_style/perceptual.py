@@ -9,6 +9,11 @@ The network is :class:`neural_style.vgg.VggFeatures` and the math :mod:`neural_s
 its :class:`~neural_style.losses.Objective`); nothing is re-implemented here. Every class is registered with Keras under
 the package ``neural_style``: import this module (or use any of its names through ``neural_style``) before
 ``keras.models.load_model`` and no ``custom_objects`` are needed.
+
+Tiling: the losses evaluate whole batches (a training batch fits in memory). What may not is a large style image:
+:meth:`GramTargets.from_styles` with ``tile_size`` computes its Gram matrices tile by tile (the same matrices,
+:mod:`neural_style.tiling`), to pass as ``style_targets``. To optimise one image larger than memory allows, use
+:class:`neural_style.TiledObjective` rather than these losses.
 """
 
 from __future__ import annotations

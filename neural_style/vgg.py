@@ -298,7 +298,8 @@ def feature_extractor(
 
     Returns:
         A model mapping [N, H, W, 3] float RGB in 0..255 (or preprocessed) to ``{layer: [N, H', W', C]}``; saved
-        as ``.keras`` it reloads without the ``.mat`` file.
+        as ``.keras`` it reloads without the ``.mat`` file. It runs whole images; for an image too large for one
+        pass, :class:`neural_style.Tiling` gives the same features and Gram matrices tile by tile.
 
     Raises:
         NeuralStyleError: the file cannot be read, or an unknown layer, pooling or precision.

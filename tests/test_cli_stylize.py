@@ -631,6 +631,18 @@ def test_a_tiled_run_writes_the_untiled_image(tmp_path: Path) -> None:
     assert a.shape == b.shape and np.abs(a - b).max() <= 1
 
 
+def test_tiles_are_not_part_of_a_saved_runs_settings(tmp_path: Path) -> None:
+    """Tiles change the memory a run takes, not its result: a run saved in tiles may resume whole, or in others."""
+    ws = make_workspace(tmp_path)
+    weights = read_matconvnet(ws.network)
+    stages = stylize_cli.Stages([24], [4])
+    prints = []
+    for extra in ((), ("--tile_size=16",), ("--max_memory=8G",), ("--style_weight=1",)):
+        fv = stylize_flags(*ws.args(*extra))
+        prints.append(stylize_cli.fingerprint(fv, stylize_cli.style_config(fv), weights, stages))
+    assert prints[0] == prints[1] == prints[2] != prints[3]
+
+
 # ---------------------------------------------------------------------------------- regions, colours and layers
 
 

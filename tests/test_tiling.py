@@ -312,3 +312,18 @@ def test_scoring_a_large_image_by_tiles(networks: dict[str, Any]) -> None:
     tiled = score_images(weights, content, [style], images, StyleConfig(tile_size=16))
     for key, value in whole.items():
         np.testing.assert_allclose(tiled[key], value, rtol=1e-5)
+
+
+def test_coarse_to_fine_in_tiles_equals_untiled(networks: dict[str, Any]) -> None:
+    """--scales: the stages larger than a tile run in tiles (here the second), with the same result."""
+    from neural_style.coarse import coarse_to_fine
+
+    weights = networks["new"]
+    content, style = _images((45, 70, 3), seed=1), _images((50, 40, 3), seed=3)
+    results = {}
+    for tile in (None, 32):
+        config = StyleConfig(seed=2, tile_size=tile)
+        records = list(coarse_to_fine(weights, content, [style], config, widths=[32, 70], iterations=[2, 3]))
+        results[tile] = records[-1][1]
+    assert np.abs(results[None].images - results[32].images).max() <= 1.0
+    np.testing.assert_allclose(results[32].image_losses["total"], results[None].image_losses["total"], rtol=1e-4)
