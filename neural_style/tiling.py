@@ -14,8 +14,9 @@ image's, and a tile that meets the image's edge is cut there, so its zero paddin
   run again with a gradient tape and back-propagated from its interior's sums to its pixels, halo included. A pixel
   in several tiles' halos receives the sum of their contributions, which is the whole image's gradient.
 
-Peak memory then depends on the tile, not the image; the price is a second forward pass (about 4/3 of the untiled
-work) and the halo's recomputation. The results equal the untiled ones to float32 round-off.
+Peak memory then depends on the tile, not the image; the price is a second forward pass (4/3 of the untiled work if
+a backward pass costs two forward ones, 3/2 if it costs one, as measured on CPUs) and the halo's recomputation.
+The results equal the untiled ones to float32 round-off.
 
 The pieces: :func:`receptive_halo` (the halo and the alignment a network needs), :class:`Tiling` (cutting an image
 of a given size; tiled features and Gram matrices, e.g. of a style image larger than memory allows) and
