@@ -18,6 +18,7 @@ __all__ = [
     "COLOR_MODES",
     "CONTENT_LAYERS",
     "EXPORT_LAYERS",
+    "MAX_CANDIDATES",
     "MAX_SEED",
     "MIN_IMAGE_SIZE",
     "OPTIMIZERS",
@@ -52,6 +53,7 @@ TEMPORAL_WEIGHT = 1e3
 
 # The largest seed: NumPy takes any non-negative integer, TensorFlow's stateless seeds fit in 32 bits.
 MAX_SEED = 2**32 - 1
+MAX_CANDIDATES = 10_000  # the most candidates one sweep holds (each is an image being optimised)
 # The smallest image side: total variation compares each pixel with its neighbours below and to the right.
 MIN_IMAGE_SIZE = 2
 # The loss terms of a run, in the order they are reported and kept.
@@ -140,6 +142,11 @@ def even_blends(k: int) -> list[tuple[float, float]]:
     """K evenly spaced blends of two styles, from pure first to pure second, both ends included."""
     if k < 2:
         raise NeuralStyleError(f"is {k}; it needs at least 2 blends (both pure styles)", setting="blend_sweep")
+    if k > MAX_CANDIDATES:
+        raise NeuralStyleError(
+            f"is {k}; a sweep holds at most {MAX_CANDIDATES:,} candidates: sweep fewer blends, or in parts",
+            setting="blend_sweep",
+        )
     return [(1.0 - i / (k - 1), i / (k - 1)) for i in range(k)]
 
 
@@ -154,6 +161,11 @@ def make_candidates(
         blends = [config.style_blend_weights or (1.0,) * n_styles]
     if style_weights is None:
         style_weights = [config.style_weight]
+    if len(blends) * len(style_weights) > MAX_CANDIDATES:
+        raise NeuralStyleError(
+            f"{len(blends)} blends x {len(style_weights)} style weights make {len(blends) * len(style_weights):,} "
+            f"candidates; a sweep holds at most {MAX_CANDIDATES:,}: sweep fewer, or in parts"
+        )
     return [Candidate.make(blend, weight) for blend, weight in itertools.product(blends, style_weights)]
 
 

@@ -980,6 +980,7 @@ _LIST_AND_NUMBER_FLAGS = [
 @given(flag=st.sampled_from(_LIST_AND_NUMBER_FLAGS), text=_FLAG_TEXT)
 @example(flag="blends", text="1e308,1e308")
 @example(flag="width", text="2147483648")
+@example(flag="blend_sweep", text="50009999")  # once built 50 million candidates and ran out of memory
 def test_flag_values_parse_or_fail_cleanly(flag: str, text: str) -> None:
     """Any value of a numeric or list flag: absl rejects it, or the settings checks raise only NeuralStyleError."""
     try:
