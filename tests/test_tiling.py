@@ -4,6 +4,7 @@ losses, gradients, targets and whole runs equal to the untiled ones."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -327,3 +328,27 @@ def test_coarse_to_fine_in_tiles_equals_untiled(networks: dict[str, Any]) -> Non
         results[tile] = records[-1][1]
     assert np.abs(results[None].images - results[32].images).max() <= 1.0
     np.testing.assert_allclose(results[32].image_losses["total"], results[None].image_losses["total"], rtol=1e-4)
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+REAL_FILE = SHARED / "weights" / "vgg19-layout-hed-edges.mat"
+
+
+@pytest.mark.skipif(not REAL_FILE.is_file(), reason=f"{REAL_FILE} is not present")
+def test_real_network_tiles_equal_the_whole_image() -> None:
+    """With real VGG-19 weights (64 to 512 channels): the tiled loss and gradient of a photo-sized crop equal the
+    untiled ones, tiles of 64 px with the 80 px halo of relu5_1."""
+    from neural_style.image_io import read_image, resize
+    from neural_style.matconvnet import load_vgg
+
+    weights = load_vgg(REAL_FILE)
+    content = resize(read_image(SHARED / "images" / "grace_hopper.jpg"), (208, 176))
+    style = resize(read_image(SHARED / "images" / "starry_night.jpg"), (120, 150))
+    objective = build_objective(weights, content, [style], StyleConfig())
+    images = (content[None] - weights.mean_pixel + np.random.default_rng(0).normal(0, 20, (1, 208, 176, 3))).astype(
+        np.float32
+    )
+    params = {"blend": tf.constant([1.0]), "style_weight": tf.constant([500.0])}
+    tiled = TiledObjective(objective, 64)
+    assert (tiled.tiling.halo, len(tiled.tiling.tiles(208, 176))) == (80, 4 * 3)
+    _assert_same(tiled.value_and_gradient(images, **params), _untiled(objective, images, params))
