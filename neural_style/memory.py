@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from neural_style.matconvnet import VggWeights
 
@@ -98,17 +98,24 @@ def parse_size(text: str) -> int:
     return int(number * scale)
 
 
-def activation_floats_per_pixel(weights: VggWeights, deepest: str) -> float:
-    """Floats of activations per input pixel of the layers up to ``deepest`` (conv, relu and pool outputs)."""
-    total, area, channels = 0.0, 1.0, 3
+def _output_floats(weights: VggWeights) -> Iterator[tuple[str, float]]:
+    """(layer, floats of its output per input pixel: its channels over its stride squared), from the input on."""
+    area, channels = 1.0, 3
     for layer in weights.layers:
         if layer.kind == "conv":
             assert layer.kernel is not None
             channels = layer.kernel.shape[3]
         elif layer.kind == "pool":
             area /= 4
-        total += area * channels
-        if layer.name == deepest:
+        yield layer.name, area * channels
+
+
+def activation_floats_per_pixel(weights: VggWeights, deepest: str) -> float:
+    """Floats of activations per input pixel of the layers up to ``deepest`` (conv, relu and pool outputs)."""
+    total = 0.0
+    for name, floats in _output_floats(weights):
+        total += floats
+        if name == deepest:
             break
     return total
 
@@ -176,18 +183,10 @@ def estimate_tiled_bytes(
     crop = _crop(tile, halo, height), _crop(tile, halo, width)
     tile_bytes = estimate_bytes(weights, crop[0], crop[1], batch=batch, deepest=deepest)
     buffers = _TILED_IMAGE_BUFFERS * height * width * 3 * 4 * batch
-    targets = 0.0
-    for layer in content_layers:
-        floats = activation_floats_per_pixel(weights, layer) - activation_floats_per_pixel(
-            weights, _before(weights, layer)
-        )
-        targets += floats * height * width * 4 * 2  # computed into an array, then copied into a tensor
+    outputs = dict(_output_floats(weights))
+    # The targets are computed into an array, then copied into a tensor.
+    targets = sum(outputs[layer] for layer in content_layers) * height * width * 4 * 2
     return int(tile_bytes + buffers + targets)
-
-
-def _before(weights: VggWeights, layer: str) -> str:
-    names = weights.layer_names
-    return names[max(0, names.index(layer) - 1)]
 
 
 def choose_tile(
@@ -215,19 +214,16 @@ def choose_tile(
     _, _, align = tile_geometry(layer_specs(weights), deepest)
     smallest = math.ceil(MIN_TILE / align) * align
 
-    def fits(tile: int) -> bool:
+    def needed(tile: int) -> int:
         estimate = estimate_tiled_bytes(
             weights, height, width, tile, batch=batch, deepest=deepest, content_layers=content_layers
         )
-        return estimate + extra <= budget
+        return estimate + extra
 
-    if not fits(smallest):
-        need = estimate_tiled_bytes(
-            weights, height, width, smallest, batch=batch, deepest=deepest, content_layers=content_layers
-        )
-        raise ValueError(need + extra)
+    if needed(smallest) > budget:
+        raise ValueError(needed(smallest))
     tile = smallest
-    while tile + align <= max(height, width) and fits(tile + align):
+    while tile + align <= max(height, width) and needed(tile + align) <= budget:
         tile += align
     return tile
 
