@@ -17,7 +17,7 @@ from neural_style.errors import NeuralStyleError
 from neural_style.losses import Objective
 from neural_style.matconvnet import VggWeights
 from neural_style.stylization import build_objective
-from neural_style.tiling import TiledObjective, Tiling
+from neural_style.tiling import TiledObjective, tiled_if_needed
 from neural_style.vgg import preprocess
 
 __all__ = ["score_images"]
@@ -89,10 +89,8 @@ def score_images(
                 "content to each image's size (or score each size separately)"
             )
     objective = build_objective(weights, content, styles, config)
-    tile = config.tile_size
-    if tile is not None and Tiling(objective.network, objective.layers, tile).needs_tiles(*content.shape[:2]):
-        return _score(TiledObjective(objective, tile), weights.mean_pixel, batch)  # a print-size image
-    return _score(objective, weights.mean_pixel, batch)
+    loss = tiled_if_needed(objective, config.tile_size, content.shape[0], content.shape[1])  # print sizes: tiled
+    return _score(loss, weights.mean_pixel, batch)
 
 
 def _size(shape: Sequence[int]) -> str:

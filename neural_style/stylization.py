@@ -24,7 +24,7 @@ from neural_style.errors import NeuralStyleError, NonFiniteLossError
 from neural_style.image_io import to_uint8
 from neural_style.matconvnet import VggWeights
 from neural_style.regions import Regions
-from neural_style.tiling import TiledObjective, Tiling
+from neural_style.tiling import tiled_if_needed
 from neural_style.vgg import VggFeatures, preprocess, unprocess
 
 __all__ = [
@@ -239,13 +239,8 @@ class Stylization:
         self._mean = np.asarray(weights.mean_pixel, np.float32)
         self.config = config
         self._content = content
-        loss: L.Objective | TiledObjective = objective
-        if config.tile_size is not None and Tiling(objective.network, objective.layers, config.tile_size).needs_tiles(
-            *content.shape[:2]
-        ):
-            loss = TiledObjective(objective, config.tile_size, on_tile)
         self._engine = make_engine(
-            loss,
+            tiled_if_needed(objective, config.tile_size, content.shape[0], content.shape[1], on_tile),
             np.repeat(start, n, axis=0),
             params,
             config,

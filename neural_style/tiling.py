@@ -37,7 +37,7 @@ from neural_style.errors import NeuralStyleError
 from neural_style.memory import round_tile, tile_geometry
 from neural_style.vgg import VggFeatures
 
-__all__ = ["Tile", "TiledObjective", "Tiling", "receptive_halo"]
+__all__ = ["Tile", "TiledObjective", "Tiling", "receptive_halo", "tiled_if_needed"]
 
 # Called after every tile: (tiles done, tiles in all) of the evaluation in progress.
 TileCallback = Callable[[int, int], None]
@@ -50,9 +50,12 @@ def receptive_halo(network: VggFeatures, layers: Sequence[str]) -> tuple[int, in
 
     For VGG-19 up to relu5_1: a halo of 80 pixels and an alignment of 16.
     """
-    deepest = max(layers, key=[name for name, _, _ in network.layer_specs].index)
-    _, halo, align = tile_geometry(network.layer_specs, deepest)
+    _, halo, align = tile_geometry(network.layer_specs, _deepest(network, layers))
     return halo, align
+
+
+def _deepest(network: VggFeatures, layers: Sequence[str]) -> str:
+    return max(layers, key=[name for name, _, _ in network.layer_specs].index)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,8 +96,7 @@ class Tiling:
             raise NeuralStyleError(f"is {tile_size}; it must be at least 1", setting="tile_size")
         self.network = network
         self.layers = tuple(layers)
-        deepest = max(self.layers, key=[name for name, _, _ in network.layer_specs].index)
-        self.strides, self.halo, self.align = tile_geometry(network.layer_specs, deepest)
+        self.strides, self.halo, self.align = tile_geometry(network.layer_specs, _deepest(network, self.layers))
         self.tile_size = round_tile(tile_size, self.align)
         self.on_tile = on_tile
 
@@ -385,3 +387,13 @@ def _tv_sums(crop: tf.Tensor, geometry: tf.Tensor, size: tf.Variable) -> dict[st
     dy = rows[:, 1:] - rows[:, :-1]
     dx = cols[:, :, 1:] - cols[:, :, :-1]
     return {"rows": tf.reduce_sum(tf.square(dy), axis=(1, 2, 3)), "cols": tf.reduce_sum(tf.square(dx), axis=(1, 2, 3))}
+
+
+def tiled_if_needed(
+    objective: L.Objective, tile_size: int | None, height: int, width: int, on_tile: TileCallback | None = None
+) -> L.Objective | TiledObjective:
+    """The objective for images of ``height`` x ``width``: tiled when ``tile_size`` is given and they are larger
+    than one tile, else the objective itself (one tile would only add a second pass)."""
+    if tile_size is None or not Tiling(objective.network, objective.layers, tile_size).needs_tiles(height, width):
+        return objective
+    return TiledObjective(objective, tile_size, on_tile)
