@@ -32,6 +32,7 @@ __all__ = [
     "parse_size",
     "round_tile",
     "tile_geometry",
+    "tile_plan",
 ]
 
 _RUNTIME_BYTES = 700 * 2**20  # TensorFlow, Python and the images themselves
@@ -157,6 +158,17 @@ def lbfgs_bytes(height: int, width: int, history: int) -> int:
     """What L-BFGS-B adds: scipy keeps 2 x ``history`` correction vectors and about 8 more vectors of the image's
     size, in float64."""
     return int((2 * history + 8) * height * width * 3 * 8)
+
+
+def tile_plan(weights: VggWeights, deepest: str, tile: int | None, height: int, width: int) -> tuple[int, int] | None:
+    """(tile rounded down to the alignment, halo) when an image of ``height`` x ``width`` is evaluated in tiles of
+    ``tile`` for features up to ``deepest``; None when it is not (no tile size, or the image fits in one tile), the
+    rule of :func:`neural_style.tiling.tiled_if_needed`."""
+    if tile is None:
+        return None
+    _, halo, align = tile_geometry(layer_specs(weights), deepest)
+    tile = round_tile(tile, align)
+    return (tile, halo) if max(height, width) > tile else None
 
 
 def _crop(tile: int, halo: int, size: int) -> int:

@@ -453,8 +453,7 @@ def check_memory(
     from neural_style import memory
 
     config = config or StyleConfig()
-    names = vgg.layer_names
-    deepest = max([*config.weighted_content_layers, *config.style_layers], key=names.index)
+    deepest = _deepest(vgg, config)
     layers: dict[str, Any] = {"batch": batch, "deepest": deepest, "content_layers": config.weighted_content_layers}
     extra = memory.lbfgs_bytes(height, width, config.lbfgs_memory) if config.optimizer == "lbfgs" else 0
     budget_flag = max_memory(fv)
@@ -474,7 +473,7 @@ def check_memory(
             ) from None
     if budget is None:
         return tile
-    tiled = tile is not None and max(height, width) > tile
+    tiled = memory.tile_plan(vgg, deepest, tile, height, width) is not None
     if tiled:
         assert tile is not None
         needed = memory.estimate_tiled_bytes(vgg, height, width, tile, **layers) + extra
@@ -643,17 +642,19 @@ class Stages:
         )
 
 
+def _deepest(vgg: VggWeights, config: StyleConfig) -> str:
+    """The deepest layer a run's losses use (it decides the tiles' halo)."""
+    return max([*config.weighted_content_layers, *config.style_layers], key=vgg.layer_names.index)
+
+
 def describe_tiles(vgg: VggWeights, config: StyleConfig, height: int, width: int) -> str | None:
     """``Tiles of N px (+H px halo): T per pass, ...`` for a tiled run at ``height`` x ``width``, else None."""
-    from neural_style.memory import layer_specs, round_tile, tile_geometry
+    from neural_style.memory import tile_plan
 
-    if config.tile_size is None:
+    plan = tile_plan(vgg, _deepest(vgg, config), config.tile_size, height, width)
+    if plan is None:
         return None
-    deepest = max([*config.weighted_content_layers, *config.style_layers], key=vgg.layer_names.index)
-    _, halo, align = tile_geometry(layer_specs(vgg), deepest)
-    tile = round_tile(config.tile_size, align)
-    if max(height, width) <= tile:
-        return None
+    tile, halo = plan
     count = math.ceil(height / tile) * math.ceil(width / tile)
     return (
         f"Tiles of {tile} px (+{halo} px halo on each side): {count} per pass; an iteration runs 2 passes, "
