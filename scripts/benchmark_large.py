@@ -67,7 +67,7 @@ def main(argv: Sequence[str]) -> None:
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # kilobytes on Linux
     if process.returncode != 0:
         raise SystemExit(f"neural-style exited {process.returncode}")
-    finished = [line.split() for _, line in stamps if line.endswith(tuple("0123456789c")) and " tiles in " in line]
+    finished = [line.split() for _, line in stamps if " tiles in " in line]
     print()
     print(f"content {width}x{height} ({width * height / 1e6:.1f} MP), --max_memory {FLAGS.max_memory}")
     for _, line in stamps:
