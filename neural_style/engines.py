@@ -184,6 +184,12 @@ class Engine(Protocol):
         """Releases what the engine holds beyond its tensors (L-BFGS's worker thread)."""
         ...
 
+    def reset(self, start: np.ndarray) -> None:
+        """Starts again from ``start`` [N, H, W, 3] (preprocessed, the shape of the first start) with a fresh
+        optimiser state, keeping the compiled steps. New targets come with it when the loss reads them from
+        variables that the caller has assigned (as video frames do), so nothing is traced again."""
+        ...
+
 
 def _numpy(terms: Mapping[str, tf.Tensor]) -> dict[str, np.ndarray]:
     return {key: value.numpy() for key, value in terms.items()}
@@ -258,6 +264,12 @@ class AdamEngine:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def reset(self, start: np.ndarray) -> None:
+        self.image.assign(start)
+        for variable in self.optimizer.variables:  # moments and step count: Adam starts afresh
+            variable.assign(tf.zeros_like(variable))
+        self.start_losses = None
 
 
 class ReplicatedAdamEngine:
@@ -340,6 +352,13 @@ class ReplicatedAdamEngine:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def reset(self, start: np.ndarray) -> None:
+        self._images = self._split(start)
+        self._m = self._split(np.zeros_like(start))
+        self._v = self._split(np.zeros_like(start))
+        self._t = 0
+        self.start_losses = None
 
 
 _DONE = object()
@@ -476,6 +495,18 @@ class LbfgsEngine:
             self._resume.put(False)
             self._thread.join()
         self.finished = True
+
+    def reset(self, start: np.ndarray) -> None:
+        """Ends the current minimisation; the next :meth:`step` starts a new one from ``start`` with no history."""
+        self.close()
+        self._thread = None
+        self._iterates = queue.Queue(maxsize=1)  # the ended minimisation may have left its last word here
+        self._resume = queue.Queue(maxsize=1)
+        self._x = np.asarray(start, np.float32).reshape(self._shape)
+        self._image.assign(self._x)
+        self._evaluations.assign(0)
+        self.finished = False
+        self.start_losses = None
 
 
 def make_engine(

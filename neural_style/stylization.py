@@ -231,9 +231,6 @@ class Stylization:
         n_styles = int(np.asarray(objective.blend).shape[-1])
         if not len(blends) or blends.shape[1] != n_styles:
             raise NeuralStyleError(f"give one or more candidates, each with {n_styles} blend weights (one per style)")
-        start = initial_image(
-            content, weights.mean_pixel, initial=initial, noiseblend=config.initial_noiseblend, seed=config.seed
-        )
         n = len(blends)
         params = {"blend": blends, "style_weight": style_weights}
         self._mean = np.asarray(weights.mean_pixel, np.float32)
@@ -241,13 +238,13 @@ class Stylization:
         self._content = content
         self._engine = make_engine(
             tiled_if_needed(objective, config.tile_size, content.shape[0], content.shape[1], on_tile),
-            np.repeat(start, n, axis=0),
+            self._start(content, initial, n),
             params,
             config,
             bounds=(-self._mean, 255.0 - self._mean),
             strategy=strategy,
         )
-        shape = (n, *start.shape[1:])
+        shape = (n, *content.shape)
         self._iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
         self._best = tf.Variable(np.zeros(shape, np.float32), trainable=False, name="best")
         self._best_terms = tf.Variable(np.full((len(TERMS), n), np.inf, np.float32), trainable=False, name="terms")
@@ -268,6 +265,43 @@ class Stylization:
                 history=self._history,
                 **({} if self._average is None else {"average": self._average}),
             )
+
+    def _start(self, content: np.ndarray, initial: np.ndarray | None, n: int) -> np.ndarray:
+        """The start images [n, H, W, 3], preprocessed (:func:`initial_image` with the config's noise and seed)."""
+        config = self.config
+        start = initial_image(
+            content, self._mean, initial=initial, noiseblend=config.initial_noiseblend, seed=config.seed
+        )
+        return np.repeat(start, n, axis=0)
+
+    def restart(self, content: np.ndarray, *, initial: np.ndarray | None = None) -> None:
+        """Makes this a new run of the same settings, for another content image of the same size, reusing the
+        compiled steps: the engine starts again from the new start images with a fresh optimiser state, and the
+        iteration count, best images, loss history and average start afresh.
+
+        The objective's targets are those its loss reads when it runs: a caller that changes them without tracing
+        again keeps them in variables and assigns the new ones before this (video frames:
+        :mod:`neural_style.temporal`).
+
+        Args:
+            content: [H, W, 3] RGB 0..255, the size of the first one (its colours are kept with luminance
+                transfer).
+            initial: [H, W, 3] RGB 0..255 start image, or None (see :func:`initial_image`).
+        """
+        if content.shape != self._content.shape:
+            raise NeuralStyleError(
+                f"a restart needs a content image of {self._content.shape[:2]}, not {content.shape[:2]}"
+            )
+        self._content = content
+        n = int(self._best.shape[0])
+        self._engine.reset(self._start(content, initial, n))
+        self._iteration.assign(0)
+        self._best.assign(tf.zeros_like(self._best))
+        self._best_terms.assign(tf.fill(self._best_terms.shape, np.inf))
+        self._has_best.assign(False)
+        self._history.assign(tf.zeros_like(self._history))
+        if self._average is not None:
+            self._average.assign(tf.zeros_like(self._average))
 
     @property
     def iteration(self) -> int:

@@ -16,13 +16,12 @@ import numpy as np
 import tensorflow as tf
 
 from neural_style import losses as L
-from neural_style.color import preserve_colors
+from neural_style.color import color_inputs
 from neural_style.config import TEMPORAL_WEIGHT, StyleConfig
-from neural_style.engines import AdamEngine
-from neural_style.errors import NeuralStyleError, NonFiniteLossError
+from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights
 from neural_style.stylization import Progress, Stylization, build_objective
-from neural_style.vgg import preprocess, unprocess
+from neural_style.vgg import preprocess
 
 __all__ = ["TemporalObjective", "stylize_frames"]
 
@@ -59,10 +58,32 @@ class TemporalObjective(L.Objective):
         )
 
     def with_content(self, content: np.ndarray, mean_pixel: np.ndarray) -> TemporalObjective:
-        """The same objective with the content targets of another frame, [H, W, 3] RGB 0..255."""
+        """The same objective with the content targets of another frame, [H, W, 3] RGB 0..255 (as the network is
+        given it: see :func:`neural_style.color.color_inputs`)."""
         changed = self.with_targets(content=preprocess(content, mean_pixel))
         assert isinstance(changed, TemporalObjective)
         return changed
+
+    def held(self, shape: tuple[int, ...]) -> TemporalObjective:
+        """The same objective with its content targets, warped result and mask held in variables, for frames of
+        ``shape`` [H, W, 3]: a step compiled for it serves every frame that :meth:`assign` gives it."""
+        assert self.content_targets is not None
+        content = {
+            layer: tf.Variable(value, trainable=False, name=f"content_{layer}")
+            for layer, value in self.content_targets.items()
+        }
+        warped = tf.Variable(tf.zeros((1, *shape), tf.float32), trainable=False, name="warped")
+        mask = tf.Variable(tf.zeros((1, *shape[:2], 1), tf.float32), trainable=False, name="mask")
+        return dataclasses.replace(self, content_targets=content, warped=warped, mask=mask)
+
+    def assign(self, frame: TemporalObjective) -> None:
+        """Copies the content targets, warped result and mask of ``frame`` into this :meth:`held` objective."""
+        assert self.content_targets is not None and frame.content_targets is not None
+        assert isinstance(self.warped, tf.Variable) and isinstance(self.mask, tf.Variable)
+        for layer, value in frame.content_targets.items():
+            self.content_targets[layer].assign(value)
+        self.warped.assign(tf.zeros_like(self.warped) if frame.warped is None else frame.warped)
+        self.mask.assign(tf.zeros_like(self.mask) if frame.mask is None else frame.mask)
 
     def __call__(self, images: tf.Tensor, **overrides: Any) -> dict[str, tf.Tensor]:
         """The weighted terms of images [N, H, W, 3]; ``overrides`` as for :meth:`Objective.__call__`."""
@@ -74,11 +95,6 @@ class TemporalObjective(L.Objective):
         terms["temporal"] = temporal
         terms["total"] = terms["total"] + temporal
         return terms
-
-
-def _frame_result(image: np.ndarray) -> np.ndarray:
-    """A frame's result as it is written (rounded to 0..255 levels), so a resumed run continues from the same one."""
-    return np.clip(np.rint(image), 0, 255).astype(np.float32)
 
 
 def stylize_frames(
@@ -94,19 +110,21 @@ def stylize_frames(
 ) -> Iterator[tuple[int, Progress]]:
     """Optimises video frames in order, each starting from and held close to the previous result.
 
-    The first frame runs ``config`` as an image would. With ``temporal_weight`` above 0 each later frame starts from
-    the previous result warped by the optical flow (no noise) for ``frame_iterations`` iterations, with the temporal
-    term (:class:`TemporalObjective`), and its result is the image after the last iteration (with Adam, one step
-    compiled once serves all these frames); with 0 every frame is an independent run of ``config`` (same start
-    noise).
-    The result a frame passes on is rounded to whole 0..255 levels, as it is written, so that a run resumed at a
-    frame (``first``, ``previous``) gives the frames an uninterrupted run gives.
+    Every frame is a :class:`~neural_style.stylization.Stylization` of ``config``, so every setting of a run
+    (optimiser, average, stopping rules, colours, best image judged as saved) applies to every frame. The first
+    frame runs as an image would. With ``temporal_weight`` above 0 each later frame starts from the previous result
+    warped by the optical flow (no noise) for ``frame_iterations`` iterations, with the temporal term
+    (:class:`TemporalObjective`); one run serves all these frames, restarted for each with the frame's targets
+    assigned to variables, so its steps are compiled once. With 0 every frame is an independent run of ``config``
+    (same start noise). A frame's result is its run's result: the best image judged as saved, rounded to whole
+    0..255 levels as it is written, so a run resumed at a frame (``first``, ``previous``) gives the frames an
+    uninterrupted run gives.
 
     Args:
         weights: the VGG parameters.
         frames: the content frames from frame ``first`` on, [H, W, 3] RGB 0..255, all one size.
         styles: S style images [H_s, W_s, 3] RGB 0..255, at the scale wanted.
-        config: the settings of the first frame (and of every frame with ``temporal_weight`` 0).
+        config: the settings of every frame (the later frames' iterations are ``frame_iterations``).
         temporal_weight: weight of the temporal term; 0 for independent frames.
         frame_iterations: iterations of the frames after the first; None: ``config.iterations``.
         first: the index of the first frame given (for a resumed run).
@@ -129,110 +147,47 @@ def stylize_frames(
     if first > 0 and previous is None:
         raise NeuralStyleError("a run that starts after the first frame needs the previous frame and its result")
     config.validate(len(styles))
+    if config.tile_size is not None and temporal_weight > 0:
+        raise NeuralStyleError(
+            "video frames are optimised whole (the temporal term is not tiled); leave it unset or use a smaller width",
+            setting="tile_size",
+        )
     later = dataclasses.replace(config, iterations=frame_iterations or config.iterations, initial_noiseblend=0.0)
+    mean = weights.mean_pixel
     objective: TemporalObjective | None = None
-    guided: _GuidedFrames | None = None
+    held: TemporalObjective | None = None
+    guided: Stylization | None = None  # the one run of the frames after the first
     for index, frame in enumerate(frames, start=first):
         content = np.asarray(frame, np.float32)
+        if previous is not None and previous[0].shape != content.shape:
+            raise NeuralStyleError(f"frame {index} is {content.shape[:2]}, the one before {previous[0].shape[:2]}")
+        seen = color_inputs(content, [], config.color_mode)[0]  # the content as the network is given it
         if objective is None:
             objective = TemporalObjective.extend(build_objective(weights, content, styles, config), temporal_weight)
         else:
-            objective = objective.with_content(content, weights.mean_pixel)
-        if previous is not None and previous[0].shape != content.shape:
-            raise NeuralStyleError(f"frame {index} is {content.shape[:2]}, the one before {previous[0].shape[:2]}")
+            objective = objective.with_content(seen, mean)
+        run: Stylization
         if previous is None or temporal_weight == 0:
-            run: Iterable[Progress] = Stylization(
-                weights, content, styles, config, objective=objective.with_previous(None, None)
-            )
+            run = Stylization(weights, content, styles, config, objective=objective.with_previous(None, None))
         else:
             from neural_style.flow import temporal_guide
 
             warped, mask = temporal_guide(previous[0], content, previous[1])
-            if later.optimizer == "adam":
-                if guided is None or guided.shape != content.shape:
-                    guided = _GuidedFrames(weights, objective, content.shape, later)
-                run = guided.run(content, warped, mask)
+            if config.color_mode == "luminance":  # the run optimises the luminance; so is it compared
+                warped = color_inputs(warped, [], config.color_mode)[0]
+            frame_objective = objective.with_previous(preprocess(warped, mean), mask)
+            if guided is None or held is None or held.mask is None or held.mask.shape[1:3] != content.shape[:2]:
+                held = frame_objective.held(content.shape)
+                held.assign(frame_objective)
+                guided = Stylization(weights, content, styles, later, objective=held, initial=warped)
             else:
-                start = objective.with_previous(preprocess(warped, weights.mean_pixel), mask)
-                run = Stylization(weights, content, styles, later, objective=start, initial=warped)
+                held.assign(frame_objective)
+                guided.restart(content, initial=warped)
+            run = guided
         result: np.ndarray | None = None
         for record in run:
             if record.final:
                 result = record.image
             yield index, record
         assert result is not None
-        previous = (content, _frame_result(result))
-
-
-class _GuidedFrames:
-    """The frames after the first, optimised with Adam by one engine compiled once for all of them.
-
-    The frame's content targets, the warped previous result and the mask are variables the compiled step reads, so
-    a new frame assigns them, and the image and Adam's moments, instead of tracing the step again (which takes
-    longer than a few dozen iterations of a small frame). Each frame runs ``config.iterations`` steps from the
-    warped result; its result is the image after the last step.
-    """
-
-    def __init__(
-        self, weights: VggWeights, objective: TemporalObjective, shape: tuple[int, ...], config: StyleConfig
-    ) -> None:
-        assert objective.content_targets is not None
-        self.weights, self.config, self.objective, self.shape = weights, config, objective, shape
-        self.content = {
-            layer: tf.Variable(value, trainable=False, name=f"content_{layer}")
-            for layer, value in objective.content_targets.items()
-        }
-        self.warped = tf.Variable(tf.zeros((1, *shape), tf.float32), trainable=False, name="warped")
-        self.mask = tf.Variable(tf.zeros((1, *shape[:2], 1), tf.float32), trainable=False, name="mask")
-        loss = dataclasses.replace(objective, content_targets=self.content, warped=self.warped, mask=self.mask)
-        params = {
-            "blend": np.asarray(objective.blend, np.float32).reshape(1, -1),
-            "style_weight": np.asarray([config.style_weight], np.float32),
-        }
-        settings = (config.learning_rate, config.beta1, config.beta2, config.epsilon)
-        mean = np.asarray(weights.mean_pixel, np.float32)
-        bounds = (-mean, 255.0 - mean) if config.clip else None
-        self.engine = AdamEngine(
-            loss, np.zeros((1, *shape), np.float32), params, settings, bounds=bounds, jit_compile=config.xla
-        )
-
-    def run(self, content: np.ndarray, warped: np.ndarray, mask: np.ndarray) -> Iterator[Progress]:
-        """The records of one frame: content [H, W, 3], warped previous result [H, W, 3] (RGB 0..255), mask [H, W]."""
-        mean = self.weights.mean_pixel
-        start = preprocess(np.asarray(warped, np.float32), mean)[None]
-        for layer, value in self.objective.content_features(preprocess(content, mean)[None]).items():
-            self.content[layer].assign(value)
-        self.warped.assign(start)
-        self.mask.assign(np.asarray(mask, np.float32)[None, ..., None])
-        self.engine.image.assign(start)
-        for variable in self.engine.optimizer.variables:  # Adam starts afresh: no moments, step 0
-            variable.assign(tf.zeros_like(variable))
-        iterations = self.config.iterations
-        yield Progress(0, iterations, losses=self.engine.evaluate())
-        for k in range(1, iterations + 1):
-            step_losses = self.engine.step()
-            if not np.isfinite(step_losses["total"]).all():
-                raise NonFiniteLossError(
-                    f"the loss became {step_losses['total'].tolist()} at iteration {k}; lower the learning rate or "
-                    "the loss weights",
-                    None,
-                )
-            final = k == iterations
-            images = self._result(content) if final else None
-            losses = self.engine.evaluate() if final else None
-            yield Progress(
-                k,
-                iterations,
-                step_loss=step_losses["total"],
-                losses=losses,
-                images=images,
-                final=final,
-                step_losses=step_losses,
-            )
-
-    def _result(self, content: np.ndarray) -> np.ndarray:
-        """The image being optimised, RGB 0..255 [1, H, W, 3] (colours preserved if asked)."""
-        rgb = unprocess(self.engine.images(), self.weights.mean_pixel).astype(np.float32)
-        if self.config.color_mode == "luminance":
-            rgb = np.stack([preserve_colors(image, content) for image in rgb])
-        return rgb
+        previous = (content, result)

@@ -582,3 +582,43 @@ def test_resumed_run_equals_uninterrupted(
     for record in rest:
         _assert_same_record(record, uninterrupted[record.iteration])
     assert rest[-1].final and rest[-1].images is not None
+
+
+# ------------------------------------------------------------------------------------------------ restarting a run
+
+
+def _records_equal(got: list[Progress], want: list[Progress]) -> None:
+    assert [r.iteration for r in got] == [r.iteration for r in want]
+    for a, b in zip(got, want, strict=True):
+        for name in ("step_loss", "images"):
+            x, y = getattr(a, name), getattr(b, name)
+            assert (x is None) == (y is None), name
+            if x is not None:
+                np.testing.assert_allclose(x, y, rtol=RESUME_RTOL, atol=RESUME_IMAGE_ATOL, err_msg=name)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_a_restarted_run_equals_a_new_run_and_traces_nothing_again(tiny_run: TinyRun, optimizer: str) -> None:
+    """One run from noise, then restarted from a grey start image: its records are a new run's from that image,
+    with the best image, history, average and optimiser state started afresh, and its step is not traced again.
+    (The objective's targets stay; video frames change theirs through variables: tests/test_video.py.)"""
+    config = tiny_config(optimizer=optimizer, iterations=5, checkpoint_iterations=2, average_decay=0.5)
+    other = tiny_run.content
+    start = np.full_like(other, 100.0)
+    run = Stylization(tiny_run.weights, other, [tiny_run.style], config)
+    first = list(run)
+    step = getattr(run._engine, "_step", None) or run._engine._value_and_gradient
+    traces = step.experimental_get_tracing_count()
+    run.restart(other, initial=start)
+    assert run.iteration == 0 and run.best_images() is None
+    again = list(run)
+    fresh = list(Stylization(tiny_run.weights, other, [tiny_run.style], config, initial=start))
+    _records_equal(again, fresh)
+    assert not np.allclose(record_image(again[-1]), record_image(first[-1]))
+    assert step.experimental_get_tracing_count() == traces
+
+
+def test_a_restart_needs_the_same_size(tiny_run: TinyRun) -> None:
+    run = Stylization(tiny_run.weights, tiny_run.content, [tiny_run.style], tiny_config(iterations=1))
+    with pytest.raises(NeuralStyleError, match=r"a restart needs a content image of \(20, 24\), not \(24, 20\)"):
+        run.restart(np.zeros((24, 20, 3), np.float32))

@@ -308,6 +308,48 @@ def test_a_run_resumed_at_a_frame_gives_the_same_frames(frame_runs: FrameRuns) -
     assert len(rest) == 1 and np.array_equal(rest[0], whole[2])
 
 
+def _frame_records(weights, frames, config, **options) -> dict[int, list]:
+    from neural_style.temporal import stylize_frames
+
+    records: dict[int, list] = {}
+    for index, record in stylize_frames(weights, frames, [style_array().astype(np.float32)], config, **options):
+        records.setdefault(index, []).append(record)
+    return records
+
+
+def test_every_frame_is_a_run_with_every_setting(frame_runs: FrameRuns, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The frames after the first honour the run's settings as the first does: a stop_at_loss every saved image
+    reaches ends each frame after its first iteration, and each frame's result is its best image judged as saved,
+    with that image's losses. One run serves all the later frames (two runs are built for four frames)."""
+    from neural_style import stylization
+
+    built = []
+    original = stylization.Stylization.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(stylization.Stylization, "__init__", counting)
+    config = dataclasses.replace(frame_runs.config, stop_at_loss=1e30, average_decay=0.9)
+    records = _frame_records(
+        frame_runs.weights, square_frames(4), config, temporal_weight=TINY_TEMPORAL_WEIGHT, frame_iterations=20
+    )
+    assert len(built) == 2
+    for index in range(4):
+        final = records[index][-1]
+        assert final.final and final.iteration == 1, (index, final.iteration)
+        assert final.image_losses is not None and final.images is not None
+        assert np.array_equal(final.image, np.rint(final.image))
+        assert set(final.image_losses) >= {"content", "style", "tv", "total"}
+
+
+def test_tiles_with_the_temporal_term_are_refused_before_work(frame_runs: FrameRuns) -> None:
+    config = dataclasses.replace(frame_runs.config, tile_size=32)
+    with pytest.raises(NeuralStyleError, match="tile_size.*video frames are optimised whole"):
+        _frame_records(frame_runs.weights, square_frames(2), config, temporal_weight=1.0)
+
+
 # ------------------------------------------------------------------------------------------------ the commands
 
 
