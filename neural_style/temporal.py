@@ -20,6 +20,7 @@ from neural_style.color import preserve_colors
 from neural_style.config import TEMPORAL_WEIGHT, StyleConfig
 from neural_style.engines import AdamEngine
 from neural_style.errors import NeuralStyleError, NonFiniteLossError
+from neural_style.image_io import to_uint8
 from neural_style.matconvnet import VggWeights
 from neural_style.stylization import Progress, Stylization, build_objective
 from neural_style.vgg import preprocess, unprocess
@@ -78,7 +79,7 @@ class TemporalObjective(L.Objective):
 
 def _frame_result(image: np.ndarray) -> np.ndarray:
     """A frame's result as it is written (rounded to 0..255 levels), so a resumed run continues from the same one."""
-    return np.clip(np.rint(image), 0, 255).astype(np.float32)
+    return to_uint8(image).astype(np.float32)
 
 
 def stylize_frames(
