@@ -25,7 +25,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "tv_loss",
     ),
     "engines": ("Adam",),
-    "tiling": ("TiledObjective", "Tiling"),
+    "tiling": ("TiledImages", "TiledObjective", "Tiling"),
     "stylization": ("Progress", "Stylization", "build_objective", "stylize", "sweep", "sweep_runs"),
     "scoring": ("score_images",),
     "run_state": ("RunState",),

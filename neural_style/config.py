@@ -9,12 +9,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from neural_style.errors import NeuralStyleError
 
 __all__ = [
-    "content_layer_weights",
     "COLOR_MODES",
     "CONTENT_LAYERS",
     "EXPORT_LAYERS",
@@ -30,13 +29,17 @@ __all__ = [
     "TRAIN_CONTENT_LAYERS",
     "TRAIN_STYLE_LAYERS",
     "Candidate",
+    "LossSettings",
     "StyleConfig",
     "TrainConfig",
     "check_blend_weights",
     "check_layer_lists",
     "check_pooling",
+    "content_layer_weights",
     "even_blends",
+    "loss_layers",
     "make_candidates",
+    "style_layer_weights",
 ]
 
 POOLING = ("max", "avg")
@@ -181,6 +184,46 @@ def content_layer_weights(blend: float, layers: Sequence[str] = CONTENT_LAYERS) 
     return {layer: w for layer, w in weights.items() if w != 0.0}
 
 
+def style_layer_weights(exp: float, layers: Sequence[str] = STYLE_LAYERS) -> dict[str, float]:
+    """Weights 1, exp, exp^2, ... over ``layers``, normalised to sum 1; layers of weight 0 are left out.
+
+    Raises:
+        NeuralStyleError: the weights do not sum to a positive number.
+    """
+    n = len(layers)
+    # For exp > 1 the weights are computed relative to the largest one, which cannot overflow.
+    raw = [exp**i for i in range(n)] if exp <= 1 else [(1.0 / exp) ** (n - 1 - i) for i in range(n)]
+    total = sum(raw)
+    if not total > 0:
+        raise NeuralStyleError(f"{exp} gives style layer weights that sum to {total}", setting="style_layer_weight_exp")
+    return {layer: w / total for layer, w in zip(layers, raw, strict=True) if w != 0.0}
+
+
+def loss_layers(content_layers: Sequence[str], style_layers: Sequence[str]) -> tuple[str, ...]:
+    """The network layers a loss uses: the content layers, then the style layers not among them."""
+    return tuple(dict.fromkeys([*content_layers, *style_layers]))
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSettings:
+    """What an objective weighs and the network it is computed on: the settings of
+    :meth:`neural_style.losses.Objective.from_settings`, from a run's (:attr:`StyleConfig.loss_settings`), a
+    trainer's (:attr:`TrainConfig.loss_settings`) or a Keras loss's own."""
+
+    content_layers: Mapping[str, float]  # {layer: weight} of the content term
+    style_layers: Mapping[str, float]  # {layer: weight} of the style term
+    content_weight: float = 5e0  # weight of the content term
+    style_weight: float = 5e2  # weight of the style term
+    tv_weight: float = 1e2  # weight of the total variation term
+    pooling: str = "max"  # the network's pooling, "max" or "avg"
+    precision: str = "float32"  # dtype of the network's convolutions
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The network layers the terms use (:func:`loss_layers`); the deepest of them decides a tile's halo."""
+        return loss_layers(list(self.content_layers), list(self.style_layers))
+
+
 @dataclasses.dataclass(frozen=True)
 class StyleConfig:
     """Settings of one stylization run; the defaults are neural-style's."""
@@ -219,6 +262,13 @@ class StyleConfig:
     def weighted_content_layers(self) -> tuple[str, ...]:
         """The content layers that weigh anything (:func:`content_layer_weights`): e.g. only relu4_2 by default."""
         return tuple(content_layer_weights(self.content_weight_blend, self.content_layers))
+
+    @property
+    def loss_settings(self) -> LossSettings:
+        """The objective's settings: layers weighted by :func:`content_layer_weights` and :func:`style_layer_weights`
+        (only those that weigh anything), the three weights, pooling and precision."""
+        content = content_layer_weights(self.content_weight_blend, self.content_layers)
+        return _loss_settings(self, content, precision=self.precision)
 
     @property
     def color_mode(self) -> str:
@@ -361,4 +411,25 @@ class TrainConfig:
     @property
     def loss_layers(self) -> tuple[str, ...]:
         """Content then style layers, each once."""
-        return tuple(dict.fromkeys(self.content_layers + self.style_layers))
+        return loss_layers(self.content_layers, self.style_layers)
+
+    @property
+    def loss_settings(self) -> LossSettings:
+        """The objective's settings: the content layers weigh equally, the style layers by
+        :func:`style_layer_weights`; the three weights and the pooling."""
+        return _loss_settings(self, {layer: 1.0 / len(self.content_layers) for layer in self.content_layers})
+
+
+def _loss_settings(
+    config: StyleConfig | TrainConfig, content_layers: Mapping[str, float], precision: str = "float32"
+) -> LossSettings:
+    """The settings of a run's or a trainer's objective, with these content layer weights."""
+    return LossSettings(
+        content_layers,
+        style_layer_weights(config.style_layer_weight_exp, config.style_layers),
+        content_weight=config.content_weight,
+        style_weight=config.style_weight,
+        tv_weight=config.tv_weight,
+        pooling=config.pooling,
+        precision=precision,
+    )

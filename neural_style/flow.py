@@ -13,6 +13,7 @@ from types import ModuleType
 import numpy as np
 
 from neural_style.errors import NeuralStyleError
+from neural_style.image_io import to_uint8
 
 __all__ = ["PHOTOMETRIC_TOLERANCE", "consistency_mask", "optical_flow", "photometric_mask", "temporal_guide", "warp"]
 
@@ -41,7 +42,7 @@ def _gray(image: np.ndarray) -> np.ndarray:
     """[H, W, 3] RGB 0..255 -> [H, W] uint8 luma (BT.601)."""
     rgb = np.asarray(image, np.float32)
     luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
+    return to_uint8(luma)
 
 
 def optical_flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:

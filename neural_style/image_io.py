@@ -49,6 +49,16 @@ def _pixel_limit(pixels: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
+def _existing(path: str | os.PathLike[str], what: str, kind: str, advice: str) -> str:
+    """``path`` as a string, after refusing a directory (give ``kind`` instead) or a missing path (``advice``)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise NeuralStyleError(f"{what} {path} is a directory; give {kind}")
+    if not os.path.exists(path):
+        raise NeuralStyleError(f"{what} {path} does not exist; {advice}")
+    return path
+
+
 def read_image(path: str | os.PathLike[str], *, what: str = "image", min_width: int | None = None) -> np.ndarray:
     """Reads an image file as RGB.
 
@@ -68,11 +78,7 @@ def read_image(path: str | os.PathLike[str], *, what: str = "image", min_width: 
     Raises:
         NeuralStyleError: the file is missing, a directory, unreadable, not an image or too large.
     """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise NeuralStyleError(f"{what} {path} is a directory; give an image file")
-    if not os.path.exists(path):
-        raise NeuralStyleError(f"{what} {path} does not exist; check the path")
+    path = _existing(path, what, "an image file", "check the path")
     try:
         with warnings.catch_warnings(), _pixel_limit(MAX_PIXELS):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -155,7 +161,9 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Clips to 0..255 and rounds to uint8."""
+    """The 8-bit levels an image is saved as: values rounded to the nearest whole level (halves to even, as
+    ``np.rint``), clipped to 0..255, as uint8. The one clip-and-round of the package: every written image, frame and
+    sheet, and every loss of an image "as saved", goes through it."""
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
@@ -178,11 +186,7 @@ def check_model_file(path: str | os.PathLike[str], *, what: str = "model") -> No
     Raises:
         NeuralStyleError: the file is missing, a directory, unreadable or not a ``.keras`` archive.
     """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise NeuralStyleError(f"{what} {path} is a directory; give a .keras file")
-    if not os.path.exists(path):
-        raise NeuralStyleError(f"{what} {path} does not exist; train one with neural-style-train")
+    path = _existing(path, what, "a .keras file", "train one with neural-style-train")
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())

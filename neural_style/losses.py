@@ -4,29 +4,30 @@ Every loss is returned per image, shape [N], so that a batch of N candidate imag
 problems: the gradient of the batch's summed loss with respect to image i is the gradient of loss i alone.
 
 :class:`Objective` maps images to ``{content, style, tv, total}``: network features -> Gram matrices -> the three
-terms -> their weighted sum. The stylization loop, the feed-forward trainer and the Keras losses all use it; they
-differ only in their targets (a fixed content image or each image's own photo; fixed style images or each image's
-own style target) and weights.
+terms -> their weighted sum. The stylization loop, the feed-forward trainer and the Keras losses all use it, built
+by :meth:`Objective.from_settings`; they differ only in their targets (a fixed content image or each image's own
+photo; fixed style images or each image's own style target) and weights. How the targets' features are computed is
+given (:class:`TargetFeatures`): here, one pass of the whole image; :mod:`neural_style.tiling` does it tile by tile.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
 
-from neural_style.config import STYLE_LAYERS, check_blend_weights
+from neural_style.config import LossSettings, check_blend_weights, loss_layers
 from neural_style.errors import NeuralStyleError
-
-if TYPE_CHECKING:
-    from neural_style.tiling import Tiling
-    from neural_style.vgg import VggFeatures
+from neural_style.matconvnet import VggWeights
+from neural_style.vgg import VggFeatures
 
 __all__ = [
     "Objective",
+    "TargetFeatures",
+    "WholeImages",
     "blend_weights",
     "content_loss",
     "gram_matrix",
@@ -36,7 +37,6 @@ __all__ = [
     "layer_masks",
     "mask_area",
     "paired_style_loss",
-    "style_layer_weights",
     "style_loss",
     "temporal_loss",
     "total_loss",
@@ -126,21 +126,6 @@ def layer_masks(masks: np.ndarray | tf.Tensor, network: VggFeatures, layers: Seq
         if len(found) == len(layers):
             break
     return {layer: found[layer] for layer in layers}
-
-
-def style_layer_weights(exp: float, layers: Sequence[str] = STYLE_LAYERS) -> dict[str, float]:
-    """Weights 1, exp, exp^2, ... over ``layers``, normalised to sum 1; layers of weight 0 are left out.
-
-    Raises:
-        NeuralStyleError: the weights do not sum to a positive number.
-    """
-    n = len(layers)
-    # For exp > 1 the weights are computed relative to the largest one, which cannot overflow.
-    raw = [exp**i for i in range(n)] if exp <= 1 else [(1.0 / exp) ** (n - 1 - i) for i in range(n)]
-    total = sum(raw)
-    if not total > 0:
-        raise NeuralStyleError(f"{exp} gives style layer weights that sum to {total}", setting="style_layer_weight_exp")
-    return {layer: w / total for layer, w in zip(layers, raw, strict=True) if w != 0.0}
 
 
 def blend_weights(weights: Sequence[float] | None, n_styles: int) -> np.ndarray:
@@ -309,6 +294,40 @@ def paired_style_loss(
     return content_loss(own, targets, layer_weights)
 
 
+class TargetFeatures(Protocol):
+    """How the features that targets are made of are computed from an image: :class:`WholeImages` runs it through
+    the network whole; :class:`neural_style.tiling.TiledImages` runs an image larger than a tile through it tile by
+    tile (the same values, in memory bounded by the tile)."""
+
+    def features(self, image: tf.Tensor, layers: Sequence[str]) -> Mapping[str, tf.Tensor]:
+        """{layer: [1, H_l, W_l, C]} activations of an image [1, H, W, 3]."""
+        ...
+
+    def grams(self, image: tf.Tensor, layers: Sequence[str], mask: np.ndarray | None = None) -> Mapping[str, tf.Tensor]:
+        """{layer: [1, C, C]} Gram matrices of an image [1, H, W, 3] (:func:`gram_matrix`), or with a mask [H, W] in
+        0..1 those of the region it picks out (:func:`guided_gram_matrix`)."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class WholeImages:
+    """:class:`TargetFeatures` in one pass of the whole image through ``network``."""
+
+    network: VggFeatures
+
+    def features(self, image: tf.Tensor, layers: Sequence[str]) -> dict[str, tf.Tensor]:
+        """{layer: [N, H_l, W_l, C]} activations of images [N, H, W, 3]."""
+        return self.network(image, layers=tuple(layers))
+
+    def grams(self, image: tf.Tensor, layers: Sequence[str], mask: np.ndarray | None = None) -> dict[str, tf.Tensor]:
+        """{layer: [N, C, C]} Gram matrices of images [N, H, W, 3], or with a mask [H, W] those of its region."""
+        features = self.features(image, layers)
+        if mask is None:
+            return {layer: gram_matrix(features[layer]) for layer in layers}
+        guides = layer_masks(np.asarray(mask, np.float32)[None], self.network, tuple(layers))
+        return {layer: guided_gram_matrix(features[layer], guides[layer])[:, 0] for layer in layers}
+
+
 @dataclasses.dataclass(frozen=True)
 class Objective:
     """The loss of a batch of images: ``{content, style, tv, total}``, [N] each, weighted.
@@ -342,27 +361,65 @@ class Objective:
     blend: tf.Tensor | None = None
     content_masks: Mapping[str, tf.Tensor] | None = None
 
+    @classmethod
+    def from_settings(
+        cls,
+        network: VggWeights | VggFeatures,
+        settings: LossSettings,
+        *,
+        preprocessed: bool = False,
+        name: str | None = None,
+        **targets: Any,
+    ) -> Objective:
+        """The objective that ``settings`` describe (e.g. :attr:`neural_style.config.StyleConfig.loss_settings`).
+
+        Args:
+            network: the VGG layer, returning every layer the settings use; or the weights to build it from, with
+                the settings' layers, pooling and precision.
+            settings: the layers with their weights, the terms' weights, pooling and precision.
+            preprocessed, name: of a network built here (see :class:`neural_style.vgg.VggFeatures`).
+            **targets: targets and blend known already (``content_targets``, ``style_targets``, ``blend``,
+                ``content_masks``); :meth:`with_targets` computes them from images.
+        """
+        if isinstance(network, VggWeights):
+            options = {} if name is None else {"name": name}
+            network = VggFeatures.from_weights(
+                network,
+                settings.layers,
+                pooling=settings.pooling,
+                precision=settings.precision,
+                preprocessed=preprocessed,
+                **options,
+            )
+        return cls(
+            network,
+            settings.content_layers,
+            settings.style_layers,
+            content_weight=settings.content_weight,
+            style_weight=settings.style_weight,
+            tv_weight=settings.tv_weight,
+            **targets,
+        )
+
     @property
     def layers(self) -> tuple[str, ...]:
         """The network layers the terms use: content layers, then the style layers not among them."""
-        return tuple(dict.fromkeys([*self.content_layers, *self.style_layers]))
+        return loss_layers(list(self.content_layers), list(self.style_layers))
 
     def content_features(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """{content layer: [N, H', W', C]} activations, e.g. the content targets of images [N, H, W, 3]."""
-        return self.network(images, layers=tuple(self.content_layers))
+        return WholeImages(self.network).features(images, tuple(self.content_layers))
 
     def grams(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """{style layer: [N, C, C]} Gram matrices of images [N, H, W, 3], e.g. style targets."""
-        features = self.network(images, layers=tuple(self.style_layers))
-        return {layer: gram_matrix(features[layer]) for layer in self.style_layers}
+        return WholeImages(self.network).grams(images, tuple(self.style_layers))
 
     def style_grams(
         self,
         styles: Sequence[np.ndarray | tf.Tensor],
         masks: Sequence[np.ndarray | None] | None = None,
         *,
-        tile_size: int | None = None,
-        on_tile: Callable[[int, int], None] | None = None,
+        features: TargetFeatures | None = None,
     ) -> dict[str, tf.Tensor]:
         """{style layer: [S, C, C]} Gram matrices of S style images [H_s, W_s, 3] of any sizes.
 
@@ -370,34 +427,15 @@ class Objective:
             styles: the images.
             masks: per style, None or a mask [H_s, W_s] in 0..1: its Gram matrices are then those of that region
                 (:func:`guided_gram_matrix`).
-            tile_size: images larger than this are run through the network tile by tile
-                (:meth:`neural_style.tiling.Tiling.grams`, the same matrices in bounded memory); None: whole.
-            on_tile: with tiles, called after each with (tiles done, tiles in all).
+            features: how they are computed; None: :class:`WholeImages` of the objective's network.
         """
-        tiling = self._tiling(tuple(self.style_layers), tile_size, on_tile)
-        per_style = []
-        for i, style in enumerate(styles):
-            image = tf.convert_to_tensor(style, tf.float32)[None]
-            mask = None if masks is None else masks[i]
-            if tiling is not None and tiling.needs_tiles(*image.shape[1:3]):
-                guide = None if mask is None else np.asarray(mask, np.float32)[None]
-                grams = tiling.grams(image, masks=guide)
-                per_style.append(grams if mask is None else {layer: value[:, 0] for layer, value in grams.items()})
-                continue
-            if mask is None:
-                per_style.append(self.grams(image))
-                continue
-            features = self.network(image, layers=tuple(self.style_layers))
-            guides = layer_masks(np.asarray(mask, np.float32)[None], self.network, tuple(self.style_layers))
-            per_style.append({layer: guided_gram_matrix(features[layer], guides[layer])[:, 0] for layer in guides})
-        return {layer: tf.concat([grams[layer] for grams in per_style], axis=0) for layer in self.style_layers}
-
-    def _tiling(
-        self, layers: tuple[str, ...], tile_size: int | None, on_tile: Callable[[int, int], None] | None = None
-    ) -> Tiling | None:
-        from neural_style.tiling import Tiling  # it builds on this module
-
-        return None if tile_size is None else Tiling(self.network, layers, tile_size, on_tile)
+        source = WholeImages(self.network) if features is None else features
+        layers = tuple(self.style_layers)
+        per_style = [
+            source.grams(tf.convert_to_tensor(style, tf.float32)[None], layers, None if masks is None else masks[i])
+            for i, style in enumerate(styles)
+        ]
+        return {layer: tf.concat([grams[layer] for grams in per_style], axis=0) for layer in layers}
 
     def with_targets(
         self,
@@ -407,8 +445,7 @@ class Objective:
         blend: Sequence[float] | np.ndarray | None = None,
         content_masks: np.ndarray | None = None,
         style_masks: Sequence[np.ndarray | None] | None = None,
-        tile_size: int | None = None,
-        on_tile: Callable[[int, int], None] | None = None,
+        features: TargetFeatures | None = None,
     ) -> Objective:
         """The same objective with targets computed from images (in the network's input space).
 
@@ -419,25 +456,21 @@ class Objective:
             content_masks: [S, H, W] in 0..1, where each style applies in images of size H x W (the content's), or
                 None to keep the current ones.
             style_masks: with ``styles``: per style, None or a mask [H_s, W_s] of the part it is taken from.
-            tile_size: compute the targets of images larger than this tile by tile (:mod:`neural_style.tiling`):
-                the same targets, in memory bounded by the tile; None: in one network pass.
-            on_tile: with tiles, called after each with (tiles done, tiles in all).
+            features: how the targets' features are computed; None: :class:`WholeImages` of the objective's
+                network. :class:`neural_style.tiling.TiledImages` gives the same targets in memory bounded by a tile.
         """
+        source = WholeImages(self.network) if features is None else features
         changes: dict[str, Any] = {}
         if content is not None:
             image = tf.convert_to_tensor(content, tf.float32)[None]
-            tiling = self._tiling(tuple(self.content_layers), tile_size, on_tile)
-            if tiling is not None and tiling.needs_tiles(*image.shape[1:3]):
-                targets = tiling.features(image)
-            else:
-                targets = self.content_features(image)
+            targets = source.features(image, tuple(self.content_layers))
             changes["content_targets"] = {layer: tf.constant(value) for layer, value in targets.items()}
         if content_masks is not None:
             changes["content_masks"] = layer_masks(content_masks, self.network, tuple(self.style_layers))
         if styles is not None:
             if not len(styles):
                 raise NeuralStyleError("no style images given; pass at least one")
-            changes["style_targets"] = self.style_grams(styles, style_masks, tile_size=tile_size, on_tile=on_tile)
+            changes["style_targets"] = self.style_grams(styles, style_masks, features=source)
             given = None if blend is None else [float(b) for b in blend]
             changes["blend"] = tf.constant(blend_weights(given, len(styles)))
         elif blend is not None:

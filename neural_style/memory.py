@@ -1,4 +1,5 @@
-"""How much memory a run needs, how much there is, the largest width that fits, and the tile that fits a budget.
+"""The run's plan, without TensorFlow: the tiles an image is cut into, whether a run needs them, the deepest layer
+a set of layers reaches, how much memory a run needs, how much there is and what fits.
 
 The estimate counts the activations one optimisation step keeps for its backward pass, from the network's real
 layer shapes, plus a fixed cost for TensorFlow and the weights. Its constants were fitted to peak RSS measured
@@ -6,23 +7,31 @@ on VGG-19 (CPU, float32): 1.06 GB at 256x341, 1.80 GB at 512x682, 3.01 GB at 768
 
 A tiled run (:mod:`neural_style.tiling`) keeps one tile's activations (its interior plus the halo on every side)
 instead of the image's, but still holds image-sized buffers: the image, the optimiser's state, the gradient, the
-best image, the content targets. :func:`tile_geometry` gives the halo and alignment from the layer shapes alone,
-without TensorFlow, so the command can plan tiles before it starts.
+best image, the content targets. :class:`TileGrid` gives the halo, the alignment and the tiles from the layer shapes
+alone; :func:`tile_grid` is the one rule for whether an image is cut into tiles. :mod:`neural_style.tiling` cuts by
+them, and the commands plan and refuse runs by them before TensorFlow starts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+import numpy as np
+
+from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights
 
 __all__ = [
     "MIN_TILE",
+    "Tile",
+    "TileGrid",
     "activation_floats_per_pixel",
     "available_bytes",
     "choose_tile",
+    "deepest_layer",
     "estimate_bytes",
     "estimate_tiled_bytes",
     "largest_tiled_width",
@@ -32,6 +41,7 @@ __all__ = [
     "parse_size",
     "round_tile",
     "tile_geometry",
+    "tile_grid",
     "tile_plan",
 ]
 
@@ -48,6 +58,12 @@ LayerSpec = tuple[str, str, "tuple[int, ...] | None"]
 def layer_specs(weights: VggWeights) -> list[LayerSpec]:
     """(name, kind, kernel shape or None) of every layer of the network, as :func:`tile_geometry` takes them."""
     return [(layer.name, layer.kind, None if layer.kernel is None else layer.kernel.shape) for layer in weights.layers]
+
+
+def deepest_layer(layer_names: Sequence[str], layers: Iterable[str]) -> str:
+    """The one of ``layers`` that comes last among ``layer_names`` (the network's, from the input on): how far the
+    network runs, and what decides a tile's halo and the memory estimate."""
+    return max(layers, key=list(layer_names).index)
 
 
 def round_tile(tile: int, align: int) -> int:
@@ -82,6 +98,91 @@ def tile_geometry(layers: Sequence[LayerSpec], deepest: str) -> tuple[dict[str, 
             break
     halo = max(spoiled * stride, 1)
     return strides, math.ceil(halo / stride) * stride, stride
+
+
+@dataclasses.dataclass(frozen=True)
+class Tile:
+    """One tile: its interior (the positions it accounts for) and its crop (interior plus halo, cut at the image's
+    edges), as [start, stop) rows and columns of the image."""
+
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    crop_rows: tuple[int, int]
+    crop_cols: tuple[int, int]
+
+    @property
+    def geometry(self) -> np.ndarray:
+        """int32 [6]: crop top and left, interior top, bottom, left and right (what the tile functions take)."""
+        return np.array([self.crop_rows[0], self.crop_cols[0], *self.rows, *self.cols], np.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class TileGrid:
+    """How images are cut into tiles for the features of some layers (:meth:`of`).
+
+    Attributes:
+        strides: {layer: its stride 2^pools} up to the deepest of the layers.
+        halo: pixels of context on every side of a tile's interior, a multiple of ``align``.
+        align: the deepest layer's stride: tile origins and sizes are multiples of it.
+        tile_size: the side of a tile's interior, a multiple of ``align``.
+    """
+
+    strides: Mapping[str, int]
+    halo: int
+    align: int
+    tile_size: int
+
+    @classmethod
+    def of(cls, specs: Sequence[LayerSpec], layers: Iterable[str], tile_size: int) -> TileGrid:
+        """The grid for features of ``layers`` of the network ``specs`` (:func:`layer_specs`), with ``tile_size``
+        rounded down to a multiple of the alignment (16 for VGG up to relu5_1), at least one alignment.
+
+        Raises:
+            NeuralStyleError: a tile size below 1.
+        """
+        if tile_size < 1:
+            raise NeuralStyleError(f"is {tile_size}; it must be at least 1", setting="tile_size")
+        deepest = deepest_layer([name for name, _, _ in specs], layers)
+        strides, halo, align = tile_geometry(specs, deepest)
+        return cls(strides, halo, align, round_tile(tile_size, align))
+
+    def needs_tiles(self, height: int, width: int) -> bool:
+        """Whether an image of this size is larger than one tile."""
+        return max(height, width) > self.tile_size
+
+    def tiles(self, height: int, width: int) -> list[Tile]:
+        """The tiles of an image of ``height`` x ``width``, row by row."""
+
+        def spans(size: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+            out = []
+            for start in range(0, size, self.tile_size):
+                stop = min(start + self.tile_size, size)
+                out.append(((start, stop), (max(0, start - self.halo), min(size, stop + self.halo))))
+            return out
+
+        return [
+            Tile(rows, cols, crop_rows, crop_cols)
+            for rows, crop_rows in spans(height)
+            for cols, crop_cols in spans(width)
+        ]
+
+    def layer_size(self, layer: str, height: int, width: int) -> tuple[int, int]:
+        """The size of ``layer``'s feature map for an input of ``height`` x ``width`` (SAME pooling rounds up)."""
+        stride = self.strides[layer]
+        return -(-height // stride), -(-width // stride)
+
+
+def tile_grid(
+    specs: Sequence[LayerSpec], layers: Iterable[str], tile_size: int | None, height: int, width: int
+) -> TileGrid | None:
+    """The grid an image of ``height`` x ``width`` is cut by for features of ``layers``; None when it is evaluated
+    whole: no tile size, or the image fits in one tile (one tile would only add a second pass). The one rule of
+    when a run is tiled, for the run itself (:func:`neural_style.tiling.tiled_if_needed`), its targets and its plan
+    (:func:`tile_plan`)."""
+    if tile_size is None:
+        return None
+    grid = TileGrid.of(specs, layers, tile_size)
+    return grid if grid.needs_tiles(height, width) else None
 
 
 def parse_size(text: str) -> int:
@@ -162,13 +263,9 @@ def lbfgs_bytes(height: int, width: int, history: int) -> int:
 
 def tile_plan(weights: VggWeights, deepest: str, tile: int | None, height: int, width: int) -> tuple[int, int] | None:
     """(tile rounded down to the alignment, halo) when an image of ``height`` x ``width`` is evaluated in tiles of
-    ``tile`` for features up to ``deepest``; None when it is not (no tile size, or the image fits in one tile), the
-    rule of :func:`neural_style.tiling.tiled_if_needed`."""
-    if tile is None:
-        return None
-    _, halo, align = tile_geometry(layer_specs(weights), deepest)
-    tile = round_tile(tile, align)
-    return (tile, halo) if max(height, width) > tile else None
+    ``tile`` for features up to ``deepest``; None when it is not (:func:`tile_grid`)."""
+    grid = tile_grid(layer_specs(weights), [deepest], tile, height, width)
+    return None if grid is None else (grid.tile_size, grid.halo)
 
 
 def _crop(tile: int, halo: int, size: int) -> int:
@@ -190,9 +287,8 @@ def estimate_tiled_bytes(
     One tile's activations (its interior plus the halo on each side, as :func:`estimate_bytes` counts them), the
     image-sized buffers the run holds and the content targets (at the content layers' sizes).
     """
-    _, halo, align = tile_geometry(layer_specs(weights), deepest)
-    tile = round_tile(tile, align)
-    crop = _crop(tile, halo, height), _crop(tile, halo, width)
+    grid = TileGrid.of(layer_specs(weights), [deepest], tile)
+    crop = _crop(grid.tile_size, grid.halo, height), _crop(grid.tile_size, grid.halo, width)
     tile_bytes = estimate_bytes(weights, crop[0], crop[1], batch=batch, deepest=deepest)
     buffers = _TILED_IMAGE_BUFFERS * height * width * 3 * 4 * batch
     outputs = dict(_output_floats(weights))

@@ -28,9 +28,12 @@ import numpy as np
 import tensorflow as tf
 
 from neural_style import losses
+from neural_style.config import LossSettings
 from neural_style.config import content_layer_weights as default_layer_weights
+from neural_style.config import style_layer_weights as default_style_weights
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights
+from neural_style.tiling import TiledImages
 from neural_style.vgg import FrozenLayer, VggFeatures, vgg_weights
 
 __all__ = ["ContentLoss", "GramTargets", "PerceptualLoss", "StyleLoss", "TotalVariationLoss"]
@@ -72,18 +75,11 @@ class GramTargets(FrozenLayer):
                 (:meth:`neural_style.Tiling.grams`): the same matrices, for style images larger than memory allows
                 in one pass; None: whole.
         """
-        from neural_style.tiling import Tiling
-
-        tiling = None if tile_size is None else Tiling(network, layers, tile_size)
+        source = losses.WholeImages(network) if tile_size is None else TiledImages(network, tile_size)
         per_style = []
         for style in styles:
-            image = tf.constant(style[None], tf.float32)
-            if tiling is not None and tiling.needs_tiles(*style.shape[:2]):
-                grams = tiling.grams(image)
-                per_style.append({layer: grams[layer][0].numpy() for layer in layers})
-                continue
-            features = network(image)
-            per_style.append({layer: losses.gram_matrix(features[layer])[0].numpy() for layer in layers})
+            found = source.grams(tf.constant(style[None], tf.float32), layers)
+            per_style.append({layer: found[layer][0].numpy() for layer in layers})
         grams = {layer: np.stack([g[layer] for g in per_style]) for layer in layers}
         targets = cls({layer: g.shape for layer, g in grams.items()}, name=name)
         for layer, gram in grams.items():
@@ -290,7 +286,7 @@ class StyleLoss(_StyleTerm, keras.losses.Loss):
         dtype: Any = None,
     ) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.layer_weights = _layer_weights(layer_weights, losses.style_layer_weights(1.0), "layer_weights")
+        self.layer_weights = _layer_weights(layer_weights, default_style_weights(1.0), "layer_weights")
         self.network = _features_for(network, list(self.layer_weights), pooling, cache_dir)
         self._setup_style(self.network, style_images, style_targets, style_blend_weights)
 
@@ -386,7 +382,15 @@ class PerceptualLoss(_StyleTerm, keras.losses.Loss):
         self.content_layer_weights = _layer_weights(
             content_layer_weights, default_layer_weights(1.0), "content_layer_weights"
         )
-        self.layer_weights = _layer_weights(style_layer_weights, losses.style_layer_weights(1.0), "style_layer_weights")
+        self.layer_weights = _layer_weights(style_layer_weights, default_style_weights(1.0), "style_layer_weights")
+        self._settings = LossSettings(
+            self.content_layer_weights,
+            self.layer_weights,
+            content_weight=self.content_weight,
+            style_weight=self.style_weight,
+            tv_weight=self.tv_weight,
+            pooling=pooling,
+        )
         needed = list(dict.fromkeys([*self.layer_weights, *self.content_layer_weights]))
         self.network = _features_for(network, needed, pooling, cache_dir)
         self._setup_style(self.network, style_images, style_targets, style_blend_weights)
@@ -402,13 +406,9 @@ class PerceptualLoss(_StyleTerm, keras.losses.Loss):
             ``{"content", "style", "tv", "total"}``, each [N], weighted; total = content + style + tv.
         """
         fixed = self.targets is not None
-        objective = losses.Objective(
+        objective = losses.Objective.from_settings(
             self.network,
-            self.content_layer_weights,
-            self.layer_weights,
-            content_weight=self.content_weight,
-            style_weight=self.style_weight,
-            tv_weight=self.tv_weight,
+            self._settings,
             style_targets=self.targets.grams if self.targets is not None else None,
             blend=self.blend,
         )

@@ -18,14 +18,14 @@ import tensorflow as tf
 
 from neural_style import losses as L
 from neural_style.color import color_inputs, luminance_image, preserve_colors
-from neural_style.config import TERMS, TOLERANCE_WINDOW, Candidate, StyleConfig, content_layer_weights
+from neural_style.config import TERMS, TOLERANCE_WINDOW, Candidate, StyleConfig
 from neural_style.engines import make_engine
 from neural_style.errors import NeuralStyleError, NonFiniteLossError
 from neural_style.image_io import to_uint8
 from neural_style.matconvnet import VggWeights
 from neural_style.regions import Regions
-from neural_style.tiling import tiled_if_needed
-from neural_style.vgg import VggFeatures, preprocess, unprocess
+from neural_style.tiling import TiledImages, tiled_if_needed
+from neural_style.vgg import preprocess, unprocess
 
 __all__ = [
     "NOISE_SCALE",
@@ -126,20 +126,7 @@ def build_objective(
                 "widen its region or the image"
             )
     content, styles = color_inputs(np.asarray(content, np.float32), list(styles), config.color_mode)
-    content_layers = content_layer_weights(config.content_weight_blend, config.content_layers)
-    style_layers = L.style_layer_weights(config.style_layer_weight_exp, config.style_layers)
-    layers = tuple(dict.fromkeys([*content_layers, *style_layers]))
-    network = VggFeatures.from_weights(
-        weights, layers, pooling=config.pooling, precision=config.precision, preprocessed=True
-    )
-    objective = L.Objective(
-        network,
-        content_layers,
-        style_layers,
-        content_weight=config.content_weight,
-        style_weight=config.style_weight,
-        tv_weight=config.tv_weight,
-    )
+    objective = L.Objective.from_settings(weights, config.loss_settings, preprocessed=True)
     mean = weights.mean_pixel
     return objective.with_targets(
         content=preprocess(np.asarray(content, np.float32), mean),
@@ -147,8 +134,7 @@ def build_objective(
         blend=config.style_blend_weights,
         content_masks=content_masks,
         style_masks=style_masks,
-        tile_size=config.tile_size,
-        on_tile=on_tile,
+        features=None if config.tile_size is None else TiledImages(objective.network, config.tile_size, on_tile),
     )
 
 

@@ -18,15 +18,16 @@ Peak memory then depends on the tile, not the image; the price is a second forwa
 a backward pass costs two forward ones, 3/2 if it costs one, as measured on CPUs) and the halo's recomputation.
 The results equal the untiled ones to float32 round-off.
 
-The pieces: :func:`receptive_halo` (the halo and the alignment a network needs), :class:`Tiling` (cutting an image
-of a given size; tiled features and Gram matrices, e.g. of a style image larger than memory allows) and
+The pieces: :func:`receptive_halo` (the halo and the alignment a network needs), :class:`Tiling` (tiled features
+and Gram matrices, e.g. of a style image larger than memory allows, on the grid of
+:class:`neural_style.memory.TileGrid`, where the geometry and the rule of when to tile live, without TensorFlow),
+:class:`TiledImages` (an objective's targets computed so, :meth:`neural_style.losses.Objective.with_targets`) and
 :class:`TiledObjective` (an :class:`neural_style.losses.Objective` evaluated tile by tile, with the interface the
 optimisers take).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -34,10 +35,10 @@ import tensorflow as tf
 
 from neural_style import losses as L
 from neural_style.errors import NeuralStyleError
-from neural_style.memory import round_tile, tile_geometry
+from neural_style.memory import Tile, TileGrid, tile_grid
 from neural_style.vgg import VggFeatures
 
-__all__ = ["Tile", "TiledObjective", "Tiling", "receptive_halo", "tiled_if_needed"]
+__all__ = ["TiledImages", "TiledObjective", "Tiling", "receptive_halo", "tiled_if_needed"]
 
 # Called after every tile: (tiles done, tiles in all) of the evaluation in progress.
 TileCallback = Callable[[int, int], None]
@@ -50,28 +51,8 @@ def receptive_halo(network: VggFeatures, layers: Sequence[str]) -> tuple[int, in
 
     For VGG-19 up to relu5_1: a halo of 80 pixels and an alignment of 16.
     """
-    _, halo, align = tile_geometry(network.layer_specs, _deepest(network, layers))
-    return halo, align
-
-
-def _deepest(network: VggFeatures, layers: Sequence[str]) -> str:
-    return max(layers, key=[name for name, _, _ in network.layer_specs].index)
-
-
-@dataclasses.dataclass(frozen=True)
-class Tile:
-    """One tile: its interior (the positions it accounts for) and its crop (interior plus halo, cut at the image's
-    edges), as [start, stop) rows and columns of the image."""
-
-    rows: tuple[int, int]
-    cols: tuple[int, int]
-    crop_rows: tuple[int, int]
-    crop_cols: tuple[int, int]
-
-    @property
-    def geometry(self) -> np.ndarray:
-        """int32 [6]: crop top and left, interior top, bottom, left and right (what the tile functions take)."""
-        return np.array([self.crop_rows[0], self.crop_cols[0], *self.rows, *self.cols], np.int32)
+    grid = TileGrid.of(network.layer_specs, layers, 1)
+    return grid.halo, grid.align
 
 
 def _ceil_div(a: tf.Tensor, b: int) -> tf.Tensor:
@@ -79,7 +60,7 @@ def _ceil_div(a: tf.Tensor, b: int) -> tf.Tensor:
 
 
 class Tiling:
-    """How images are cut into tiles for the features of ``layers`` of ``network``.
+    """Features of whole images computed tile by tile, for the features of ``layers`` of ``network``.
 
     Args:
         network: the VGG layer.
@@ -87,47 +68,22 @@ class Tiling:
         tile_size: the side of a tile's interior in pixels; rounded down to a multiple of the alignment (16 for
             VGG up to relu5_1), at least one alignment.
         on_tile: called after every tile of :meth:`features` and :meth:`grams` with (tiles done, tiles in all).
+
+    Attributes:
+        grid: the tiles, their halo and the layers' strides (:class:`neural_style.memory.TileGrid`).
     """
 
     def __init__(
         self, network: VggFeatures, layers: Sequence[str], tile_size: int, on_tile: TileCallback | None = None
     ) -> None:
-        if tile_size < 1:
-            raise NeuralStyleError(f"is {tile_size}; it must be at least 1", setting="tile_size")
         self.network = network
         self.layers = tuple(layers)
-        self.strides, self.halo, self.align = tile_geometry(network.layer_specs, _deepest(network, self.layers))
-        self.tile_size = round_tile(tile_size, self.align)
+        self.grid = TileGrid.of(network.layer_specs, self.layers, tile_size)
         self.on_tile = on_tile
-
-    def tiles(self, height: int, width: int) -> list[Tile]:
-        """The tiles of an image of ``height`` x ``width``, row by row."""
-
-        def spans(size: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
-            out = []
-            for start in range(0, size, self.tile_size):
-                stop = min(start + self.tile_size, size)
-                out.append(((start, stop), (max(0, start - self.halo), min(size, stop + self.halo))))
-            return out
-
-        return [
-            Tile(rows, cols, crop_rows, crop_cols)
-            for rows, crop_rows in spans(height)
-            for cols, crop_cols in spans(width)
-        ]
-
-    def needs_tiles(self, height: int, width: int) -> bool:
-        """Whether an image of this size is larger than one tile."""
-        return height > self.tile_size or width > self.tile_size
-
-    def layer_size(self, layer: str, height: int, width: int) -> tuple[int, int]:
-        """The size of ``layer``'s feature map for an input of ``height`` x ``width`` (SAME pooling rounds up)."""
-        stride = self.strides[layer]
-        return -(-height // stride), -(-width // stride)
 
     def interior(self, features: tf.Tensor, layer: str, geometry: tf.Tensor) -> tf.Tensor:
         """The part of a crop's ``layer`` features [N, h, w, C] in the tile's interior."""
-        stride = self.strides[layer]
+        stride = self.grid.strides[layer]
         crop_top, crop_left, top, bottom, left, right = tf.unstack(geometry)
         return features[
             :,
@@ -137,7 +93,7 @@ class Tiling:
 
     def interior_of(self, full: tf.Tensor, layer: str, geometry: tf.Tensor) -> tf.Tensor:
         """The part of a whole image's ``layer`` map [..., H_l, W_l(, C)] in the tile's interior (e.g. a target)."""
-        stride = self.strides[layer]
+        stride = self.grid.strides[layer]
         _, _, top, bottom, left, right = tf.unstack(geometry)
         rows = slice(top // stride, _ceil_div(bottom, stride))
         cols = slice(left // stride, _ceil_div(right, stride))
@@ -156,16 +112,16 @@ class Tiling:
         height, width = int(images.shape[1]), int(images.shape[2])
         run = tf.function(lambda crop: self.network(crop, layers=layers), autograph=False, reduce_retracing=True)
         parts: dict[str, np.ndarray] = {}
-        tiles = self.tiles(height, width)
+        tiles = self.grid.tiles(height, width)
         for done, tile in enumerate(tiles, 1):
             found = run(self.crop(images, tile))
             geometry = tf.constant(tile.geometry)
             for layer in layers:
                 part = self.interior(found[layer], layer, geometry).numpy()
                 if layer not in parts:
-                    shape = (part.shape[0], *self.layer_size(layer, height, width), part.shape[3])
+                    shape = (part.shape[0], *self.grid.layer_size(layer, height, width), part.shape[3])
                     parts[layer] = np.zeros(shape, np.float32)
-                stride = self.strides[layer]
+                stride = self.grid.strides[layer]
                 top, left = tile.rows[0] // stride, tile.cols[0] // stride
                 parts[layer][:, top : top + part.shape[1], left : left + part.shape[2]] = part
             if self.on_tile is not None:
@@ -194,7 +150,7 @@ class Tiling:
 
         run = tf.function(tile_sums, autograph=False, reduce_retracing=True)
         sums: dict[str, tf.Tensor] = {}
-        tiles = self.tiles(height, width)
+        tiles = self.grid.tiles(height, width)
         for done, tile in enumerate(tiles, 1):
             part = run(self.crop(images, tile), tf.constant(tile.geometry))
             sums = part if not sums else {layer: sums[layer] + part[layer] for layer in layers}
@@ -204,7 +160,7 @@ class Tiling:
         for layer in layers:
             channels = sums[layer].shape[-1]
             if guides is None:
-                size = np.prod(self.layer_size(layer, height, width)) * channels
+                size = np.prod(self.grid.layer_size(layer, height, width)) * channels
                 grams[layer] = sums[layer] / float(size)
             else:
                 grams[layer] = sums[layer] / L.mask_area(guides[layer], channels)[None, :, None, None]
@@ -294,7 +250,7 @@ class TiledObjective:
         assert content_targets is not None
 
         def positions(layer: str) -> tf.Tensor:
-            stride = tiling.strides[layer]
+            stride = tiling.grid.strides[layer]
             return tf.cast(_ceil_div(height, stride) * _ceil_div(width, stride), tf.float32)
 
         grams = {}
@@ -340,7 +296,7 @@ class TiledObjective:
     def _start(self, images: tf.Tensor | np.ndarray) -> list[Tile]:
         height, width = int(images.shape[1]), int(images.shape[2])
         self._size.assign([height, width])
-        return self.tiling.tiles(height, width)
+        return self.tiling.grid.tiles(height, width)
 
     def __call__(
         self,
@@ -389,11 +345,51 @@ def _tv_sums(crop: tf.Tensor, geometry: tf.Tensor, size: tf.Variable) -> dict[st
     return {"rows": tf.reduce_sum(tf.square(dy), axis=(1, 2, 3)), "cols": tf.reduce_sum(tf.square(dx), axis=(1, 2, 3))}
 
 
+class TiledImages:
+    """:class:`neural_style.losses.TargetFeatures` for images of any size: an image larger than a tile (for the
+    layers asked, :func:`neural_style.memory.tile_grid`) is run through ``network`` tile by tile (:class:`Tiling`),
+    a smaller one whole. The targets are the same, in memory bounded by the tile.
+
+    Args:
+        network: the VGG layer.
+        tile_size: the side of a tile's interior, see :class:`Tiling`.
+        on_tile: called after each tile with (tiles done, tiles in all).
+    """
+
+    def __init__(self, network: VggFeatures, tile_size: int, on_tile: TileCallback | None = None) -> None:
+        self.network = network
+        self.tile_size = tile_size
+        self.on_tile = on_tile
+        self._whole = L.WholeImages(network)
+
+    def _tiling(self, image: tf.Tensor, layers: Sequence[str]) -> Tiling | None:
+        height, width = int(image.shape[1]), int(image.shape[2])
+        if tile_grid(self.network.layer_specs, layers, self.tile_size, height, width) is None:
+            return None
+        return Tiling(self.network, layers, self.tile_size, self.on_tile)
+
+    def features(self, image: tf.Tensor, layers: Sequence[str]) -> Mapping[str, tf.Tensor]:
+        """{layer: [1, H_l, W_l, C]} activations of an image [1, H, W, 3]."""
+        tiling = self._tiling(image, layers)
+        return self._whole.features(image, layers) if tiling is None else tiling.features(image)
+
+    def grams(self, image: tf.Tensor, layers: Sequence[str], mask: np.ndarray | None = None) -> Mapping[str, tf.Tensor]:
+        """{layer: [1, C, C]} Gram matrices of an image [1, H, W, 3], or with a mask [H, W] those of its region."""
+        tiling = self._tiling(image, layers)
+        if tiling is None:
+            return self._whole.grams(image, layers, mask)
+        if mask is None:
+            return tiling.grams(image)
+        grams = tiling.grams(image, masks=np.asarray(mask, np.float32)[None])
+        return {layer: value[:, 0] for layer, value in grams.items()}
+
+
 def tiled_if_needed(
     objective: L.Objective, tile_size: int | None, height: int, width: int, on_tile: TileCallback | None = None
 ) -> L.Objective | TiledObjective:
     """The objective for images of ``height`` x ``width``: tiled when ``tile_size`` is given and they are larger
-    than one tile, else the objective itself (one tile would only add a second pass)."""
-    if tile_size is None or not Tiling(objective.network, objective.layers, tile_size).needs_tiles(height, width):
+    than one tile (:func:`neural_style.memory.tile_grid`), else the objective itself."""
+    if tile_grid(objective.network.layer_specs, objective.layers, tile_size, height, width) is None:
         return objective
+    assert tile_size is not None
     return TiledObjective(objective, tile_size, on_tile)

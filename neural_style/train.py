@@ -289,7 +289,6 @@ class Trainer:
 
         from neural_style import losses
         from neural_style.transformer import build_transformer
-        from neural_style.vgg import VggFeatures
 
         config.validate(weights.layer_names)
         self.config = config
@@ -306,15 +305,7 @@ class Trainer:
             )
             self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
 
-            network = VggFeatures.from_weights(weights, config.loss_layers, pooling=config.pooling, name="loss_net")
-            objective = losses.Objective(
-                network,
-                {layer: 1.0 / len(config.content_layers) for layer in config.content_layers},
-                losses.style_layer_weights(config.style_layer_weight_exp, config.style_layers),
-                content_weight=config.content_weight,
-                style_weight=config.style_weight,
-                tv_weight=config.tv_weight,
-            )
+            objective = losses.Objective.from_settings(weights, config.loss_settings, name="loss_net")
             style = _resize_style(np.asarray(style_image, np.float32), config.style_size or config.image_size)
             self.objective = objective.with_targets(styles=[style])
         # No AutoGraph: the steps have no tensor-dependent Python control flow, and unconverted code traces faster.

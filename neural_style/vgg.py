@@ -25,6 +25,7 @@ import tensorflow as tf
 from neural_style.config import PRECISIONS, check_pooling
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights, load_vgg
+from neural_style.memory import deepest_layer, layer_specs
 
 __all__ = ["FrozenLayer", "VggFeatures", "check_layers", "feature_extractor", "preprocess", "unprocess"]
 
@@ -178,9 +179,9 @@ class VggFeatures(FrozenLayer):
         """
         layers = (layers,) if isinstance(layers, str) else tuple(layers)
         check_layers(layers, weights.layer_names)
-        deepest = max(weights.layer_names.index(layer) for layer in layers)
-        used = weights.layers[: deepest + 1]
-        specs = [(layer.name, layer.kind, None if layer.kernel is None else layer.kernel.shape) for layer in used]
+        count = weights.layer_names.index(deepest_layer(weights.layer_names, layers)) + 1
+        used = weights.layers[:count]
+        specs = layer_specs(weights)[:count]
         features = cls(
             specs,
             layers,

@@ -115,9 +115,9 @@ def main(argv: Sequence[str]) -> None:
         seconds = statistics.median(values)
         loss = losses[name]
         if isinstance(loss, TiledObjective):
-            tiling = loss.tiling
-            tiles = tiling.tiles(height, width)
-            halo, tile = tiling.halo, tiling.tile_size
+            grid = loss.tiling.grid
+            tiles = grid.tiles(height, width)
+            halo, tile = grid.halo, grid.tile_size
             formula = 4 / 3 * (tile + 2 * halo) ** 2 / tile**2
             crops = sum((t.crop_rows[1] - t.crop_rows[0]) * (t.crop_cols[1] - t.crop_cols[0]) for t in tiles)
             floors = f"{formula:16.2f} {4 / 3 * crops / pixels:19.2f} {measured * crops / pixels:15.2f} {len(tiles):6d}"

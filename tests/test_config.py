@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from neural_style.config import (
     POOLING,
+    STYLE_LAYERS,
     Candidate,
+    LossSettings,
     StyleConfig,
     TrainConfig,
     check_blend_weights,
@@ -90,6 +92,33 @@ def test_style_config_layers_and_colour_modes() -> None:
         "none",
         "histogram",
     ]
+
+
+def test_loss_settings_weigh_only_the_layers_that_count() -> None:
+    """A run's objective: relu4_2 alone by default (blend 1), both content layers with a blend, and no style layer
+    of weight 0 (exp 0 leaves relu1_1): the layers the network runs to are those that weigh anything."""
+    default = StyleConfig().loss_settings
+    assert default.content_layers == {"relu4_2": 1.0}
+    assert default.style_layers == pytest.approx(dict.fromkeys(STYLE_LAYERS, 0.2))
+    assert default.layers == ("relu4_2", "relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    assert (default.content_weight, default.style_weight, default.tv_weight) == (5.0, 500.0, 100.0)
+    blended = StyleConfig(content_weight_blend=0.25, style_layer_weight_exp=0.0, pooling="avg", precision="float16")
+    settings = blended.loss_settings
+    assert settings.content_layers == {"relu4_2": 0.25, "relu5_2": 0.75}
+    assert settings.style_layers == {"relu1_1": 1.0}
+    assert settings.layers == ("relu4_2", "relu5_2", "relu1_1")
+    assert (settings.pooling, settings.precision) == ("avg", "float16")
+
+
+def test_train_loss_settings_weigh_content_layers_equally() -> None:
+    settings = TrainConfig(content_layers=("relu2_2", "relu3_3"), style_layer_weight_exp=2.0).loss_settings
+    assert settings.content_layers == {"relu2_2": 0.5, "relu3_3": 0.5}
+    assert settings.style_layers == pytest.approx(
+        {"relu1_2": 1 / 15, "relu2_2": 2 / 15, "relu3_3": 4 / 15, "relu4_3": 8 / 15}
+    )
+    assert settings.layers == ("relu2_2", "relu3_3", "relu1_2", "relu4_3")
+    assert (settings.content_weight, settings.style_weight, settings.tv_weight, settings.pooling) == (1, 20, 1, "max")
+    assert LossSettings({"a": 1.0}, {"b": 1.0, "a": 0.5}).layers == ("a", "b")
 
 
 def test_check_pooling() -> None:

@@ -8,7 +8,7 @@ import tensorflow as tf
 from conftest import write_vgg_mat
 
 from neural_style import losses as L
-from neural_style.config import STYLE_LAYERS, Candidate, StyleConfig, content_layer_weights
+from neural_style.config import STYLE_LAYERS, Candidate, StyleConfig, content_layer_weights, style_layer_weights
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import read_matconvnet
 from neural_style.stylization import build_objective
@@ -154,13 +154,13 @@ def test_tv_loss_2x3_per_image_and_per_channel_mean():
 
 def test_style_layer_weights_exp_1_is_uniform():
     """exp=1 gives every style layer 1/5."""
-    assert L.style_layer_weights(1.0) == pytest.approx(dict.fromkeys(STYLE_LAYERS, 0.2))
+    assert style_layer_weights(1.0) == pytest.approx(dict.fromkeys(STYLE_LAYERS, 0.2))
 
 
 def test_style_layer_weights_exp_2_doubles_per_layer():
     """exp=2 gives 1, 2, 4, 8, 16 over 31."""
     expected = dict(zip(STYLE_LAYERS, (1 / 31, 2 / 31, 4 / 31, 8 / 31, 16 / 31), strict=True))
-    weights = L.style_layer_weights(2.0)
+    weights = style_layer_weights(2.0)
     assert list(weights) == list(STYLE_LAYERS)
     assert weights == pytest.approx(expected)
     assert sum(weights.values()) == pytest.approx(1.0)
@@ -168,13 +168,13 @@ def test_style_layer_weights_exp_2_doubles_per_layer():
 
 def test_style_layer_weights_exp_0_keeps_only_relu1_1():
     """exp=0 gives 1, 0, 0, 0, 0: only relu1_1, the zero-weight layers left out."""
-    assert L.style_layer_weights(0.0) == {"relu1_1": 1.0}
+    assert style_layer_weights(0.0) == {"relu1_1": 1.0}
 
 
 def test_style_layer_weights_nan_is_an_error():
     """An exponent whose weights do not sum to a positive number is refused, naming the flag."""
     with pytest.raises(NeuralStyleError, match="^style_layer_weight_exp"):
-        L.style_layer_weights(float("nan"))
+        style_layer_weights(float("nan"))
 
 
 @pytest.mark.parametrize(
@@ -273,3 +273,22 @@ def test_batch_gradient_of_summed_loss_is_each_images_own_gradient(tiny_problem)
         np.testing.assert_allclose(batch_loss[i], loss[0], rtol=1e-5)
         np.testing.assert_allclose(batch_grad[i], grad[0], rtol=1e-4, atol=1e-5 * np.abs(grad).max())
         assert np.abs(grad).max() > 0
+
+
+# --- the objective from settings ------------------------------------------------------------------------------------
+
+
+def test_objective_from_settings_builds_the_network_the_settings_describe(tiny_problem):
+    """The network runs to the deepest weighted layer and no further (exp 0 leaves relu1_1 alone among the style
+    layers), with the settings' pooling; a given network is used as it is, with the targets given."""
+    weights = tiny_problem[0]
+    settings = StyleConfig(style_layer_weight_exp=0.0, pooling="avg", tv_weight=7.0).loss_settings
+    objective = L.Objective.from_settings(weights, settings, preprocessed=True)
+    network = objective.network
+    assert network.outputs == ("relu4_2", "relu1_1") and network.layer_specs[-1][0] == "relu4_2"
+    assert (network.pooling, network.preprocessed, network.precision) == ("avg", True, "float32")
+    assert (objective.content_layers, objective.style_layers) == ({"relu4_2": 1.0}, {"relu1_1": 1.0})
+    assert (objective.content_weight, objective.style_weight, objective.tv_weight) == (5.0, 500.0, 7.0)
+    assert objective.content_targets is None and objective.blend is None
+    same = L.Objective.from_settings(network, settings, blend=tf.constant([0.25, 0.75]))
+    assert same.network is network and same.blend.numpy().tolist() == [0.25, 0.75]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from neural_style import memory
+from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights
 
 # Per input pixel, the floats of conv, relu and pool outputs through relu5_1 for channels (4, 6, 8, 8, 8):
@@ -113,6 +114,51 @@ def test_tile_geometry_by_hand(tiny_weights: VggWeights) -> None:
     assert memory.tile_geometry(specs, "relu1_1")[1:] == (1, 1)
     assert memory.tile_geometry(specs, "pool1")[1:] == (2, 2)  # 2 spoiled -> 1 at stride 2
     assert memory.round_tile(100, 16) == 96 and memory.round_tile(5, 16) == 16
+
+
+def test_deepest_layer_is_the_last_in_network_order(tiny_weights: VggWeights) -> None:
+    names = tiny_weights.layer_names
+    assert memory.deepest_layer(names, ["relu4_2", "relu1_1", "relu3_1"]) == "relu4_2"
+    assert memory.deepest_layer(names, {"relu5_1": 0.2, "relu4_2": 1.0}) == "relu5_1"  # a mapping's keys
+    assert memory.deepest_layer(names, ("pool1",)) == "pool1"
+
+
+def test_tile_grid_by_hand(tiny_weights: VggWeights) -> None:
+    """relu2_1 spoils 2 positions at stride 2 (conv1_1, conv1_2 -> pool1 halves 2 to 1 -> conv2_1): a halo of 4,
+    aligned to 2; a tile of 5 rounds down to 4. A 6 x 9 image: rows [0, 4), [4, 6), columns [0, 4), [4, 8), [8, 9),
+    each crop widened by 4 and cut at the edges."""
+    specs = memory.layer_specs(tiny_weights)
+    grid = memory.TileGrid.of(specs, ["relu1_1", "relu2_1"], 5)
+    assert (grid.halo, grid.align, grid.tile_size) == (4, 2, 4)
+    tiles = grid.tiles(6, 9)
+    assert [(t.rows, t.cols) for t in tiles] == [
+        ((0, 4), (0, 4)),
+        ((0, 4), (4, 8)),
+        ((0, 4), (8, 9)),
+        ((4, 6), (0, 4)),
+        ((4, 6), (4, 8)),
+        ((4, 6), (8, 9)),
+    ]
+    assert [(t.crop_rows, t.crop_cols) for t in tiles[:3]] == [((0, 6), (0, 8)), ((0, 6), (0, 9)), ((0, 6), (4, 9))]
+    assert tiles[-1].geometry.tolist() == [0, 4, 4, 6, 8, 9]
+    assert grid.layer_size("relu2_1", 6, 9) == (3, 5) and grid.layer_size("relu1_1", 6, 9) == (6, 9)
+    assert not grid.needs_tiles(4, 4) and grid.needs_tiles(4, 5) and grid.needs_tiles(5, 1)
+    with pytest.raises(NeuralStyleError, match="tile_size"):
+        memory.TileGrid.of(specs, ["relu2_1"], 0)
+
+
+def test_the_one_rule_of_when_a_run_is_tiled(tiny_weights: VggWeights) -> None:
+    """Tiled when a tile size is given and the image is larger than the tile rounded to the alignment: a tile of
+    100 at relu5_1 (aligned to 16) is 96 px, so a 98 px image is tiled and a 96 px one is not."""
+    specs = memory.layer_specs(tiny_weights)
+    assert memory.tile_grid(specs, ["relu5_1"], None, 1000, 1000) is None
+    assert memory.tile_grid(specs, ["relu5_1"], 100, 96, 96) is None
+    grid = memory.tile_grid(specs, ["relu1_1", "relu5_1"], 100, 98, 50)
+    assert grid is not None and (grid.tile_size, grid.halo) == (96, 80)
+    assert memory.tile_plan(tiny_weights, "relu5_1", 100, 98, 50) == (96, 80)
+    assert memory.tile_plan(tiny_weights, "relu5_1", 100, 96, 96) is None
+    assert memory.tile_plan(tiny_weights, "relu2_1", 5, 5, 4) == (4, 4)  # the grid above
+    assert memory.tile_plan(tiny_weights, "relu5_1", None, 5000, 5000) is None
 
 
 @pytest.mark.parametrize(

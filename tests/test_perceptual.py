@@ -13,7 +13,7 @@ from conftest import random_images, red_image, red_network
 
 import neural_style
 from neural_style import losses as L
-from neural_style.config import CONTENT_LAYERS, STYLE_LAYERS, content_layer_weights
+from neural_style.config import CONTENT_LAYERS, STYLE_LAYERS, content_layer_weights, style_layer_weights
 from neural_style.errors import NeuralStyleError
 from neural_style.perceptual import (
     ContentLoss,
@@ -103,7 +103,7 @@ def test_losses_equal_the_library_functions_on_a_random_network(scaled_vgg):
     y_true, y_pred = random_images(2, seed=1), random_images(2, seed=2)
     styles = [random_images(1, 16, 16, seed=3)[0], random_images(1, 12, 20, seed=4)[0]]
     content_w = content_layer_weights(0.5)
-    style_w = L.style_layer_weights(2.0)
+    style_w = style_layer_weights(2.0)
     net = feature_extractor(weights, [*STYLE_LAYERS, *CONTENT_LAYERS], preprocessed=True)
 
     def feats(images):

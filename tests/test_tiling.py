@@ -68,9 +68,9 @@ def test_tiles_partition_the_image_on_the_pooling_grid(
 ) -> None:
     network = VggFeatures.from_weights(networks["new"], ["relu5_1"])
     tiling = Tiling(network, ["relu5_1"], tile)
-    assert tiling.tile_size == max(16, tile // 16 * 16)  # 100 -> 96
+    assert tiling.grid.tile_size == max(16, tile // 16 * 16)  # 100 -> 96
     covered = np.zeros((height, width), np.int32)
-    for t in tiling.tiles(height, width):
+    for t in tiling.grid.tiles(height, width):
         covered[t.rows[0] : t.rows[1], t.cols[0] : t.cols[1]] += 1
         for (start, stop), (crop_start, crop_stop), size in (
             (t.rows, t.crop_rows, height),
@@ -78,7 +78,7 @@ def test_tiles_partition_the_image_on_the_pooling_grid(
         ):
             assert start % 16 == 0 and crop_start % 16 == 0  # every pooling window is one of the image's
             assert crop_start == max(0, start - 80) and crop_stop == min(size, stop + 80)
-            assert stop - start <= tiling.tile_size
+            assert stop - start <= tiling.grid.tile_size
     assert (covered == 1).all()
 
 
@@ -143,7 +143,7 @@ def test_tiled_loss_and_gradient_equal_the_untiled(networks: dict[str, Any], cas
     params = {"blend": tf.constant(blend), "style_weight": tf.constant([500.0, 80.0])}
     images = _images((2, height, width, 3), seed=2, low=-120.0, high=140.0)
     tiled = TiledObjective(objective, tile)
-    assert len(tiled.tiling.tiles(height, width)) > 1
+    assert len(tiled.tiling.grid.tiles(height, width)) > 1
     _assert_same(tiled.value_and_gradient(images, **params), _untiled(objective, images, params))
     # Pass 1 alone gives the same terms.
     terms = tiled(images, **params)
@@ -166,7 +166,7 @@ def test_interior_tiles_with_regions(networks: dict[str, Any]) -> None:
     images = _images((1, height, width, 3), seed=2, low=-120.0, high=140.0)
     params = {"blend": tf.constant([0.4, 0.6]), "style_weight": tf.constant([500.0])}
     tiled = TiledObjective(objective, 16)
-    assert any(t.crop_rows[0] > 0 and t.crop_rows[1] < height for t in tiled.tiling.tiles(height, width))
+    assert any(t.crop_rows[0] > 0 and t.crop_rows[1] < height for t in tiled.tiling.grid.tiles(height, width))
     _assert_same(tiled.value_and_gradient(images, **params), _untiled(objective, images, params))
 
 
@@ -177,10 +177,10 @@ def test_a_halo_one_step_short_is_not_exact(networks: dict[str, Any], deepest: s
     image = tf.constant(_images((1, 200, 180, 3), seed=4) - 120.0)
     whole = network(image)[deepest].numpy()
     tiling = Tiling(network, [deepest], 16)
-    assert tiling.halo == halo
+    assert tiling.grid.halo == halo
     scale = np.abs(whole).max()
     assert np.abs(tiling.features(image)[deepest].numpy() - whole).max() <= 1e-6 * scale
-    tiling.halo -= tiling.align
+    tiling.grid = dataclasses.replace(tiling.grid, halo=tiling.grid.halo - tiling.grid.align)
     short = tiling.features(image)[deepest].numpy()
     # The effect of a cut fades with distance, but it is far above round-off.
     assert np.abs(short - whole).max() > 1e-3 * scale
@@ -255,7 +255,7 @@ def test_a_tiled_run_saves_the_same_image(networks: dict[str, Any], optimizer: s
         records = list(run)
         results[tile] = records[-1]
         if tile is not None:
-            tiles = len(Tiling(run_network(weights), ["relu5_1"], 16).tiles(45, 70))
+            tiles = len(Tiling(run_network(weights), ["relu5_1"], 16).grid.tiles(45, 70))
             assert tiles == 3 * 5
             # Every pass over the tiles reports each tile once, in order: the content targets (45x70), the style's
             # Gram matrices (50x40: 4 x 3 tiles), then 2 passes for each loss and gradient, 1 for each loss.
@@ -350,5 +350,5 @@ def test_real_network_tiles_equal_the_whole_image() -> None:
     )
     params = {"blend": tf.constant([1.0]), "style_weight": tf.constant([500.0])}
     tiled = TiledObjective(objective, 64)
-    assert (tiled.tiling.halo, len(tiled.tiling.tiles(208, 176))) == (80, 4 * 3)
+    assert (tiled.tiling.grid.halo, len(tiled.tiling.grid.tiles(208, 176))) == (80, 4 * 3)
     _assert_same(tiled.value_and_gradient(images, **params), _untiled(objective, images, params))

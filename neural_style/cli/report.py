@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from neural_style.config import TERMS
+from neural_style.image_io import to_uint8
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -198,7 +199,7 @@ def contact_sheet(images: Sequence[np.ndarray], captions: Sequence[str], *, tile
     )
     draw = ImageDraw.Draw(sheet)
     for i, (image, caption) in enumerate(zip(images, captions, strict=True)):
-        tile = Image.fromarray(np.clip(np.rint(image), 0, 255).astype(np.uint8), "RGB")
+        tile = Image.fromarray(to_uint8(image), "RGB")
         tile = tile.resize((tile_width, tile_height), Image.Resampling.LANCZOS)
         x = margin + (i % columns) * (tile_width + margin)
         y = margin + (i // columns) * (tile_height + caption_height + margin)
@@ -224,7 +225,7 @@ def image_summary(tag: str, images: np.ndarray | tf.Tensor, step: int | None = N
     """Images [N, H, W, 3] in 0..255, as TensorBoard's image plugin stores them: width, height, then PNGs."""
     import tensorflow as tf
 
-    pixels = tf.cast(tf.round(tf.clip_by_value(tf.convert_to_tensor(images, tf.float32), 0.0, 255.0)), tf.uint8)
+    pixels = tf.constant(to_uint8(np.asarray(images, np.float32)))
     shape = tf.shape(pixels)
     encoded = [tf.io.encode_png(pixels[i]) for i in range(int(shape[0]))]
     tensor = tf.stack([tf.as_string(shape[2]), tf.as_string(shape[1]), *encoded])

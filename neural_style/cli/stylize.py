@@ -644,7 +644,9 @@ class Stages:
 
 def _deepest(vgg: VggWeights, config: StyleConfig) -> str:
     """The deepest layer a run's losses use (it decides the tiles' halo)."""
-    return max([*config.weighted_content_layers, *config.style_layers], key=vgg.layer_names.index)
+    from neural_style.memory import deepest_layer
+
+    return deepest_layer(vgg.layer_names, config.loss_settings.layers)
 
 
 def describe_tiles(vgg: VggWeights, config: StyleConfig, height: int, width: int) -> str | None:
