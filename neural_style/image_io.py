@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import stat
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -14,13 +12,12 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from neural_style.atomic import atomic_write
 from neural_style.errors import NeuralStyleError
 
 __all__ = [
-    "atomic_write",
     "check_model_file",
     "image_format",
-    "new_file_mode",
     "read_image",
     "resize",
     "resize_styles",
@@ -192,45 +189,6 @@ def check_model_file(path: str | os.PathLike[str], *, what: str = "model") -> No
         raise NeuralStyleError(f"{what} {path} is not a .keras model file; train one with neural-style-train") from None
     if "config.json" not in names:
         raise NeuralStyleError(f"{what} {path} is not a .keras model file; train one with neural-style-train")
-
-
-def new_file_mode(path: str) -> int:
-    """An existing file keeps its permissions; a new one gets what the umask allows (mkstemp would give 0600)."""
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Writes bytes to ``path`` through a temporary file in the same directory and a rename.
-
-    Raises:
-        NeuralStyleError: the file system refused the write; ``path`` is then unchanged.
-    """
-    path = os.fspath(path)
-    try:
-        _write_then_rename(path, data)
-    except OSError as e:
-        raise NeuralStyleError(f"could not write {path}: {e.strerror or e}", usage=False) from None
-
-
-def _write_then_rename(path: str, data: bytes) -> None:
-    mode = new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_image(path: str | os.PathLike[str], image: np.ndarray | Image.Image, *, quality: int = 95) -> None:
