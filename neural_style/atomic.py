@@ -15,7 +15,14 @@ from collections.abc import Iterator
 
 from neural_style.errors import NeuralStyleError
 
-__all__ = ["AtomicFile", "atomic_file", "atomic_write", "new_file_mode"]
+__all__ = ["AtomicFile", "atomic_file", "atomic_write", "new_file_mode", "umask_mode"]
+
+
+def umask_mode(mode: int) -> int:
+    """``mode`` less the process's umask: what an ordinary new file (0o666) or directory (0o777) gets."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
 
 
 def new_file_mode(path: str | os.PathLike[str]) -> int:
@@ -23,9 +30,7 @@ def new_file_mode(path: str | os.PathLike[str]) -> int:
     try:
         return stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return umask_mode(0o666)
 
 
 def _write_error(path: str, error: OSError) -> NeuralStyleError:

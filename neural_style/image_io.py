@@ -46,6 +46,17 @@ def _pixel_limit(pixels: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
+def _existing_file(path: str | os.PathLike[str], what: str, *, give: str, missing: str) -> str:
+    """``path`` as a string, once it is known to name something that is not a directory: else NeuralStyleError
+    ``WHAT PATH is a directory; give GIVE`` or ``WHAT PATH does not exist; MISSING``."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise NeuralStyleError(f"{what} {path} is a directory; give {give}")
+    if not os.path.exists(path):
+        raise NeuralStyleError(f"{what} {path} does not exist; {missing}")
+    return path
+
+
 def read_image(path: str | os.PathLike[str], *, what: str = "image", min_width: int | None = None) -> np.ndarray:
     """Reads an image file as RGB.
 
@@ -65,11 +76,7 @@ def read_image(path: str | os.PathLike[str], *, what: str = "image", min_width: 
     Raises:
         NeuralStyleError: the file is missing, a directory, unreadable, not an image or too large.
     """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise NeuralStyleError(f"{what} {path} is a directory; give an image file")
-    if not os.path.exists(path):
-        raise NeuralStyleError(f"{what} {path} does not exist; check the path")
+    path = _existing_file(path, what, give="an image file", missing="check the path")
     try:
         with warnings.catch_warnings(), _pixel_limit(MAX_PIXELS):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -175,11 +182,7 @@ def check_model_file(path: str | os.PathLike[str], *, what: str = "model") -> No
     Raises:
         NeuralStyleError: the file is missing, a directory, unreadable or not a ``.keras`` archive.
     """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise NeuralStyleError(f"{what} {path} is a directory; give a .keras file")
-    if not os.path.exists(path):
-        raise NeuralStyleError(f"{what} {path} does not exist; train one with neural-style-train")
+    path = _existing_file(path, what, give="a .keras file", missing="train one with neural-style-train")
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
