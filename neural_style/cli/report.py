@@ -197,7 +197,8 @@ class LossHistory:
 
     def write(self, table: str | None, plot: str | None) -> None:
         """Writes the table to ``table`` and the plot to ``plot`` (each when given), once there is a row."""
-        from neural_style.image_io import atomic_write, write_image
+        from neural_style.atomic import atomic_write
+        from neural_style.image_io import write_image
 
         if self.rows and table:
             atomic_write(table, format_table(self.rows, self.losses).encode())

@@ -173,7 +173,7 @@ def _check_float16() -> None:
 
 def _write_json(fv: flags.FlagValues, rows: list[dict[str, object]]) -> None:
     """The scores, with the inputs and settings they were computed under, written atomically to --json."""
-    from neural_style.image_io import atomic_write
+    from neural_style.atomic import atomic_write
 
     report = {
         "content": fv.content,
