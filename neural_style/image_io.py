@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import stat
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -14,13 +12,12 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from neural_style.atomic import atomic_write
 from neural_style.errors import NeuralStyleError
 
 __all__ = [
-    "atomic_write",
     "check_model_file",
     "image_format",
-    "new_file_mode",
     "read_image",
     "resize",
     "resize_styles",
@@ -49,13 +46,14 @@ def _pixel_limit(pixels: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def _existing(path: str | os.PathLike[str], what: str, kind: str, advice: str) -> str:
-    """``path`` as a string, after refusing a directory (give ``kind`` instead) or a missing path (``advice``)."""
+def _existing_file(path: str | os.PathLike[str], what: str, *, give: str, missing: str) -> str:
+    """``path`` as a string, once it is known to name something that is not a directory: else NeuralStyleError
+    ``WHAT PATH is a directory; give GIVE`` or ``WHAT PATH does not exist; MISSING``."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        raise NeuralStyleError(f"{what} {path} is a directory; give {kind}")
+        raise NeuralStyleError(f"{what} {path} is a directory; give {give}")
     if not os.path.exists(path):
-        raise NeuralStyleError(f"{what} {path} does not exist; {advice}")
+        raise NeuralStyleError(f"{what} {path} does not exist; {missing}")
     return path
 
 
@@ -78,7 +76,7 @@ def read_image(path: str | os.PathLike[str], *, what: str = "image", min_width: 
     Raises:
         NeuralStyleError: the file is missing, a directory, unreadable, not an image or too large.
     """
-    path = _existing(path, what, "an image file", "check the path")
+    path = _existing_file(path, what, give="an image file", missing="check the path")
     try:
         with warnings.catch_warnings(), _pixel_limit(MAX_PIXELS):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -186,7 +184,7 @@ def check_model_file(path: str | os.PathLike[str], *, what: str = "model") -> No
     Raises:
         NeuralStyleError: the file is missing, a directory, unreadable or not a ``.keras`` archive.
     """
-    path = _existing(path, what, "a .keras file", "train one with neural-style-train")
+    path = _existing_file(path, what, give="a .keras file", missing="train one with neural-style-train")
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
@@ -196,45 +194,6 @@ def check_model_file(path: str | os.PathLike[str], *, what: str = "model") -> No
         raise NeuralStyleError(f"{what} {path} is not a .keras model file; train one with neural-style-train") from None
     if "config.json" not in names:
         raise NeuralStyleError(f"{what} {path} is not a .keras model file; train one with neural-style-train")
-
-
-def new_file_mode(path: str) -> int:
-    """An existing file keeps its permissions; a new one gets what the umask allows (mkstemp would give 0600)."""
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Writes bytes to ``path`` through a temporary file in the same directory and a rename.
-
-    Raises:
-        NeuralStyleError: the file system refused the write; ``path`` is then unchanged.
-    """
-    path = os.fspath(path)
-    try:
-        _write_then_rename(path, data)
-    except OSError as e:
-        raise NeuralStyleError(f"could not write {path}: {e.strerror or e}", usage=False) from None
-
-
-def _write_then_rename(path: str, data: bytes) -> None:
-    mode = new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_image(path: str | os.PathLike[str], image: np.ndarray | Image.Image, *, quality: int = 95) -> None:

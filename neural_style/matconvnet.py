@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import hashlib
 import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from neural_style.atomic import atomic_file
 from neural_style.errors import NeuralStyleError
 
 __all__ = [
@@ -314,14 +314,8 @@ def _write_cache(weights: VggWeights, target: Path, stat: os.stat_result) -> Non
             arrays[f"kernel_{i}"] = layer.kernel
             arrays[f"bias_{i}"] = layer.bias
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_file(target, suffix=".npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
     stem, where, _ = target.stem.rsplit("-", 2)
     for stale in target.parent.glob(f"{stem}-{where}-*.npz"):
         if stale != target:
@@ -387,6 +381,6 @@ def load_vgg(
         if cached is not None:
             return cached
     weights = read_matconvnet(source)
-    with contextlib.suppress(OSError):  # a read-only cache directory only costs speed
+    with contextlib.suppress(OSError, NeuralStyleError):  # a read-only cache directory only costs speed
         _write_cache(weights, target, stat)
     return weights

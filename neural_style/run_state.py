@@ -19,9 +19,15 @@ import tensorflow as tf
 
 from neural_style.errors import NeuralStyleError
 
-__all__ = ["RunState", "file_sha256"]
+__all__ = ["RunState", "file_sha256", "saved_form"]
 
 _SETTINGS_KEY = "settings/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def saved_form(settings: Mapping[str, object]) -> dict[str, object]:
+    """``settings`` as a saved state gives them back (a JSON round trip: tuples become lists, keys sorted), so that a
+    fingerprint compares equal to the one it was saved as."""
+    return json.loads(json.dumps(dict(settings), sort_keys=True))
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -54,8 +60,7 @@ class RunState:
         checkpoint_name: str = "state",
     ) -> None:
         self.directory = os.fspath(directory)
-        # JSON round trip: tuples become lists, as they come back from a saved state.
-        self.settings = None if settings is None else json.loads(json.dumps(dict(settings), sort_keys=True))
+        self.settings = None if settings is None else saved_form(settings)
         tracked = dict(objects)
         if self.settings is not None:
             tracked["settings"] = tf.Variable(json.dumps(self.settings, sort_keys=True), name="settings")

@@ -23,7 +23,6 @@ The custom layers are registered with Keras under the package ``neural_style``, 
 from __future__ import annotations
 
 import os
-import tempfile
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -32,8 +31,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from neural_style.atomic import atomic_file
 from neural_style.errors import NeuralStyleError
-from neural_style.image_io import check_model_file, new_file_mode
+from neural_style.image_io import check_model_file
 
 __all__ = [
     "CropToMatch",
@@ -200,21 +200,8 @@ def save_transformer(model: keras.Model, path: str | os.PathLike[str]) -> None:
     path = os.fspath(path)
     if not path.endswith(".keras"):
         raise NeuralStyleError(f"model file {path} must end in .keras")
-    mode = new_file_mode(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".keras")
-    except OSError as e:
-        raise NeuralStyleError(f"could not write {path}: {e.strerror or e}", usage=False) from None
-    os.close(fd)
-    try:
+    with atomic_file(path, suffix=".keras") as tmp:
         model.save(tmp)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise NeuralStyleError(f"could not write {path}: {e.strerror or e}", usage=False) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _first_sentence(error: Exception, limit: int = 120) -> str:

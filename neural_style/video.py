@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import tempfile
 from collections.abc import Iterator
 from fractions import Fraction
 from types import ModuleType
@@ -20,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from neural_style.atomic import AtomicFile
 from neural_style.errors import NeuralStyleError
-from neural_style.image_io import new_file_mode, resize, to_uint8
+from neural_style.image_io import resize, to_uint8
 
 __all__ = [
     "INSTALL_HINT",
@@ -225,9 +225,8 @@ class VideoWriter:
         self.frames = 0
         container_format, encoder = check_video_output(self.path)
         self._av = _av(self.path, "--output")
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, self._tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(self.path)[1])
-        os.close(fd)
+        self._target = AtomicFile(self.path, suffix=os.path.splitext(self.path)[1])
+        self._tmp = self._target.tmp
         self._audio_source = os.fspath(audio_from) if audio_from is not None else None
         try:
             self._container = self._av.open(self._tmp, "w", format=container_format)
@@ -315,8 +314,7 @@ class VideoWriter:
             self._container.close()
             if self._audio is not None:
                 self._source.close()
-            os.chmod(self._tmp, new_file_mode(self.path))
-            os.replace(self._tmp, self.path)
+            self._target.commit()
         except OSError as e:
             self._discard()
             raise NeuralStyleError(f"could not write {self.path}: {e.strerror or e}", usage=False) from None
@@ -331,8 +329,7 @@ class VideoWriter:
             if handle is not None:
                 with contextlib.suppress(Exception):  # the file is being thrown away
                     handle.close()
-        if os.path.exists(self._tmp):
-            os.unlink(self._tmp)
+        self._target.discard()
 
     def abort(self) -> None:
         """Throws the video away: the path keeps what it held before."""

@@ -37,8 +37,12 @@ from conftest import (
 )
 from PIL import Image
 
-from neural_style.cli import stylize as stylize_cli
+from neural_style.cli import run as run_cli
 from neural_style.cli.command import Interruption
+from neural_style.cli.inputs import Inputs
+from neural_style.cli.options import style_config
+from neural_style.cli.plan import Stages
+from neural_style.cli.saved_run import SavedState, fingerprint, state_dir
 from neural_style.config import StyleConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.run_state import RunState
@@ -338,23 +342,23 @@ def test_resume_with_iterations_already_done_loses_nothing(small_problem, tmp_pa
         Image.fromarray(image.astype(np.uint8)).save(files[name])
     output = tmp_path / "out.png"
 
-    def single_run(*extra: str) -> stylize_cli.SingleRun:
+    def single_run(*extra: str) -> run_cli.SingleRun:
         fv = stylize_flags(
             *(f"--content={files['content']}", f"--styles={files['style']}", f"--output={output}", "--seed=0"),
             *("--checkpoint_iterations=2", f"--checkpoint_output={tmp_path / 'ck_{}.png'}", *extra),
         )
-        config = stylize_cli.style_config(fv)
-        inputs = stylize_cli.Inputs(content, [style], None, weights)
-        stages = stylize_cli.Stages([20], [config.iterations])
-        return stylize_cli.SingleRun(fv, inputs, config, stages, {"output": str(output)}, time.time())
+        config = style_config(fv)
+        inputs = Inputs(content, [style], None, weights)
+        stages = Stages([20], [config.iterations])
+        return run_cli.SingleRun(fv, inputs, config, stages, {"output": str(output)}, time.time())
 
     first = single_run("--iterations=8")
     run = Stylization(weights, content, [style], first.config)
     for record in run:
         if record.iteration == 4:
             break
-    settings = stylize_cli.fingerprint(first.fv, first.config, weights, first.stages)
-    stylize_cli.SavedState(first.fv, run, 0, settings).save()
+    settings = fingerprint(first.fv, first.config, weights, first.stages)
+    SavedState(first.fv, run, 0, settings).save()
     with contextlib.suppress(NeuralStyleError):  # refusing is one fix
         single_run("--iterations=3", "--resume").run()
     assert Path(f"{output}.state").is_dir() or output.exists(), "the state was deleted and nothing was written"
@@ -377,7 +381,7 @@ class _StopAfter(Interruption):
         return self.reason is not None
 
 
-def _single_run(problem, tmp_path: Path, stages: list[int], *extra: str) -> stylize_cli.SingleRun:
+def _single_run(problem, tmp_path: Path, stages: list[int], *extra: str) -> run_cli.SingleRun:
     """A SingleRun of the small problem (final width 20) writing tmp_path/out.png, as the command would build it."""
     weights, content, style = problem
     files = {}
@@ -390,15 +394,15 @@ def _single_run(problem, tmp_path: Path, stages: list[int], *extra: str) -> styl
         *("--seed=0", "--checkpoint_iterations=2", f"--checkpoint_output={tmp_path / 'ck_{}.png'}"),
         *("--progress_write", "--overwrite", *extra),
     )
-    config = stylize_cli.style_config(fv)
-    inputs = stylize_cli.Inputs(content, [style], None, weights)
-    plan = stylize_cli.Stages(stages, [config.iterations // len(stages)] * len(stages))
+    config = style_config(fv)
+    inputs = Inputs(content, [style], None, weights)
+    plan = Stages(stages, [config.iterations // len(stages)] * len(stages))
     paths = {"output": str(tmp_path / "out.png"), "progress_write": str(tmp_path / "progress.txt")}
-    return stylize_cli.SingleRun(fv, inputs, config, plan, paths, time.time())
+    return run_cli.SingleRun(fv, inputs, config, plan, paths, time.time())
 
 
-def _interrupt(monkeypatch: pytest.MonkeyPatch, run: stylize_cli.SingleRun, records: int) -> None:
-    monkeypatch.setattr(stylize_cli, "interruptible", lambda: contextlib.nullcontext(_StopAfter(records)))
+def _interrupt(monkeypatch: pytest.MonkeyPatch, run: run_cli.SingleRun, records: int) -> None:
+    monkeypatch.setattr(run_cli, "interruptible", lambda: contextlib.nullcontext(_StopAfter(records)))
     with pytest.raises(SystemExit) as stopped:
         run.run()
     assert stopped.value.code == 130
@@ -527,4 +531,4 @@ def test_state_save_failure_is_a_neural_style_error(small_problem, tmp_path: Pat
         weights, content, [style], StyleConfig(iterations=8, checkpoint_iterations=2, print_iterations=1, seed=0)
     )
     with pytest.raises(NeuralStyleError, match=r"out\.png\.state"):
-        RunState(stylize_cli.state_dir(str(output)), {"run": run.state}, {"--seed": 0}).save()
+        RunState(state_dir(str(output)), {"run": run.state}, {"--seed": 0}).save()

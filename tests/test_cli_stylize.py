@@ -40,7 +40,9 @@ from conftest import (
 from PIL import Image
 
 from neural_style import memory
-from neural_style.cli import stylize as stylize_cli
+from neural_style.cli.options import style_config
+from neural_style.cli.plan import Stages, check_memory
+from neural_style.cli.saved_run import fingerprint
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights, read_matconvnet
 
@@ -479,15 +481,15 @@ def test_check_memory_in_process(tiny_weights: VggWeights, monkeypatch: pytest.M
     available = RUNTIME_BYTES + TINY_WEIGHT_BYTES + 1_429_688  # 100 x 100 fits (see above)
     monkeypatch.setattr(memory, "available_bytes", lambda *args, **kwargs: available)
     fv = stylize_flags()
-    stylize_cli.check_memory(fv, tiny_weights, 100, 100, 1)
+    check_memory(fv, tiny_weights, 100, 100, 1)
     with pytest.raises(NeuralStyleError, match=r"use --width 100 or less") as info:
-        stylize_cli.check_memory(fv, tiny_weights, 200, 200, 1)
+        check_memory(fv, tiny_weights, 200, 200, 1)
     assert "--nomemory_guard" in str(info.value)
     with pytest.raises(NeuralStyleError, match=r"--batch_size"):
-        stylize_cli.check_memory(fv, tiny_weights, 100, 100, 2)
-    stylize_cli.check_memory(stylize_flags("--nomemory_guard"), tiny_weights, 20000, 20000, 8)  # not checked
+        check_memory(fv, tiny_weights, 100, 100, 2)
+    check_memory(stylize_flags("--nomemory_guard"), tiny_weights, 20000, 20000, 8)  # not checked
     monkeypatch.setattr(memory, "available_bytes", lambda *args, **kwargs: None)
-    stylize_cli.check_memory(fv, tiny_weights, 20000, 20000, 8)  # unknown memory: not refused
+    check_memory(fv, tiny_weights, 20000, 20000, 8)  # unknown memory: not refused
 
 
 GUARD_CHANNELS = (128, 128, 64, 64, 64)  # ~3.6 kB per pixel: the guard refuses a few thousand pixels wide
@@ -560,26 +562,26 @@ def test_max_memory_chooses_the_tile_and_refuses_what_cannot_fit(
     budget = memory.estimate_tiled_bytes(wide_weights, height, width, 400) + 1
     config = StyleConfig()
     fv = stylize_flags(f"--max_memory={budget}")
-    assert stylize_cli.check_memory(fv, wide_weights, height, width, 1, config) == 400
+    assert check_memory(fv, wide_weights, height, width, 1, config) == 400
     # Untiled when the whole image fits the budget; --tile_size as given.
-    assert stylize_cli.check_memory(stylize_flags("--max_memory=60G"), wide_weights, height, width, 1, config) is None
+    assert check_memory(stylize_flags("--max_memory=60G"), wide_weights, height, width, 1, config) is None
     chosen = StyleConfig(tile_size=128)
-    assert stylize_cli.check_memory(stylize_flags(), wide_weights, height, width, 1, chosen) == 128
+    assert check_memory(stylize_flags(), wide_weights, height, width, 1, chosen) == 128
     # Not even 64 px tiles fit: the budget is named, with what the smallest tiles need.
     smallest = memory.estimate_tiled_bytes(wide_weights, height, width, 64)
     tight = stylize_flags(f"--max_memory={smallest - 2**20}")
     with pytest.raises(NeuralStyleError, match=r"even in the smallest tiles \(64 px\).*raise --max_memory") as info:
-        stylize_cli.check_memory(tight, wide_weights, height, width, 1, config)
+        check_memory(tight, wide_weights, height, width, 1, config)
     assert f"needs about {smallest / 2**30:.1f} GiB" in str(info.value)
     # Tiles given by hand that do not fit: the largest width that would, in those tiles.
     fits = memory.largest_tiled_width(wide_weights, height / width, budget, 1024)
     with pytest.raises(
         NeuralStyleError, match=rf"in 1024 px tiles .* is the budget \(--max_memory\); use --width {fits} "
     ):
-        stylize_cli.check_memory(fv, wide_weights, height, width, 1, StyleConfig(tile_size=1024))
+        check_memory(fv, wide_weights, height, width, 1, StyleConfig(tile_size=1024))
     # L-BFGS's float64 history counts: the tile shrinks.
     lbfgs = StyleConfig(optimizer="lbfgs", lbfgs_memory=3)
-    tile = stylize_cli.check_memory(
+    tile = check_memory(
         stylize_flags(f"--max_memory={budget + memory.lbfgs_bytes(height, width, 3)}"),
         wide_weights,
         height,
@@ -635,11 +637,11 @@ def test_tiles_are_not_part_of_a_saved_runs_settings(tmp_path: Path) -> None:
     """Tiles change the memory a run takes, not its result: a run saved in tiles may resume whole, or in others."""
     ws = make_workspace(tmp_path)
     weights = read_matconvnet(ws.network)
-    stages = stylize_cli.Stages([24], [4])
+    stages = Stages([24], [4])
     prints = []
     for extra in ((), ("--tile_size=16",), ("--max_memory=8G",), ("--style_weight=1",)):
         fv = stylize_flags(*ws.args(*extra))
-        prints.append(stylize_cli.fingerprint(fv, stylize_cli.style_config(fv), weights, stages))
+        prints.append(fingerprint(fv, style_config(fv), weights, stages))
     assert prints[0] == prints[1] == prints[2] != prints[3]
 
 
@@ -657,7 +659,7 @@ def test_preserve_colors_flag_takes_a_mode() -> None:
     fv = stylize_flags(
         "--content=c.png", "--styles=s.png", "--output=o.png", "--content_layers=relu3_1", "--style_layers=relu1_1"
     )
-    config = stylize_cli.style_config(fv)
+    config = style_config(fv)
     assert (config.content_layers, config.style_layers, config.color_mode) == (("relu3_1",), ("relu1_1",), "none")
 
 
@@ -690,8 +692,8 @@ def test_regions_colours_and_layers_end_to_end(ws: Workspace) -> None:
         assert out.size == (width, height)
     assert not (ws.work / "out.png.state").exists()
     fv = stylize_flags(*[a for a in ws.args() if not a.startswith("--styles=")], *args)
-    stages = stylize_cli.Stages([width], [4])
-    before = stylize_cli.fingerprint(fv, stylize_cli.style_config(fv), read_matconvnet(ws.network), stages)
+    stages = Stages([width], [4])
+    before = fingerprint(fv, style_config(fv), read_matconvnet(ws.network), stages)
     Image.fromarray(right[:, ::-1].copy()).save(ws.work / "right.png")
-    after = stylize_cli.fingerprint(fv, stylize_cli.style_config(fv), read_matconvnet(ws.network), stages)
+    after = fingerprint(fv, style_config(fv), read_matconvnet(ws.network), stages)
     assert before["--content_masks"] != after["--content_masks"] and before["--preserve_colors"] == "histogram"

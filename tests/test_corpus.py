@@ -56,6 +56,7 @@ from PIL import Image
 from neural_style.cli import stylize as stylize_cli
 from neural_style.cli import sweep as sweep_cli
 from neural_style.cli.command import check_writable, floats
+from neural_style.cli.options import checkpoint_path, style_config
 from neural_style.config import StyleConfig, make_candidates
 from neural_style.errors import NeuralStyleError
 from neural_style.image_io import read_image, resize, scaled_size, write_image
@@ -953,11 +954,11 @@ def test_checkpoint_output_pattern_is_checked(pattern: str) -> None:
     fv = stylize_flags("--content=c.png", "--styles=s.png", "--output=o.png", "--checkpoint_iterations=1")
     fv["checkpoint_output"].value = pattern
     try:
-        stylize_cli.style_config(fv)
+        style_config(fv)
     except NeuralStyleError as e:
         assert "--checkpoint_output" in str(e)
         return
-    assert stylize_cli.checkpoint_path(pattern, 1) != stylize_cli.checkpoint_path(pattern, 2)
+    assert checkpoint_path(pattern, 1) != checkpoint_path(pattern, 2)
 
 
 _LIST_AND_NUMBER_FLAGS = [
@@ -988,7 +989,7 @@ def test_flag_values_parse_or_fail_cleanly(flag: str, text: str) -> None:
     except flags.Error:
         return
     try:
-        stylize_cli.style_config(fv)
+        style_config(fv)
         sweep_cli.plan(fv)
     except NeuralStyleError:
         pass

@@ -292,18 +292,6 @@ def test_write_image_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
 
 
-def test_atomic_write_cleans_up_on_interrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A KeyboardInterrupt during the write leaves no temporary file and propagates unchanged."""
-
-    def interrupt(src: object, dst: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "replace", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        image_io.atomic_write(tmp_path / "progress.txt", b"data")
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_write_image_respects_umask(tmp_path: Path) -> None:
     """A written image gets the usual permissions (0666 minus the umask), like any newly created file."""
     umask = os.umask(0o022)

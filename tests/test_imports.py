@@ -145,7 +145,6 @@ def test_no_import_circle_in_the_library() -> None:
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])
 
 
-@pytest.mark.xfail(reason="cli/stylize <-> cli/video being split", strict=False)
 def test_no_import_circle_in_the_commands() -> None:
     """No command module imports, through any chain, a module that imports it back."""
     cycle = find_cycle(GRAPH, COMMANDS)

@@ -53,7 +53,7 @@ import pytest
 from conftest import CHANNELS, content_array, he_scaled, photo_array, style_array, write_vgg_mat
 from PIL import Image
 
-from neural_style.cli.stylize import checkpoint_path
+from neural_style.cli.options import checkpoint_path
 from neural_style.cli.sweep import sheet_path
 from neural_style.video import VIDEO_EXTENSIONS
 

@@ -5,7 +5,6 @@ tested in test_command.py."""
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -105,21 +104,62 @@ def test_print_losses(capsys: pytest.CaptureFixture[str]) -> None:
     ]
 
 
-def test_eta_line_uses_the_mean_step_time() -> None:
-    """10 of 100 done at 2 s each: 90 x 2 s = 3 min remaining."""
-    line = report.eta_line(10, 100, [1.0, 3.0], start=time.time(), extra=" (scale 1/2)")
-    assert line.startswith("Iteration   10/ 100 (scale 1/2) (")
-    assert line.endswith(" elapsed, 3 min 0 sec remaining)")
+class _FakeTime:
+    """``time.time`` that stands still until moved on by hand."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_eta_clock_times_only_iterations() -> None:
-    """A record that starts a run (done None) gives no line and no timing; the window keeps the last 10."""
-    clock = report.EtaClock(total=50, start=0.0)
-    assert clock.tick(None) is None and clock.times == []
+def _clock(monkeypatch: pytest.MonkeyPatch, **kwargs: object) -> tuple[report.EtaClock, _FakeTime]:
+    fake = _FakeTime(1000.0)
+    monkeypatch.setattr(report.time, "time", fake)
+    return report.EtaClock(start=fake.now, **kwargs), fake  # type: ignore[arg-type]
+
+
+def test_iteration_line_uses_the_mean_step_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps of 1 s and 3 s, the 2nd of 100 done 64 s after the start: 98 x 2 s = 3 min 16 sec remaining."""
+    clock, fake = _clock(monkeypatch, total=100)
+    fake.now += 1.0
+    assert clock.tick(1)
+    fake.now += 3.0
+    clock.tick(2)
+    fake.now += 60.0  # elapsed time counts from the start, whatever the steps took
+    line = report.iteration_line(clock, " (scale 1/2)")
+    assert line == "Iteration    2/ 100 (scale 1/2) (1 min 4 sec elapsed, 3 min 16 sec remaining)"
+
+
+def test_eta_clock_times_only_iterations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record that starts a run (done None) is not timed and the next tick counts one unit; the window keeps the
+    last 10 ticks."""
+    clock, fake = _clock(monkeypatch, total=50)
+    fake.now += 100.0  # e.g. building the run: not an iteration
+    assert not clock.tick(None) and list(clock.spans) == []
     for done in range(1, 13):
-        line = clock.tick(done)
-        assert line is not None and line.startswith(f"Iteration {done:4d}/  50")
-    assert len(clock.times) == report.ETA_WINDOW
+        fake.now += done  # the k-th iteration takes k seconds
+        assert clock.tick(done)
+    assert list(clock.spans) == [(float(k), 1) for k in range(3, 13)]
+    assert clock.remaining == pytest.approx(38 * 7.5)  # the mean of 3..12 s, 38 iterations left
+
+
+def test_eta_clock_rate_of_uneven_ticks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ticks of several units (training steps between two progress lines): the rate is units over seconds; a window
+    of 1 follows the last tick alone; a resumed clock counts from the units done before."""
+    clock, fake = _clock(monkeypatch, total=1000, done=100, window=1)
+    fake.now += 2.0
+    clock.tick(101)
+    assert (clock.seconds, clock.rate) == (2.0, 0.5)
+    fake.now += 5.0
+    clock.tick(111)
+    assert clock.rate == 2.0 and clock.remaining == pytest.approx(889 / 2.0)
+    whole, fake = _clock(monkeypatch, total=30, done=0, window=None)
+    for frames, seconds in ((4, 1.0), (8, 3.0)):
+        fake.now += seconds
+        whole.tick(frames)
+    assert whole.rate == 2.0 and whole.remaining == 11.0  # 8 frames in 4 s; 22 left
 
 
 def test_summaries_are_what_tensorboard_reads(tmp_path: Path) -> None:

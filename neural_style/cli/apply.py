@@ -182,13 +182,13 @@ def _apply_video(fv: flags.FlagValues, model_path: str, content: str, output: st
     check_target(output, overwrite=fv.overwrite, what="--output", example="out.mp4")
 
     start_tensorflow()
-    from neural_style.cli.report import hms
+    from neural_style.cli.report import EtaClock, hms
     from neural_style.transformer import apply_transformer, load_transformer
     from neural_style.video import VideoWriter, read_frames
 
     model = load_transformer(model_path, what="--model")
     print(f"Stylizing {info.frames} frames of {info.width}x{info.height} at {float(info.rate):g} frames/s")
-    began = time.time()
+    clock = EtaClock(info.frames, time.time(), done=0, window=None)  # the rate of the whole video so far
     stopped: str | None = None
     with (
         interruptible() as interruption,
@@ -201,9 +201,10 @@ def _apply_video(fv: flags.FlagValues, model_path: str, content: str, output: st
                 for result in apply_transformer(model, np.stack(batch)):
                     writer.write(result)
                 batch = []
-                rate = writer.frames / max(time.time() - began, 1e-9)
-                left = hms((info.frames - writer.frames) / rate)
-                print(f"Frame {writer.frames:5d}/{info.frames} ({rate:.2f} frames/s, {left} left)")
+                clock.tick(writer.frames)
+                print(
+                    f"Frame {writer.frames:5d}/{info.frames} ({clock.rate:.2f} frames/s, {hms(clock.remaining)} left)"
+                )
                 if interruption and writer.frames < info.frames:
                     stopped = interruption.reason
                     break
@@ -214,5 +215,5 @@ def _apply_video(fv: flags.FlagValues, model_path: str, content: str, output: st
             file=sys.stderr,
         )
         sys.exit(130)
-    seconds = time.time() - began
+    seconds = time.time() - clock.start
     print(f"Wrote {output} ({info.frames} frames in {hms(seconds)}, {info.frames / seconds:.2f} frames/s)")

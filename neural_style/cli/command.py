@@ -30,6 +30,7 @@ __all__ = [
     "NETWORK_HELP",
     "check_directory_target",
     "check_distinct",
+    "check_flag_values",
     "check_target",
     "check_writable",
     "define_network",
@@ -93,18 +94,6 @@ class Command:
             return str(error)
         return f"--{self.setting_flags.get(setting, setting)} {error.detail}"
 
-    def _check_values(self) -> None:
-        """What no flag of any command may hold: NaN or an infinity in a float flag, an empty entry in a list."""
-        for name in self.flags:
-            flag = self.flags[name]
-            if isinstance(flag.parser, flags.FloatParser) and flag.value is not None and not math.isfinite(flag.value):
-                self.fail(f"--{name} is {flag.value}; give a finite number", 2)
-            if isinstance(flag.parser, flags.ListParser) and flag.value and not all(v.strip() for v in flag.value):
-                given = ",".join(flag.value)
-                self.fail(
-                    f"--{name} '{given}' has an empty entry; separate values by single commas, none at the end", 2
-                )
-
     def run(self, argv: Sequence[str] | None, body: Callable[[list[str]], None], *, positional: bool = False) -> None:
         """Parses ``argv`` (default ``sys.argv``) and runs ``body(positional arguments)`` under the error rules.
 
@@ -128,7 +117,10 @@ class Command:
             self.fail(str(e), 2)
         if rest and not positional:
             self.fail(f"unexpected argument '{rest[0]}'; every setting is a --flag (see --help)", 2)
-        self._check_values()
+        try:
+            check_flag_values(self.flags)
+        except NeuralStyleError as e:
+            self.fail(str(e), 2)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter is not for users
         absl_logging.set_verbosity(absl_logging.WARNING)  # nor are TensorFlow's INFO lines (checkpoints, assets)
         try:
@@ -146,6 +138,23 @@ class Command:
         except BrokenPipeError:  # stdout was closed by its reader (e.g. | head): stop as a SIGPIPE would
             _silence_stdout()
             sys.exit(141)
+
+
+def check_flag_values(fv: flags.FlagValues) -> None:
+    """Refuses what no flag of any command may hold: NaN or an infinity in a float flag, an empty entry in a list.
+
+    Raises:
+        NeuralStyleError: naming the flag (a usage error).
+    """
+    for name in fv:
+        flag = fv[name]
+        if isinstance(flag.parser, flags.FloatParser) and flag.value is not None and not math.isfinite(flag.value):
+            raise NeuralStyleError(f"--{name} is {flag.value}; give a finite number")
+        if isinstance(flag.parser, flags.ListParser) and flag.value and not all(v.strip() for v in flag.value):
+            given = ",".join(flag.value)
+            raise NeuralStyleError(
+                f"--{name} '{given}' has an empty entry; separate values by single commas, none at the end"
+            )
 
 
 def run_process(main: Callable[[], None]) -> NoReturn:

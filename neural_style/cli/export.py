@@ -18,6 +18,7 @@ from typing import Any
 
 from absl import flags
 
+from neural_style.atomic import umask_mode
 from neural_style.cli.command import (
     Command,
     check_directory_target,
@@ -115,12 +116,6 @@ def _remove_directories(created: list[str]) -> None:
             return
 
 
-def _umask_dir_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o777 & ~umask
-
-
 def _write_saved_model(model: Any, path: str) -> None:
     """Writes ``model`` as a SavedModel with the endpoint ``serve`` and the signature ``serving_default``.
 
@@ -186,7 +181,7 @@ def _export(fv: flags.FlagValues) -> None:
         tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
         try:
             _write_export(model, tmp, metadata)
-            os.chmod(tmp, _umask_dir_mode())  # mkdtemp makes it private; the export is an ordinary directory
+            os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes it private; the export is an ordinary directory
             install_dir(tmp, output_dir)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

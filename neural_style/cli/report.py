@@ -10,6 +10,7 @@ writer the caller has set. TensorFlow is imported only by those two.
 
 from __future__ import annotations
 
+import collections
 import io
 import math
 import os
@@ -31,7 +32,7 @@ __all__ = [
     "EtaClock",
     "LossHistory",
     "contact_sheet",
-    "eta_line",
+    "iteration_line",
     "format_table",
     "hms",
     "image_summary",
@@ -56,30 +57,58 @@ def hms(seconds: float) -> str:
     return f"{secs} sec"
 
 
-def eta_line(done: int, total: int, times: Sequence[float], start: float, extra: str = "") -> str:
-    """``Iteration   done/total{extra} (E elapsed, R remaining)``, R from the mean of ``times`` (seconds each)."""
-    remaining = sum(times) / len(times) * (total - done) if times else 0.0
-    return f"Iteration {done:4d}/{total:4d}{extra} ({hms(time.time() - start)} elapsed, {hms(remaining)} remaining)"
-
-
 class EtaClock:
-    """Times the iterations of a run of ``total`` iterations that began at ``start``, for its progress lines."""
+    """Times a run of ``total`` units (iterations, frames, steps) that began at ``start`` (``time.time()``), for its
+    progress lines: the time left follows the mean time per unit over the last ``window`` ticks (all with None).
 
-    def __init__(self, total: int, start: float) -> None:
-        self.total, self.start = total, start
-        self.times: list[float] = []
+    Args:
+        total: units in the whole run.
+        start: when the run began, for the time elapsed.
+        done: units done before the clock starts (a resumed run); None: the first tick counts one unit.
+        window: how many recent ticks the rate follows; None: every tick since the clock started.
+    """
+
+    def __init__(self, total: int, start: float, *, done: int | None = None, window: int | None = ETA_WINDOW) -> None:
+        self.total, self.start, self.done = total, start, done
+        self.spans: collections.deque[tuple[float, int]] = collections.deque(maxlen=window)  # (seconds, units)
         self.last = time.time()
 
-    def tick(self, done: int | None, extra: str = "") -> str | None:
-        """Marks a record: the progress line after ``done`` iterations in all, or None (and no timing) for a record
-        that starts a run (``done`` None)."""
+    def tick(self, done: int | None) -> bool:
+        """Marks the end of a tick, ``done`` units into the run; returns whether it was timed. ``done`` None (a
+        record that starts a run, or a stage) restarts the clock without timing: the next tick counts one unit."""
         now = time.time()
-        line = None
+        timed = done is not None
         if done is not None:
-            self.times = (self.times + [now - self.last])[-ETA_WINDOW:]
-            line = eta_line(done, self.total, self.times, self.start, extra)
-        self.last = now
-        return line
+            self.spans.append((now - self.last, 1 if self.done is None else done - self.done))
+        self.done, self.last = done, now
+        return timed
+
+    @property
+    def seconds(self) -> float:
+        """The seconds of the last timed tick."""
+        return self.spans[-1][0] if self.spans else 0.0
+
+    @property
+    def rate(self) -> float:
+        """Units per second over the window (infinite when no time has passed)."""
+        seconds = sum(s for s, _ in self.spans)
+        units = sum(n for _, n in self.spans)
+        return units / seconds if seconds > 0 else math.inf
+
+    @property
+    def remaining(self) -> float:
+        """Seconds left at the current rate."""
+        left = self.total - (self.done or 0)
+        return left / self.rate if self.spans and left > 0 else 0.0
+
+    def status(self) -> str:
+        """``(E elapsed, R remaining)``."""
+        return f"({hms(time.time() - self.start)} elapsed, {hms(self.remaining)} remaining)"
+
+
+def iteration_line(clock: EtaClock, extra: str = "") -> str:
+    """``Iteration   done/total{extra} (E elapsed, R remaining)``: the progress line of a stylization."""
+    return f"Iteration {clock.done or 0:4d}/{clock.total:4d}{extra} {clock.status()}"
 
 
 def print_losses(losses: Mapping[str, Sequence[float] | np.ndarray], index: int = 0) -> None:
@@ -169,7 +198,8 @@ class LossHistory:
 
     def write(self, table: str | None, plot: str | None) -> None:
         """Writes the table to ``table`` and the plot to ``plot`` (each when given), once there is a row."""
-        from neural_style.image_io import atomic_write, write_image
+        from neural_style.atomic import atomic_write
+        from neural_style.image_io import write_image
 
         if self.rows and table:
             atomic_write(table, format_table(self.rows, self.losses).encode())

@@ -2,14 +2,13 @@
 
 ``neural-style-score --network FILE --content IMAGE --styles STYLE[,STYLE...] [settings] IMAGE [IMAGE...]`` prints
 one line per IMAGE with its content, style, tv and total terms, as the objective of a run at that image's size sees
-the file's pixels (clipped and 8-bit, as saved). The settings flags are ``neural-style``'s own (the same flag objects:
+the file's pixels (clipped and 8-bit, as saved). The settings flags are ``neural-style``'s own (the same definitions:
 names, defaults, meaning). Every input is checked before TensorFlow is imported.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -17,7 +16,6 @@ from typing import TYPE_CHECKING
 from absl import flags
 
 from neural_style.cli import report
-from neural_style.cli import stylize as stylize_cli
 from neural_style.cli.command import (
     Command,
     check_distinct,
@@ -27,6 +25,16 @@ from neural_style.cli.command import (
     require,
     start_tensorflow,
 )
+from neural_style.cli.inputs import read_styles
+from neural_style.cli.options import (
+    SETTING_FLAGS,
+    check_sizes,
+    config_from_flags,
+    define_image_flags,
+    define_input_flags,
+    define_loss_flags,
+)
+from neural_style.config import StyleConfig
 from neural_style.errors import NeuralStyleError
 
 if TYPE_CHECKING:
@@ -34,12 +42,12 @@ if TYPE_CHECKING:
 
 __all__ = ["SETTINGS", "flag_values", "main"]
 
-# The flags of neural-style this command takes, with their definitions: what a run's objective depends on.
+# The flags of neural-style this command takes (the same definitions), written to --json: what a run's objective
+# depends on.
 SETTINGS = (
     *("content_weight", "content_weight_blend", "style_weight", "style_layer_weight_exp", "style_blend_weights"),
     *("tv_weight", "pooling", "precision", "style_scales", "content_layers", "style_layers", "tile_size"),
 )
-_INPUTS = ("content", "styles", "network")
 
 _USAGE = """Usage: neural-style-score --network FILE --content IMAGE --styles STYLE[,...] [settings] IMAGE [IMAGE...]
 
@@ -57,15 +65,13 @@ _WIDTH_HELP = (
 
 
 def flag_values() -> flags.FlagValues:
-    """The flags of ``neural-style-score``, on a fresh FlagValues: neural-style's inputs and loss settings (its own
+    """The flags of ``neural-style-score``, on a fresh FlagValues: neural-style's inputs and loss settings (the same
     definitions), --width as a check, and --json / --overwrite."""
     fv = flags.FlagValues()
-    source = stylize_cli.flag_values()
-    for name in (*_INPUTS, *SETTINGS, "width"):
-        flag = source[name]  # a fresh FlagValues of its own: its flags are ours to take
-        if name == "width":
-            flag.help = _WIDTH_HELP
-        flags.DEFINE_flag(flag, flag_values=fv, module_name=__name__)
+    define_input_flags(fv, __name__)
+    define_loss_flags(fv, __name__, StyleConfig())
+    define_image_flags(fv, __name__)
+    fv["width"].help = _WIDTH_HELP
     flags.DEFINE_string(
         "json", None, "Also write the terms, sizes and settings to this JSON file (atomically).", flag_values=fv
     )
@@ -76,7 +82,7 @@ def flag_values() -> flags.FlagValues:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point of ``neural-style-score``; the images to score are the positional arguments."""
     fv = flag_values()
-    command = Command("neural-style-score", fv, _USAGE, __name__, setting_flags=stylize_cli.SETTING_FLAGS)
+    command = Command("neural-style-score", fv, _USAGE, __name__, setting_flags=SETTING_FLAGS)
     command.run(argv, lambda images: _score_files(fv, images), positional=True)
 
 
@@ -84,15 +90,10 @@ def _read_inputs(fv: flags.FlagValues, widths: set[int]) -> dict[int, tuple[np.n
     """{width: (content, styles)} as read for an output that wide (as neural-style reads them for --width)."""
     from neural_style.image_io import read_image
 
-    scales = floats("style_scales", fv.style_scales) or (1.0,) * len(fv.styles)
     read = {}
     for width in sorted(widths):
         content = read_image(fv.content, what="--content image", min_width=width)
-        styles = [
-            read_image(path, what="--styles image", min_width=math.ceil(scale * width))
-            for path, scale in zip(fv.styles, scales, strict=True)
-        ]
-        read[width] = (content, styles)
+        read[width] = (content, read_styles(fv, width))
     return read
 
 
@@ -101,8 +102,8 @@ def _score_files(fv: flags.FlagValues, paths: Sequence[str]) -> None:
         raise NeuralStyleError("give one or more images to score after the flags (see --help)")
     require(fv, "content", "the content image of the run")
     require(fv, "styles", "the style images of the run, comma-separated")
-    stylize_cli.check_sizes(fv)
-    config = stylize_cli.config_from_flags(fv)
+    check_sizes(fv)
+    config = config_from_flags(fv)
     if fv.json:
         network = fv.network if fv["network"].present or os.path.exists(fv.network) else None
         inputs = [  # a file given twice is named by its last role: the content, rather than an IMAGE
@@ -172,7 +173,7 @@ def _check_float16() -> None:
 
 def _write_json(fv: flags.FlagValues, rows: list[dict[str, object]]) -> None:
     """The scores, with the inputs and settings they were computed under, written atomically to --json."""
-    from neural_style.image_io import atomic_write
+    from neural_style.atomic import atomic_write
 
     report = {
         "content": fv.content,

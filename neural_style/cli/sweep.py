@@ -1,4 +1,5 @@
-"""Blend sweeps of ``neural-style``: their flags, the candidates they list, the files they write, and the run.
+"""Blend sweeps of ``neural-style``: the candidates they list, the files they write, and the run (their flags are
+defined with the others in :mod:`neural_style.cli.options`).
 
 A sweep optimises many candidates (style blends x style weights) as batches through
 :func:`neural_style.stylization.sweep`, writes each beside ``--output`` with its weights in the name and a captioned
@@ -20,6 +21,7 @@ from absl import flags
 
 from neural_style.cli import distribute, report
 from neural_style.cli.command import check_distinct, check_writable, floats, interruptible
+from neural_style.cli.saved_run import config_settings
 from neural_style.cluster import TF_CONFIG_ENV, Cluster
 from neural_style.config import Candidate, StyleConfig, even_blends, make_candidates
 from neural_style.errors import NeuralStyleError
@@ -37,7 +39,6 @@ __all__ = [
     "candidate_label",
     "check_cluster",
     "candidate_path",
-    "define_flags",
     "outputs",
     "parse_blends",
     "plan",
@@ -51,49 +52,6 @@ _SINGLE_RUN_FLAGS = (
     *("checkpoint_output", "progress_write", "progress_plot", "scales", "resume", "restart", "checkpoint_sheet"),
     "tensorboard_dir",
 )
-
-
-def define_flags(fv: flags.FlagValues, module: str) -> None:
-    """Defines the sweep flags of ``neural-style`` on ``fv``, as flags of the command module ``module`` (so that
-    ``--help`` lists them among the others, in one alphabetical list)."""
-    flags.DEFINE_integer(
-        "blend_sweep",
-        None,
-        "Sweep: K blends of two styles, evenly spaced from pure first to pure second style.",
-        flag_values=fv,
-        module_name=module,
-    )
-    flags.DEFINE_string(
-        "blends",
-        None,
-        "Sweep: blend vectors separated by ';', e.g. '1,0,0;0.5,0.5,0;0,0,1'.",
-        flag_values=fv,
-        module_name=module,
-    )
-    flags.DEFINE_list(
-        "sweep_style_weights",
-        None,
-        "Sweep: style weights, e.g. 1e2,5e2,1e3 (combined with any blends).",
-        flag_values=fv,
-        module_name=module,
-    )
-    flags.DEFINE_integer(
-        "batch_size",
-        None,
-        "Sweep: most candidates optimised at once (default all); more run in turn.",
-        flag_values=fv,
-        module_name=module,
-    )
-    flags.DEFINE_string(
-        "devices",
-        "auto",
-        "Sweep: split candidates across devices with tf.distribute.MirroredStrategy. 'auto': every GPU when there "
-        "are two or more, or every worker TF_CONFIG lists (MultiWorkerMirroredStrategy) when it names two or more; "
-        "'none': the default device only (TF_CONFIG ignored), or a list such as '/gpu:0,/gpu:1'.",
-        flag_values=fv,
-        module_name=module,
-    )
-    distribute.define_flags(fv, module, strategy=False)
 
 
 def parse_blends(text: str, n_styles: int) -> list[tuple[float, ...]]:
@@ -331,9 +289,8 @@ def run(
             where = f"batch {first // size + 1}/{chunks}"
             for record in batch:
                 done = first // size * config.iterations + record.iteration if record.iteration > 0 else None
-                line = clock.tick(done, f" ({where})")
-                if line is not None:
-                    print(line)
+                if clock.tick(done):
+                    print(report.iteration_line(clock, f" ({where})"))
                 if record.losses is not None and (record.iteration > 0 or config.print_iterations):
                     for i in range(len(record.losses["total"])):
                         terms = " ".join(f"{key} {float(record.losses[key][i]):g}" for key in report.LOSS_KEYS)
@@ -388,7 +345,7 @@ def _agree(
     if config.seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
         config = dataclasses.replace(config, seed=distribute.chief_value(split, seed))
-    settings: dict[str, object] = {f"--{key}": value for key, value in dataclasses.asdict(config).items()}
+    settings = config_settings(config)
     settings.update(
         {
             "the candidates": sweep.labels,

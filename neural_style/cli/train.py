@@ -9,7 +9,6 @@ of a second and one line on stderr (exit status 2); a run that fails exits 1.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -32,7 +31,9 @@ from neural_style.cli.command import (
     require,
     start_tensorflow,
 )
-from neural_style.config import POOLING, TRAIN_CONTENT_LAYERS, TRAIN_STYLE_LAYERS, TrainConfig
+from neural_style.cli.options import define_loss_flags
+from neural_style.cli.saved_run import train_fingerprint
+from neural_style.config import TrainConfig
 from neural_style.errors import NeuralStyleError
 
 __all__ = ["flag_values", "main", "train_config"]
@@ -68,22 +69,11 @@ def flag_values() -> flags.FlagValues:
         "epochs", None, f"Passes over the training images (default {defaults.epochs}; or give --steps).", flag_values=fv
     )
     flags.DEFINE_integer("steps", None, "Training steps in all (instead of --epochs).", flag_values=fv)
-    flags.DEFINE_float("content_weight", defaults.content_weight, "Content loss weight.", flag_values=fv)
-    flags.DEFINE_float("style_weight", defaults.style_weight, "Style loss weight.", flag_values=fv)
-    flags.DEFINE_float("tv_weight", defaults.tv_weight, "Total variation (smoothness) weight.", flag_values=fv)
+    define_loss_flags(fv, __name__, defaults)
     flags.DEFINE_float("learning_rate", defaults.learning_rate, "Adam learning rate.", flag_values=fv)
-    flags.DEFINE_list("content_layers", list(TRAIN_CONTENT_LAYERS), "Content layers, equal weights.", flag_values=fv)
-    flags.DEFINE_list("style_layers", list(TRAIN_STYLE_LAYERS), "Style (Gram) layers.", flag_values=fv)
-    flags.DEFINE_float(
-        "style_layer_weight_exp",
-        defaults.style_layer_weight_exp,
-        "Style layers weigh 1, e, e^2, ... in the order given (normalised to sum 1).",
-        flag_values=fv,
-    )
     flags.DEFINE_integer(
         "style_size", None, "The style image's longer side is resized to this (default --image_size).", flag_values=fv
     )
-    flags.DEFINE_enum("pooling", defaults.pooling, list(POOLING), "Pooling of the loss network.", flag_values=fv)
     flags.DEFINE_integer("base_filters", defaults.base_filters, "Transformer width (the paper's 32).", flag_values=fv)
     flags.DEFINE_integer(
         "residual_blocks", defaults.residual_blocks, "Transformer residual blocks (the paper's 5).", flag_values=fv
@@ -137,20 +127,6 @@ def _check_model_out(path: str, overwrite: bool) -> None:
     check_target(path, overwrite=overwrite, what="--model_out", example="model.keras")
 
 
-def _fingerprint(config: TrainConfig, style_path: str, network_md5: str) -> dict[str, object]:
-    """The settings a checkpoint must share with this run to be resumed by it (the length of training may grow)."""
-    import json
-
-    from neural_style.run_state import file_sha256
-
-    settings: dict[str, object] = {
-        f"--{k}": v for k, v in dataclasses.asdict(config).items() if k not in ("steps", "epochs")
-    }
-    settings["--style"] = file_sha256(style_path)
-    settings["--network"] = network_md5
-    return json.loads(json.dumps(settings))  # tuples become lists, as they come back from the saved state
-
-
 # ------------------------------------------------------------------------------------------------------ training
 
 
@@ -181,7 +157,8 @@ class _TrainReport:
         self.first, self.total = steps
         first = self.first
         self.writer = tf.summary.create_file_writer(fv.tensorboard_dir) if fv.tensorboard_dir and writes else None
-        self.last_time, self.last_step = time.time(), first
+        # The rate of the steps since the last line (a window of one line): the ETA follows the latest speed.
+        self.clock = report.EtaClock(self.total, time.time(), done=first, window=1)
         if self.writer is not None and first == 0:
             with self.writer.as_default(step=0):
                 report.image_summary("content", samples)
@@ -200,21 +177,19 @@ class _TrainReport:
 
     def step(self, step: int, losses: dict[str, float]) -> None:
         """Reports the losses of ``step``: TensorBoard every --summary_every, a line every --print_every."""
-        now = time.time()
         if step % self.fv.summary_every == 0 or step == self.total:
             self.scalars(step, {f"loss/{key}": value for key, value in losses.items()})
         if step % self.fv.print_every == 0 or step == self.total or step == self.first + 1:
+            self.clock.tick(step)
             terms = " ".join(f"{key} {losses[key]:.4g}" for key in ("content", "style", "tv"))
             line = f"Step {step:6d}/{self.total}  loss {losses['total']:.4g} ({terms})"
             if step == self.first + 1:
-                line += f"  first step (with compilation) {now - self.last_time:.1f} s"
+                line += f"  first step (with compilation) {self.clock.seconds:.1f} s"
             else:
-                rate = (step - self.last_step) / (now - self.last_time) if now > self.last_time else math.inf
-                eta = report.hms((self.total - step) / rate)
+                rate, eta = self.clock.rate, report.hms(self.clock.remaining)
                 line += f"  {rate:.3g} steps/s {rate * self.batch_size:.3g} images/s  ETA {eta}"
                 self.scalars(step, {"steps_per_second": rate})
             print(line, flush=True)
-            self.last_time, self.last_step = now, step
 
     def close(self) -> None:
         if self.writer is not None:
@@ -266,7 +241,7 @@ def _train(cmd: Command) -> None:
     strategy = distribute.make_strategy(fv.strategy, cluster, fv.worker_timeout, cmd.prog)
     replicas = 1 if strategy is None else strategy.num_replicas_in_sync
     total = config.total_steps(len(folder.paths), replicas)
-    settings = _fingerprint(config, style_path, vgg.md5)
+    settings = train_fingerprint(config, style_path, vgg.md5)
     hint = f"the last checkpoint is in {checkpoint_dir}: start every worker again to resume from it"
     with distribute.lost_workers(cluster, fv.worker_timeout, hint):
         if cluster is not None:
@@ -313,7 +288,7 @@ def _run(
     state = RunState(
         checkpoint_dir,
         {"train": trainer.checkpoint},
-        _fingerprint(config, style_path, vgg.md5),
+        train_fingerprint(config, style_path, vgg.md5),
         max_to_keep=fv.keep_checkpoints,
         checkpoint_name="ckpt",
     )

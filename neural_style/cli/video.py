@@ -10,9 +10,7 @@ so far, the frames are encoded into ``--output`` with the content's frame rate a
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import shlex
 import shutil
 import sys
 import time
@@ -22,6 +20,7 @@ from absl import flags
 
 from neural_style.cli import report
 from neural_style.cli.command import (
+    check_directory_target,
     check_distinct,
     check_target,
     floats,
@@ -29,13 +28,23 @@ from neural_style.cli.command import (
     network_path,
     start_tensorflow,
 )
-from neural_style.config import TEMPORAL_WEIGHT, StyleConfig
+from neural_style.cli.inputs import input_files, read_styles
+from neural_style.cli.plan import Stages, check_memory
+from neural_style.cli.saved_run import (
+    SavedRun,
+    check_saved_state,
+    discard_on_restart,
+    fingerprint,
+    resume_hint,
+    state_dir,
+)
+from neural_style.config import StyleConfig
 from neural_style.errors import NeuralStyleError
 
 if TYPE_CHECKING:
     from neural_style.video import VideoInfo
 
-__all__ = ["check_styles", "define_flags", "frame_path", "is_video_run", "run"]
+__all__ = ["check_styles", "frame_path", "is_video_run", "run"]
 
 # The neural-style flags that make images only (sweeps, coarse to fine, per-iteration files): refused with a video.
 _IMAGE_ONLY = (
@@ -43,27 +52,6 @@ _IMAGE_ONLY = (
     *("progress_write", "progress_plot", "tensorboard_dir"),
 )
 _VIDEO_ONLY = ("temporal_weight", "frame_iterations")
-
-
-def define_flags(fv: flags.FlagValues, module: str) -> None:
-    """Defines the video flags of ``neural-style`` on ``fv``, as flags of the command module ``module``."""
-    flags.DEFINE_float(
-        "temporal_weight",
-        TEMPORAL_WEIGHT,
-        "Video: weight of the temporal term, the mean squared difference to the previous result warped by the "
-        "optical flow on pixels where the flow is trusted (Ruder et al.'s 200 x the content weight); 0 makes every "
-        "frame an independent run.",
-        flag_values=fv,
-        module_name=module,
-    )
-    flags.DEFINE_integer(
-        "frame_iterations",
-        None,
-        "Video: iterations of each frame after the first, which starts from the previous result (default: "
-        "--iterations / 2).",
-        flag_values=fv,
-        module_name=module,
-    )
 
 
 def is_video_run(fv: flags.FlagValues) -> bool:
@@ -118,7 +106,6 @@ class _Plan:
 
 def _check(fv: flags.FlagValues, config: StyleConfig) -> _Plan:
     """Every check of a video run that needs no TensorFlow."""
-    from neural_style.cli.stylize import check_saved_state, input_files, state_dir
     from neural_style.image_io import scaled_size
     from neural_style.video import check_video_output, probe_video
 
@@ -155,18 +142,12 @@ def _write_video(plan: _Plan, output: str, content: str, frames: int) -> None:
 def run(fv: flags.FlagValues, config: StyleConfig, start: float) -> None:
     """Stylizes the video ``--content`` frame by frame into ``--output``; exits 130 on Ctrl-C after writing the
     frames done as a shorter video."""
-    from neural_style.cli.command import check_directory_target
-    from neural_style.cli.stylize import Stages, check_memory, fingerprint
     from neural_style.image_io import read_image, resize_styles
     from neural_style.matconvnet import default_cache_dir, load_vgg
 
     plan = _check(fv, config)
     info = plan.info
-    scales = floats("style_scales", fv.style_scales) or (1.0,) * len(fv.styles)
-    styles = [
-        read_image(path, what="--styles image", min_width=math.ceil(scale * plan.width))
-        for path, scale in zip(fv.styles, scales, strict=True)
-    ]
+    styles = read_styles(fv, plan.width)
     check_directory_target(os.path.join(plan.state, "frames"), "output", what=f"the state directory of {fv.output}")
     vgg = load_vgg(network_path(fv), cache_dir=default_cache_dir())
     check_memory(fv, vgg, plan.height, plan.width, 1)
@@ -175,7 +156,6 @@ def run(fv: flags.FlagValues, config: StyleConfig, start: float) -> None:
 
     from neural_style.errors import NonFiniteLossError
     from neural_style.image_io import write_image
-    from neural_style.run_state import RunState
     from neural_style.temporal import stylize_frames
     from neural_style.video import read_frames
 
@@ -183,16 +163,12 @@ def run(fv: flags.FlagValues, config: StyleConfig, start: float) -> None:
     settings = fingerprint(fv, config, vgg, Stages([plan.width], [config.iterations]))
     settings.update({"--temporal_weight": fv.temporal_weight, "--frame_iterations": plan.frame_iterations})
     settings["--iterations"] = config.iterations  # a frame's result depends on it: a resume must not change it
-    if fv.restart and os.path.isdir(plan.state):
-        shutil.rmtree(plan.state)
+    discard_on_restart(fv)
     done = tf.Variable(0, dtype=tf.int64, trainable=False, name="frames_done")
-    state = RunState(plan.state, {"frames_done": done}, settings, max_to_keep=2, checkpoint_name="state")
+    state = SavedRun(fv.output, {"frames_done": done}, settings)
     previous = None
     if fv.resume:
-        try:
-            state.restore()
-        except NeuralStyleError as e:
-            raise NeuralStyleError(f"--resume: {e}", usage=e.usage) from None
+        state.restore()
         first = min(int(done.numpy()), info.frames)
         if first > 0:
             before = next(read_frames(fv.content, size=(plan.height, plan.width), start=first - 1))
@@ -211,7 +187,7 @@ def run(fv: flags.FlagValues, config: StyleConfig, start: float) -> None:
     )
     frame_config = dataclasses.replace(config, print_iterations=None)
     frames = read_frames(fv.content, size=(plan.height, plan.width), start=first)
-    began, times = time.time(), []  # seconds of each frame
+    began = time.time()
     stopped: str | None = None
     with interruptible() as interruption:
         try:
@@ -225,16 +201,15 @@ def run(fv: flags.FlagValues, config: StyleConfig, start: float) -> None:
                 first=first,
                 previous=previous,
             )
-            frame_start = time.time()
+            clock = report.EtaClock(info.frames, began, done=first)
             for index, record in records:
                 if record.final:
                     assert record.image is not None
                     write_image(frame_path(plan.state, index), record.image)
                     done.assign(index + 1)
                     state.save()
-                    times.append(time.time() - frame_start)
-                    frame_start = time.time()
-                    _frame_line(index, info.frames, record, times, began)
+                    clock.tick(index + 1)
+                    _frame_line(index, clock, record)
                 if interruption and not (record.final and index + 1 == info.frames):
                     stopped = interruption.reason  # the frame in progress is given up: a resume redoes it
                     break
@@ -251,7 +226,7 @@ def run(fv: flags.FlagValues, config: StyleConfig, start: float) -> None:
     print(f"Wrote {fv.output} ({count} frames) in {report.hms(time.time() - start)}")
 
 
-def _frame_line(index: int, total: int, record: object, times: list[float], began: float) -> None:
+def _frame_line(index: int, clock: report.EtaClock, record: object) -> None:
     """``Frame  3/12: total loss 1.2e+05 (temporal 3.4e+03), 12.3 s (1 min elapsed, 2 min remaining)``."""
     losses = getattr(record, "losses", None)
     terms = ""
@@ -259,12 +234,7 @@ def _frame_line(index: int, total: int, record: object, times: list[float], bega
         terms = f": total loss {float(losses['total'][0]):.4g}"
         if "temporal" in losses and float(losses["temporal"][0]):
             terms += f" (temporal {float(losses['temporal'][0]):.4g})"
-    recent = times[-report.ETA_WINDOW :]
-    remaining = sum(recent) / len(recent) * (total - index - 1)
-    print(
-        f"Frame {index + 1:4d}/{total}{terms}, {times[-1]:.1f} s ({report.hms(time.time() - began)} elapsed, "
-        f"{report.hms(remaining)} remaining)"
-    )
+    print(f"Frame {index + 1:4d}/{clock.total}{terms}, {clock.seconds:.1f} s {clock.status()}")
 
 
 def _stop(fv: flags.FlagValues, plan: _Plan, why: str, count: int) -> None:
@@ -275,7 +245,5 @@ def _stop(fv: flags.FlagValues, plan: _Plan, why: str, count: int) -> None:
         print(f"{where}: no frame was finished, so nothing was written", file=sys.stderr)
         sys.exit(130)
     _write_video(plan, fv.output, fv.content, count)
-    dropped = ("--resume", "--noresume", "--restart", "--norestart")
-    again = shlex.join(["neural-style", *(a for a in sys.argv[1:] if a not in dropped)])
-    print(f"{where}: wrote the {count} frames done to {fv.output}; resume with: {again} --resume", file=sys.stderr)
+    print(f"{where}: wrote the {count} frames done to {fv.output}; {resume_hint()}", file=sys.stderr)
     sys.exit(130)
