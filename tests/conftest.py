@@ -33,8 +33,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import importlib
+import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -704,6 +707,67 @@ def read_only_directory(target: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(target)], capture_output=True, timeout=30)
 
 
+# ------------------------------------------------------------------------------------------- commands in process
+
+
+@contextlib.contextmanager
+def process_like(work: Path, env: dict[str, str], no_network: bool) -> Iterator[None]:
+    """Runs a command in this process as if it were its own: in ``work``, with ``env`` as the environment and, with
+    ``no_network``, every socket resolve or connect failing. (In-process, TensorFlow is started once for all lines.)"""
+    saved_env, saved_cwd, saved_argv = dict(os.environ), os.getcwd(), list(sys.argv)
+    saved_socket = socket.getaddrinfo, socket.socket.connect
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("network disabled by the test")
+
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(work)
+    if no_network:
+        socket.getaddrinfo = refuse
+        socket.socket.connect = refuse  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        socket.getaddrinfo, socket.socket.connect = saved_socket  # type: ignore[method-assign]
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv[:] = saved_argv
+
+
+def run_command(module: str, argv: list[str], work: Path, env: dict[str, str], no_network: bool) -> Completed:
+    """The command's entry point called with ``argv`` (its name first): exit status, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    status = 0
+    with process_like(work, env, no_network), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        sys.argv[:] = argv
+        try:
+            importlib.import_module(module).main(argv)
+        except SystemExit as e:
+            status = e.code if isinstance(e.code, int) else 1
+    return Completed(status, out.getvalue(), err.getvalue())
+
+
+@dataclasses.dataclass(frozen=True)
+class Completed:
+    """What a command line did, as ``subprocess.CompletedProcess`` would tell it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_in_process(ws: Workspace, args: Sequence[str], *, command: str = "neural-style") -> Completed:
+    """What :func:`run_neural_style` tells of ``command`` with ``args``, from the command's ``main`` called in this
+    process (as test_readme runs the README's lines): a few seconds faster, with no Python or TensorFlow to start.
+    What TensorFlow's C++ code writes to the file descriptors directly is not captured: a test of a silent stderr,
+    of the imports or of signals runs the command in its own process."""
+    from neural_style.cli import MODULES
+
+    return run_command(MODULES[command], [command, *args], ws.work, ws.env, no_network=False)
+
+
 # ----------------------------------------------------------------------------------------- video clips, clusters
 
 # The clip of the video tests (test_video, test_flow, test_temporal, test_cli_video): a red square moving 2 px a
@@ -778,6 +842,17 @@ def _starts_python(argv: object) -> bool:
     program = argv if isinstance(argv, (str, bytes, os.PathLike)) else next(iter(argv), "")  # type: ignore[call-overload]
     name = os.path.basename(os.fsdecode(program)).split()[0] if program else ""
     return name.startswith(("python", "neural-style")) or os.fsdecode(program) == sys.executable
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Coverage, and its floor (setup.cfg), are for the whole suite: a part of it (-m, -k, or named files) runs
+    without them."""
+    whole = config.args_source == pytest.Config.ArgsSource.TESTPATHS
+    if not whole or config.option.markexpr or config.option.keyword:
+        config.option.no_cov = True
+        coverage = config.pluginmanager.get_plugin("_cov")  # pytest-cov's, which read its options before this
+        if coverage is not None:
+            coverage.options.no_cov = True
 
 
 @contextlib.contextmanager

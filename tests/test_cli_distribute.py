@@ -163,6 +163,7 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "config", "extra", "mention"),
     [
@@ -256,6 +257,7 @@ def _losses(out: str) -> list[float]:
     return [float(x) for x in re.findall(r"^Step +\d+/\d+  loss (\S+)", out, re.MULTILINE)]
 
 
+@pytest.mark.slow
 def test_two_workers_train_and_resume(tmp_path: Path) -> None:
     """10 steps on 2 workers: both report the same falling losses; the chief alone writes one model and one
     checkpoint directory; a second run resumes at step 10 on both; workers with other settings are refused."""
@@ -289,6 +291,7 @@ def test_two_workers_train_and_resume(tmp_path: Path) -> None:
         assert "the workers disagree on settings: --style_weight differs between the chief" in err
 
 
+@pytest.mark.slow
 def test_a_worker_that_is_not_there_is_one_error_line(tmp_path: Path) -> None:
     """Worker 1 of 2 alone: one line naming the chief it cannot reach, exit 1, within --worker_timeout."""
     work, env = _train_inputs(tmp_path)
@@ -309,6 +312,7 @@ def test_a_worker_that_is_not_there_is_one_error_line(tmp_path: Path) -> None:
     assert not (work / "m_checkpoints").exists() and not (work / "m.keras").exists()
 
 
+@pytest.mark.slow
 def test_killing_a_worker_stops_the_others_and_a_rerun_resumes(tmp_path: Path) -> None:
     """The chief killed after its first checkpoint: worker 1 exits 1 with one line; both run again resume."""
     work, env = _train_inputs(tmp_path)
@@ -334,6 +338,7 @@ def test_killing_a_worker_stops_the_others_and_a_rerun_resumes(tmp_path: Path) -
     assert (work / "m.keras").exists()
 
 
+@pytest.mark.slow
 def test_a_sweep_over_two_workers_equals_one_process(tmp_path: Path) -> None:
     """4 blends over 2 workers: the chief writes the same images (within 1 grey level) and reports the same
     losses (1e-4) as one process with the same seed; worker 1 writes nothing."""

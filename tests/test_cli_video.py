@@ -111,6 +111,7 @@ def _neural_style(*argv: str) -> int:
     return 0
 
 
+@pytest.mark.slow
 def test_neural_style_on_a_video_interrupted_and_resumed_gives_the_uninterrupted_frames(
     video_ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -168,6 +169,7 @@ def test_neural_style_bad_video_input_is_one_line(
     assert sorted(p.name for p in video_ws.iterdir()) == ["clip.mkv", "style.png", "vgg.mat"]
 
 
+@pytest.mark.slow
 def test_frames_run_half_the_iterations_by_default_at_the_width_asked(
     video_ws: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

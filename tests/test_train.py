@@ -88,6 +88,7 @@ def _batch() -> np.ndarray:
     return np.stack([photo_array(TRAIN_SIZE, TRAIN_SIZE, 0), photo_array(TRAIN_SIZE, TRAIN_SIZE, 1)]).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss(vgg: VggWeights) -> None:
     """16 Adam steps on one batch with the default loss layers: the total loss falls to well under half."""
     config = TrainConfig(image_size=TRAIN_SIZE, batch_size=2, base_filters=4, residual_blocks=1, seed=0)
@@ -101,6 +102,7 @@ def test_training_lowers_the_loss(vgg: VggWeights) -> None:
     assert all(np.isfinite(r.losses["total"]) for r in records)
 
 
+@pytest.mark.slow
 def test_checkpoint_restores_model_optimizer_and_step(vgg: VggWeights, tmp_path: Path) -> None:
     config = TrainConfig(image_size=TRAIN_SIZE, batch_size=2, base_filters=4, residual_blocks=1, seed=0, **SHALLOW)
     style = train_style_array().astype(np.float32)

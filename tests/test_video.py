@@ -158,6 +158,7 @@ def test_without_the_extra_a_video_is_one_line_naming_it(monkeypatch: pytest.Mon
         flow.warp(np.zeros((2, 2, 3)), np.zeros((2, 2, 2)))
 
 
+@pytest.mark.slow
 def test_apply_stylizes_every_frame_and_keeps_rate_size_and_audio(
     clip: Path, decoded: list[np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
