@@ -33,11 +33,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import importlib
+import io
+import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -700,3 +705,183 @@ def read_only_directory(target: Path) -> Iterator[Path]:
         yield target
     finally:
         subprocess.run(["umount", str(target)], capture_output=True, timeout=30)
+
+
+# ------------------------------------------------------------------------------------------- commands in process
+
+
+@contextlib.contextmanager
+def process_like(work: Path, env: dict[str, str], no_network: bool) -> Iterator[None]:
+    """Runs a command in this process as if it were its own: in ``work``, with ``env`` as the environment and, with
+    ``no_network``, every socket resolve or connect failing. (In-process, TensorFlow is started once for all lines.)"""
+    saved_env, saved_cwd, saved_argv = dict(os.environ), os.getcwd(), list(sys.argv)
+    saved_socket = socket.getaddrinfo, socket.socket.connect
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("network disabled by the test")
+
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(work)
+    if no_network:
+        socket.getaddrinfo = refuse
+        socket.socket.connect = refuse  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        socket.getaddrinfo, socket.socket.connect = saved_socket  # type: ignore[method-assign]
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv[:] = saved_argv
+
+
+def run_command(module: str, argv: list[str], work: Path, env: dict[str, str], no_network: bool) -> Completed:
+    """The command's entry point called with ``argv`` (its name first): exit status, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    status = 0
+    with process_like(work, env, no_network), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        sys.argv[:] = argv
+        try:
+            importlib.import_module(module).main(argv)
+        except SystemExit as e:
+            status = e.code if isinstance(e.code, int) else 1
+    return Completed(status, out.getvalue(), err.getvalue())
+
+
+@dataclasses.dataclass(frozen=True)
+class Completed:
+    """What a command line did, as ``subprocess.CompletedProcess`` would tell it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_in_process(ws: Workspace, args: Sequence[str], *, command: str = "neural-style") -> Completed:
+    """What :func:`run_neural_style` tells of ``command`` with ``args``, from the command's ``main`` called in this
+    process (as test_readme runs the README's lines): a few seconds faster, with no Python or TensorFlow to start.
+    What TensorFlow's C++ code writes to the file descriptors directly is not captured: a test of a silent stderr,
+    of the imports or of signals runs the command in its own process."""
+    from neural_style.cli import MODULES
+
+    return run_command(MODULES[command], [command, *args], ws.work, ws.env, no_network=False)
+
+
+# ----------------------------------------------------------------------------------------- video clips, clusters
+
+# The clip of the video tests (test_video, test_flow, test_temporal, test_cli_video): a red square moving 2 px a
+# frame across a still colour gradient with a faint ripple (DIS flow, like any patch-based flow, cannot tell a shifted
+# linear ramp from a brighter one, so a background with no texture at all gets the square's motion smeared over it),
+# twelve 64x48 frames at 12 frames/s.
+CLIP_HEIGHT, CLIP_WIDTH, CLIP_FRAMES, CLIP_RATE = 48, 64, 12, Fraction(12)
+SQUARE, TOP, LEFT, STEP = 12, 16, 8, 2  # side, top row, first left column and motion (px / frame) of the square
+RED = (230.0, 40.0, 40.0)
+
+
+def clip_background() -> np.ndarray:
+    """The still background of the clip, [48, 64, 3] float32."""
+    y, x = np.mgrid[0:CLIP_HEIGHT, 0:CLIP_WIDTH].astype(np.float32)
+    ramp = np.stack([60 + 2 * x, 80 + 2 * y, 150 - x - y], axis=-1)
+    return np.clip(ramp + (20 * np.sin(0.7 * x) * np.sin(0.6 * y))[..., None], 0, 255)
+
+
+def square_frames(count: int = CLIP_FRAMES) -> list[np.ndarray]:
+    """[H, W, 3] float32 frames with whole values: the square at column LEFT + STEP t in frame t."""
+    frames = []
+    for t in range(count):
+        frame = np.rint(clip_background())
+        left = LEFT + STEP * t
+        frame[TOP : TOP + SQUARE, left : left + SQUARE] = RED
+        frames.append(frame)
+    return frames
+
+
+def write_clip(path: Path, frames: list[np.ndarray], *, audio_seconds: float = 1.0) -> Path:
+    """The frames as H.264 (CRF 10) at CLIP_RATE with a 440 Hz AAC tone, written with PyAV directly."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=CLIP_RATE)
+        video.width, video.height, video.pix_fmt = CLIP_WIDTH, CLIP_HEIGHT, "yuv420p"
+        video.options = {"crf": "10"}
+        audio = container.add_stream("aac", rate=44100)
+        for t, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image.astype(np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, 1 / CLIP_RATE
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        samples = int(44100 * audio_seconds)
+        tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 44100)).astype(np.float32)[None]
+        for start in range(0, samples, 1024):
+            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start : start + 1024]), "fltp", "mono")
+            chunk.sample_rate, chunk.pts = 44100, start
+            container.mux(audio.encode(chunk))
+        container.mux(audio.encode(None))
+    return path
+
+
+def tf_config(ports: Sequence[int], index: int) -> str:
+    """The TF_CONFIG of worker ``index`` of workers on localhost ``ports``."""
+    return json.dumps(
+        {"cluster": {"worker": [f"localhost:{port}" for port in ports]}, "task": {"type": "worker", "index": index}}
+    )
+
+
+# ------------------------------------------------------------------------------------------------------ test tiers
+
+SLOW_RULE = (
+    "this test starts a Python process (a command, a worker); mark it @pytest.mark.slow (setup.cfg [tool:pytest] "
+    'markers): the fast tier, python -m pytest -m "not slow", starts none'
+)
+
+
+def _starts_python(argv: object) -> bool:
+    """Whether ``argv`` (of subprocess.Popen) runs a Python interpreter or one of the commands; small tools that
+    libraries run (``uname`` for platform.processor, ``mount``) do not count."""
+    program = argv if isinstance(argv, (str, bytes, os.PathLike)) else next(iter(argv), "")  # type: ignore[call-overload]
+    name = os.path.basename(os.fsdecode(program)).split()[0] if program else ""
+    return name.startswith(("python", "neural-style")) or os.fsdecode(program) == sys.executable
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Coverage, and its floor (setup.cfg), are for the whole suite: a part of it (-m, -k, or named files) runs
+    without them."""
+    whole = config.args_source == pytest.Config.ArgsSource.TESTPATHS
+    if not whole or config.option.markexpr or config.option.keyword:
+        config.option.no_cov = True
+        coverage = config.pluginmanager.get_plugin("_cov")  # pytest-cov's, which read its options before this
+        if coverage is not None:
+            coverage.options.no_cov = True
+
+
+@contextlib.contextmanager
+def _no_processes(item: pytest.Item) -> Iterator[None]:
+    """Fails a test that is not marked slow as soon as it (or a fixture it sets up) starts a Python process."""
+    if item.get_closest_marker("slow") is not None:
+        yield
+        return
+    execute = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+
+    def guarded(self: subprocess.Popen[Any], args: object, *rest: object, **kwargs: object) -> None:
+        if _starts_python(args):
+            pytest.fail(f"{SLOW_RULE}: {args!r}"[:400], pytrace=False)
+        execute(self, args, *rest, **kwargs)
+
+    subprocess.Popen._execute_child = guarded  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        subprocess.Popen._execute_child = execute  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    with _no_processes(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    with _no_processes(item):
+        return (yield)

@@ -72,6 +72,7 @@ def _apply(aws: ApplyWorkspace, *args: str, env: dict[str, str] | None = None) -
     )
 
 
+@pytest.mark.slow
 def test_apply_folder_keeps_sizes_names_and_formats(aws: ApplyWorkspace) -> None:
     out = aws.root / "out"
     result = _apply(aws, f"--model={aws.model}", f"--content={aws.photos}", f"--output={out}")
@@ -148,6 +149,7 @@ BAD_APPLY = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("make", "mention", "with_model"), [c[1:] for c in BAD_APPLY], ids=[c[0] for c in BAD_APPLY])
 def test_apply_bad_input_is_one_error_line(aws: ApplyWorkspace, import_probe: Path, make, mention, with_model) -> None:
     """Exit 2, one error line naming the culprit, nothing written, and TensorFlow never imported."""
@@ -169,6 +171,7 @@ def test_apply_bad_input_is_one_error_line(aws: ApplyWorkspace, import_probe: Pa
     assert marker.read_text() == ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dense", "vgg_features"])
 def test_a_keras_file_that_is_not_a_transformer_is_one_whole_line(aws: ApplyWorkspace, kind: str) -> None:
     """Another Keras model (a dense classifier; the feature extractor neural-style-export writes) is named as not
@@ -193,6 +196,7 @@ def test_a_keras_file_that_is_not_a_transformer_is_one_whole_line(aws: ApplyWork
     assert not (aws.root / "out.png").exists()
 
 
+@pytest.mark.slow
 def test_an_output_that_is_the_content_or_the_model_is_refused(aws: ApplyWorkspace) -> None:
     """With --overwrite too, however spelled: the photo itself, a hard link to it, the model; and in a folder run,
     an output folder whose file would be a hard link of an input."""

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import BLUE_CLASS, N_CLASSES, RED_CLASS, uniform_colour, write_vgg_mat
 from PIL import Image
 
@@ -39,6 +40,7 @@ def _classify(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[s
     return result, marker.read_text() == "True"
 
 
+@pytest.mark.slow
 def test_command_prints_five_lines_per_image(planted, tmp_path):
     """IMAGE<TAB>RANK<TAB>PROBABILITY<TAB>DESCRIPTION, five per image, in order, equal to the library's answer."""
     mat, weights, classifier = planted
@@ -63,6 +65,7 @@ def test_command_prints_five_lines_per_image(planted, tmp_path):
     assert imported_tf
 
 
+@pytest.mark.slow
 def test_command_rejects_bad_input_before_importing_tensorflow(planted, tmp_path):
     mat, _, _ = planted
     no_classifier = write_vgg_mat(tmp_path / "small.mat").path  # fc6 2x2: does not fit 224
@@ -86,6 +89,7 @@ def test_command_rejects_bad_input_before_importing_tensorflow(planted, tmp_path
         assert not imported_tf, args
 
 
+@pytest.mark.slow
 def test_help_lists_only_the_classify_flags(tmp_path):
     result, imported_tf = _classify(tmp_path, "--help")
     assert result.returncode == 0

@@ -114,6 +114,7 @@ def command_args(command: str, inputs: Path, model: Path | None = None) -> list[
 # ------------------------------------------------------------------------------------------ missing parents are made
 
 
+@pytest.mark.slow
 def test_stylize_creates_the_parents_of_tensorboard_dir(inputs: Path, work: Path) -> None:
     result = run(
         "neural-style", work, [*command_args("neural-style", inputs), "--iterations=1", "--tensorboard_dir=a/b/c"]
@@ -138,6 +139,7 @@ def trained(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     return work, run("neural-style-train", work, args)
 
 
+@pytest.mark.slow
 def test_train_creates_the_parents_of_checkpoint_dir(trained: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     work, result = trained
     ok(result)
@@ -145,12 +147,14 @@ def test_train_creates_the_parents_of_checkpoint_dir(trained: tuple[Path, subpro
     assert [p.name for p in (work / "ck" / "a" / "b").glob("*.index")] == ["ckpt-1.index"]
 
 
+@pytest.mark.slow
 def test_train_creates_the_parents_of_tensorboard_dir(trained: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     work, result = trained
     ok(result)
     assert list((work / "tb" / "c" / "d").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_apply_creates_the_parents_of_its_output_folder(
     inputs: Path, work: Path, trained: tuple[Path, subprocess.CompletedProcess[str]]
 ) -> None:
@@ -160,6 +164,7 @@ def test_apply_creates_the_parents_of_its_output_folder(
     assert sorted(p.name for p in (work / "x" / "y" / "styled").iterdir()) == ["p0.png", "p1.png"]
 
 
+@pytest.mark.slow
 def test_export_creates_the_parents_of_output_dir(inputs: Path, work: Path) -> None:
     ok(run("neural-style-export", work, [*command_args("neural-style-export", inputs), "--output_dir=e/f/vgg"]))
     assert sorted(p.name for p in (work / "e" / "f" / "vgg").iterdir()) == [
@@ -181,6 +186,7 @@ UNDER_A_FILE = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("command", "flag"), UNDER_A_FILE)
 @pytest.mark.parametrize("depth", ["parent", "grandparent"])
 def test_directory_under_a_file_is_refused_before_tensorflow(
@@ -221,6 +227,7 @@ OUTPUT_FILES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("command", "flag", "path"), OUTPUT_FILES)
 def test_output_file_in_a_missing_directory_is_refused(
     inputs: Path, work: Path, import_probe: Path, command: str, flag: str, path: str
@@ -282,6 +289,7 @@ def test_check_directory_target_refuses(
     assert info.value.usage
 
 
+@pytest.mark.slow
 def test_check_directory_target_refuses_what_cannot_be_written(read_only_dir: Path) -> None:
     with pytest.raises(NeuralStyleError, match=f"--flag {read_only_dir} is not writable; choose another location"):
         check_directory_target(str(read_only_dir), "flag")

@@ -88,6 +88,7 @@ def read_only(root: Path) -> Iterator[Path]:
 # ------------------------------------------------------------------------------------- refused before the network
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("make", "directory", "expected"),
     [
@@ -111,6 +112,7 @@ def test_directory_that_is_a_file_is_refused_before_the_network(
     assert tree(root / "work") == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("below", ["", "new/deeper"], ids=["directory", "missing-under-it"])
 def test_directory_that_cannot_be_written_is_refused_before_the_network(
     root: Path, import_probe: Path, read_only: Path, below: str
@@ -123,6 +125,7 @@ def test_directory_that_cannot_be_written_is_refused_before_the_network(
     assert not network and not tensorflow
 
 
+@pytest.mark.slow
 def test_keras_cache_that_is_a_file_is_refused_before_the_network(root: Path, import_probe: Path) -> None:
     """Without DIRECTORY the file goes to ~/.keras/models; a file there is named as the Keras cache directory."""
     (root / "home" / ".keras").mkdir()
@@ -133,6 +136,7 @@ def test_keras_cache_that_is_a_file_is_refused_before_the_network(root: Path, im
     assert not network and not tensorflow
 
 
+@pytest.mark.slow
 def test_more_than_one_directory_is_refused(root: Path, import_probe: Path) -> None:
     result, network, _ = download(root, import_probe, "a", "b")
     assert one_error(result, 2) == "give at most one DIRECTORY (see --help)"
@@ -142,6 +146,7 @@ def test_more_than_one_directory_is_refused(root: Path, import_probe: Path) -> N
 # ------------------------------------------------------------------------------------------------ failed downloads
 
 
+@pytest.mark.slow
 def test_failed_download_removes_the_directories_it_created(root: Path, import_probe: Path) -> None:
     result, network, _ = download(root, import_probe, "weights/vgg/files")
     message = one_error(result, 1)
@@ -151,6 +156,7 @@ def test_failed_download_removes_the_directories_it_created(root: Path, import_p
     assert tree(root / "work") == set()
 
 
+@pytest.mark.slow
 def test_failed_download_keeps_a_directory_that_was_there(root: Path, import_probe: Path) -> None:
     (root / "work" / "weights" / "vgg").mkdir(parents=True)
     (root / "work" / "weights" / "README.md").write_text("kept")
@@ -160,6 +166,7 @@ def test_failed_download_keeps_a_directory_that_was_there(root: Path, import_pro
     assert tree(root / "work") == {"weights", "weights/vgg", "weights/README.md"}
 
 
+@pytest.mark.slow
 def test_failed_download_into_the_keras_cache_leaves_no_models_directory(root: Path, import_probe: Path) -> None:
     result, network, _ = download(root, import_probe)
     assert f"to {root / 'home' / '.keras' / 'models'} (" in one_error(result, 1)

@@ -78,6 +78,7 @@ def _export(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str
     return result, marker.read_text() == "True"
 
 
+@pytest.mark.slow
 def test_export_round_trip_without_the_mat(tmp_path):
     """Export, delete the .mat, load both formats in a fresh process: the activations are the in-memory model's."""
     from neural_style.vgg import feature_extractor
@@ -123,6 +124,7 @@ def test_export_round_trip_without_the_mat(tmp_path):
             np.testing.assert_array_equal(acts[f"keras/{layer}"], expected[layer].numpy())
 
 
+@pytest.mark.slow
 def test_bad_input_is_refused_before_tensorflow(tmp_path):
     mat = write_vgg_mat(tmp_path / "vgg.mat")
     (tmp_path / "a_file").write_text("x")
@@ -152,6 +154,7 @@ def test_bad_input_is_refused_before_tensorflow(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_help_lists_only_the_export_flags(tmp_path):
     result, imported_tf = _export(tmp_path, "--help")
     assert result.returncode == 0
@@ -194,6 +197,7 @@ def test_default_layers_are_neural_styles():
     assert export_cli.flag_values()["layers"].default == list(EXPORT_LAYERS)
 
 
+@pytest.mark.slow
 def test_importing_the_package_and_commands_does_not_import_tensorflow(tmp_path):
     code = (
         "import sys, neural_style, neural_style.cli.export, neural_style.cli.classify; "

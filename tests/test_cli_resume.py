@@ -232,6 +232,7 @@ def _pixels(path: Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.int16)
 
 
+@pytest.mark.slow
 def test_sigint_writes_output_saves_state_and_exits_130(interrupted: Interrupted) -> None:
     """Ctrl-C: exit 130, a last stderr line with the resume command, a valid output, a saved state."""
     stage = interrupted.sigint
@@ -245,17 +246,20 @@ def test_sigint_writes_output_saves_state_and_exits_130(interrupted: Interrupted
     assert stage.files["saved iteration"] == stage.stopped_at() >= 5
 
 
+@pytest.mark.slow
 def test_sigint_resume_hint_is_a_runnable_command(interrupted: Interrupted) -> None:
     hint = interrupted.sigint.last_line.split("resume with: ", 1)[1]
     assert not hint.split()[0].endswith("__main__.py"), hint
 
 
+@pytest.mark.slow
 def test_each_save_keeps_the_previous_state(interrupted: Interrupted) -> None:
     """The SIGINT run saved twice (at checkpoint 5 and on Ctrl-C): the 'checkpoint' file should list two states."""
     saves = re.findall(r'all_model_checkpoint_paths: "([^"]+)"', interrupted.sigint.files["saves"])
     assert len(set(saves)) == 2, interrupted.sigint.files
 
 
+@pytest.mark.slow
 def test_sigterm_is_handled_like_ctrl_c(interrupted: Interrupted) -> None:
     """SIGTERM after a resume: exit 130, 'terminated', the resume hint, the output valid, the state saved."""
     stage = interrupted.sigterm
@@ -268,6 +272,7 @@ def test_sigterm_is_handled_like_ctrl_c(interrupted: Interrupted) -> None:
     assert stage.files["saved iteration"] == stage.stopped_at() > interrupted.sigint.stopped_at()
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_valid_files_and_at_most_one_orphan(interrupted: Interrupted) -> None:
     """kill -9 while saving: every image is a valid PNG; only an orphaned .tmp-* file of a write may remain.
 
@@ -286,6 +291,7 @@ def test_sigkill_leaves_valid_files_and_at_most_one_orphan(interrupted: Interrup
     assert saved is not None and max(interrupted.sigterm.stopped_at(), checkpoint - 5) <= saved <= checkpoint
 
 
+@pytest.mark.slow
 def test_resume_with_other_setting_is_refused(interrupted: Interrupted) -> None:
     """A different --style_weight: exit 2, one error line naming it, nothing written, the state kept."""
     stage = interrupted.refused
@@ -298,6 +304,7 @@ def test_resume_with_other_setting_is_refused(interrupted: Interrupted) -> None:
     assert stage.files["unchanged"]
 
 
+@pytest.mark.slow
 def test_resume_finishes_like_an_uninterrupted_run(interrupted: Interrupted, reference) -> None:
     """After SIGINT, SIGTERM and SIGKILL the resumed run ends with exit 0, the state removed, and the same result."""
     stage, ws = interrupted.finished, interrupted.ws
@@ -322,6 +329,7 @@ def _final_losses(stdout: str) -> list[float]:
     return [float(value) for _, value in values[-4:]]
 
 
+@pytest.mark.slow
 def test_resume_without_state_is_one_error_line(tmp_path: Path) -> None:
     """--resume with no <output>.state: exit 2 and one line, before TensorFlow is imported."""
     ws = make_workspace(tmp_path)
@@ -413,6 +421,7 @@ def _progress(tmp_path: Path) -> np.ndarray:
     return np.loadtxt(tmp_path / "progress.txt", ndmin=2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_after", [3, 8], ids=["in-the-coarse-stage", "in-the-fine-stage"])
 def test_coarse_to_fine_adam_resumes_exactly(
     small_problem, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_after: int, capsys
@@ -434,6 +443,7 @@ def test_coarse_to_fine_adam_resumes_exactly(
     assert not Path(f"{tmp_path / 'out.png'}.state").exists()
 
 
+@pytest.mark.slow
 def test_lbfgs_resumes_from_the_saved_image_with_a_fresh_history(
     small_problem, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -480,6 +490,7 @@ def _events(directory: Path) -> tuple[dict[str, dict[int, float]], dict[int, tup
     return scalars, images
 
 
+@pytest.mark.slow
 def test_tensorboard_loss_terms_every_iteration_and_images(reference) -> None:
     """loss/{content,style,tv,total} at steps 0..29 equal the printed losses; images every 2 iterations."""
     ws, result = reference
@@ -500,6 +511,7 @@ def test_tensorboard_loss_terms_every_iteration_and_images(reference) -> None:
     assert set(images.values()) == {CONTENT_SIZE}
 
 
+@pytest.mark.slow
 def test_checkpoint_sheet_has_one_tile_per_checkpoint(reference) -> None:
     """out_checkpoints.png: 6 tiles (iterations 5..30) of 256 px in 4 columns and 2 rows, the last two empty."""
     ws, result = reference

@@ -30,6 +30,7 @@ from conftest import (
     assert_ok,
     he_scaled,
     make_workspace,
+    run_in_process,
     run_neural_style,
     snapshot,
     style_array,
@@ -75,6 +76,7 @@ def happy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, subproce
 # ------------------------------------------------------------------------------------------------ successful runs
 
 
+@pytest.mark.slow
 def test_happy_path(happy: tuple[Workspace, subprocess.CompletedProcess[str]]) -> None:
     """A short run writes the resized output, both checkpoints and a loss table and plot that show progress."""
     ws, result = happy
@@ -110,10 +112,11 @@ def test_happy_path(happy: tuple[Workspace, subprocess.CompletedProcess[str]]) -
     assert list((ws.root / "cache").glob("*.npz")), "the conv-only cache goes to $NEURAL_STYLE_CACHE"
 
 
+@pytest.mark.slow
 def test_progress_history_starts_before_the_first_iteration_without_print_iterations(ws: Workspace) -> None:
     """Without --print_iterations, progress.txt still has the row before the first iteration and the last one
     (the README's promise); the loss lines are printed once, after the last iteration, as before."""
-    result = run_neural_style(ws, ws.args("--iterations=3", "--progress_write", "--seed=0"))
+    result = run_in_process(ws, ws.args("--iterations=3", "--progress_write", "--seed=0"))
     assert_ok(result)
     assert result.stdout.count("total loss:") == 1
     table = np.loadtxt(ws.work / "progress.txt", ndmin=2)
@@ -121,6 +124,7 @@ def test_progress_history_starts_before_the_first_iteration_without_print_iterat
     np.testing.assert_allclose(table[:, 4], table[:, 1] + table[:, 2] + table[:, 3], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_same_seed_same_output(happy: tuple[Workspace, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
     """Two runs with the same --seed and settings write identical images."""
     first, first_result = happy
@@ -131,29 +135,32 @@ def test_same_seed_same_output(happy: tuple[Workspace, subprocess.CompletedProce
     assert first.output.read_bytes() == second.output.read_bytes()
 
 
+@pytest.mark.slow
 def test_two_styles_with_blend_weights_and_scales(ws: Workspace) -> None:
     """Two style images with --style_blend_weights and --style_scales run to the end."""
     other = ws.work / "style2.png"
     Image.fromarray(style_array(seed=1)).resize((12, 20)).save(other)
     args = ws.args("--iterations=2", "--seed=1", "--style_blend_weights=1,3", "--style_scales=1,0.5")
     args[1] = f"--styles={ws.style},{other}"
-    assert_ok(run_neural_style(ws, args))
+    assert_ok(run_in_process(ws, args))
     with Image.open(ws.output) as image:
         assert image.size == CONTENT_SIZE
 
 
+@pytest.mark.slow
 def test_initial_image_is_resized(ws: Workspace) -> None:
     """An --initial image of another size is resized to the content's size."""
     initial = ws.work / "initial.jpg"
     Image.fromarray(style_array(seed=2)).resize((30, 12)).save(initial)
-    assert_ok(run_neural_style(ws, ws.args("--iterations=2", f"--initial={initial}")))
+    assert_ok(run_in_process(ws, ws.args("--iterations=2", f"--initial={initial}")))
     with Image.open(ws.output) as image:
         assert image.size == CONTENT_SIZE
 
 
+@pytest.mark.slow
 def test_preserve_colors_keeps_content_chroma(ws: Workspace) -> None:
     """With --preserve_colors the output's Cb and Cr are the content's, up to rounding."""
-    assert_ok(run_neural_style(ws, ws.args("--iterations=3", "--seed=1", "--preserve_colors")))
+    assert_ok(run_in_process(ws, ws.args("--iterations=3", "--seed=1", "--preserve_colors")))
     with Image.open(ws.output) as out, Image.open(ws.content) as content:
         assert out.size == content.size
         got = np.asarray(out.convert("YCbCr"), dtype=np.float64)
@@ -162,11 +169,12 @@ def test_preserve_colors_keeps_content_chroma(ws: Workspace) -> None:
     assert chroma_diff.mean() < 3, chroma_diff.mean()
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_existing_output(ws: Workspace) -> None:
     """--overwrite replaces an output that already exists."""
     Image.new("RGB", (5, 5), "black").save(ws.output)
     old = ws.output.read_bytes()
-    assert_ok(run_neural_style(ws, ws.args("--iterations=1", "--overwrite")))
+    assert_ok(run_in_process(ws, ws.args("--iterations=1", "--overwrite")))
     assert ws.output.read_bytes() != old
     with Image.open(ws.output) as image:
         assert image.size == CONTENT_SIZE
@@ -354,6 +362,7 @@ BAD_CASES: list = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make_case", BAD_CASES, ids=lambda f: f.__name__.lstrip("_") if callable(f) else None)
 def test_bad_input_is_one_error_line(ws: Workspace, import_probe: Path, make_case) -> None:
     """Bad input: exit 2, one 'neural-style: error:' line naming the culprit, nothing written, no TensorFlow."""
@@ -387,8 +396,9 @@ def test_bad_input_is_one_error_line(ws: Workspace, import_probe: Path, make_cas
 # ---------------------------------------------------------------------------------------------- speed options
 
 
+@pytest.mark.slow
 def test_cli_lbfgs_prints_evaluations(ws: Workspace) -> None:
-    result = run_neural_style(ws, ws.args("--optimizer=lbfgs", "--iterations=3", "--seed=0", "--tv_weight=1"))
+    result = run_in_process(ws, ws.args("--optimizer=lbfgs", "--iterations=3", "--seed=0", "--tv_weight=1"))
     assert_ok(result)
     counts = [int(n) for n in re.findall(r"^Iteration +\d+/ +3 \[(\d+) evaluations\]", result.stdout, re.MULTILINE)]
     assert len(counts) == 3, result.stdout
@@ -397,8 +407,9 @@ def test_cli_lbfgs_prints_evaluations(ws: Workspace) -> None:
         assert image.size == CONTENT_SIZE
 
 
+@pytest.mark.slow
 def test_cli_scales_writes_the_output_size(ws: Workspace) -> None:
-    result = run_neural_style(ws, ws.args("--scales=2", "--width=64", "--iterations=3", "--seed=0", "--tv_weight=1"))
+    result = run_in_process(ws, ws.args("--scales=2", "--width=64", "--iterations=3", "--seed=0", "--tv_weight=1"))
     assert_ok(result)
     assert "Coarse to fine: 1 at 32 px, 2 at 64 px" in result.stdout
     assert "(scale 2/2)" in result.stdout
@@ -425,6 +436,7 @@ BAD_FLAGS = {
 BAD_FLAG_CASES = [pytest.param(case, id=case) for case in BAD_FLAGS]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", BAD_FLAG_CASES)
 def test_bad_speed_flags_are_one_error_line(ws: Workspace, import_probe: Path, case: str) -> None:
     """Exit 2 and a last stderr line 'neural-style: error: ...'; before TensorFlow is imported when possible.
@@ -495,6 +507,7 @@ def test_check_memory_in_process(tiny_weights: VggWeights, monkeypatch: pytest.M
 GUARD_CHANNELS = (128, 128, 64, 64, 64)  # ~3.6 kB per pixel: the guard refuses a few thousand pixels wide
 
 
+@pytest.mark.slow
 def test_memory_guard_refuses_too_large_width_before_tensorflow(tmp_path: Path) -> None:
     """A width needing more than the available memory: exit 2 within seconds, one line naming a --width that
     fits, nothing written, TensorFlow never imported."""
@@ -531,6 +544,7 @@ def test_memory_guard_refuses_too_large_width_before_tensorflow(tmp_path: Path) 
     assert sorted(p.name for p in ws.work.iterdir()) == before
 
 
+@pytest.mark.slow
 def test_nomemory_guard_flag_is_accepted(tmp_path: Path) -> None:
     """--nomemory_guard parses; the run goes on to the next check (here: --iterations 0 is refused)."""
     ws = make_workspace(tmp_path)
@@ -592,6 +606,7 @@ def test_max_memory_chooses_the_tile_and_refuses_what_cannot_fit(
     assert tile == 400
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("flag", "message"),
     [
@@ -619,11 +634,12 @@ def test_tiles_are_not_for_video() -> None:
             video_cli.check_styles(fv)
 
 
+@pytest.mark.slow
 def test_a_tiled_run_writes_the_untiled_image(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path)
     common = ("--iterations=3", "--seed=3", "--width=40")
-    plain = run_neural_style(ws, ws.args(*common, output=ws.work / "plain.png"))
-    tiled = run_neural_style(ws, ws.args(*common, "--tile_size=16", output=ws.work / "tiled.png"))
+    plain = run_in_process(ws, ws.args(*common, output=ws.work / "plain.png"))
+    tiled = run_in_process(ws, ws.args(*common, "--tile_size=16", output=ws.work / "tiled.png"))
     assert_ok(plain)
     assert_ok(tiled)
     assert "Tiles of 16 px (+80 px halo on each side): 9 per pass" in tiled.stdout  # 40 x 33: 3 x 3 of 16
@@ -663,6 +679,7 @@ def test_preserve_colors_flag_takes_a_mode() -> None:
     assert (config.content_layers, config.style_layers, config.color_mode) == (("relu3_1",), ("relu1_1",), "none")
 
 
+@pytest.mark.slow
 def test_regions_colours_and_layers_end_to_end(ws: Workspace) -> None:
     """Two styles kept to two halves (soft-edged masks), a style mask, histogram matching, custom layers, with
     checkpoints (the resumable state's fingerprint holds the masks): the output is written, the state removed."""
@@ -686,7 +703,7 @@ def test_regions_colours_and_layers_end_to_end(ws: Workspace) -> None:
         "--seed=0",
         "--tv_weight=1",
     ]
-    result = run_neural_style(ws, [a for a in ws.args() if not a.startswith("--styles=")] + args)
+    result = run_in_process(ws, [a for a in ws.args() if not a.startswith("--styles=")] + args)
     assert_ok(result)
     with Image.open(ws.output) as out:
         assert out.size == (width, height)

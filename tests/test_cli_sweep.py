@@ -22,6 +22,7 @@ from conftest import (
     Workspace,
     assert_ok,
     make_workspace,
+    run_in_process,
     run_neural_style,
     snapshot,
     style_array,
@@ -113,10 +114,11 @@ def _sheet_size(n: int, width: int = CONTENT_SIZE[0], height: int = CONTENT_SIZE
     return columns * (256 + margin) + margin, rows * (tile_height + caption + margin) + margin
 
 
+@pytest.mark.slow
 def test_cli_blend_sweep(tmp_path: Path) -> None:
     """--blend_sweep 3 writes the three blends and a captioned sheet beside --output, but not --output itself."""
     ws, styles = _sweep_workspace(tmp_path)
-    result = run_neural_style(
+    result = run_in_process(
         ws, _sweep_args(ws, styles, "--blend_sweep=3", "--iterations=3", "--seed=0", "--print_iterations=3")
     )
     assert_ok(result)
@@ -133,13 +135,14 @@ def test_cli_blend_sweep(tmp_path: Path) -> None:
     assert temp_files(ws.root) == []
 
 
+@pytest.mark.slow
 def test_cli_blends_and_style_weights_in_chunks(tmp_path: Path) -> None:
     """3 styles x --blends (2) x --sweep_style_weights (2) = 4 candidates, run as chunks of 3 + 1."""
     ws, styles = _sweep_workspace(tmp_path, n_styles=3)
     args = _sweep_args(
         ws, styles, "--blends=1,0,0;0,1,0", "--sweep_style_weights=10,100", "--batch_size=3", "--iterations=2"
     )
-    result = run_neural_style(ws, args)
+    result = run_in_process(ws, args)
     assert_ok(result)
     names = ["out_1-0-0_sw10.png", "out_1-0-0_sw100.png", "out_0-1-0_sw10.png", "out_0-1-0_sw100.png"]
     assert sorted(p.name for p in ws.work.glob("out*")) == sorted([*names, "out_sheet.png"])
@@ -188,6 +191,7 @@ BAD_SWEEPS.update(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case",
     [pytest.param(case, id=name) for name, case in BAD_SWEEPS.items()],

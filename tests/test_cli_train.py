@@ -46,6 +46,7 @@ def _events(directory: Path) -> dict[str, list[int]]:
     return tags
 
 
+@pytest.mark.slow
 def test_train_command_trains_resumes_and_writes_a_model(
     tiny_vgg_file: Path,
     photo_folder: Path,
@@ -134,6 +135,7 @@ BAD_TRAIN = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("make", "mention"), [c[1:] for c in BAD_TRAIN], ids=[c[0] for c in BAD_TRAIN])
 def test_train_bad_input_is_one_error_line(
     tiny_vgg_file: Path, tmp_path: Path, import_probe: Path, make, mention

@@ -51,6 +51,7 @@ def test_check_widths_accepts() -> None:
     check_widths([128], 128)
 
 
+@pytest.mark.slow
 def test_coarse_to_fine_stages(tiny_run: TinyRun) -> None:
     """Stages run in order at their sizes, each from the previous result upsampled; the result has the content's size.
 

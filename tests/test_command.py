@@ -59,6 +59,7 @@ def _fake_tensorflow(root: Path) -> Path:
     return package.parent
 
 
+@pytest.mark.slow
 def test_tensorflow_failing_to_start_shows_its_log_then_one_error_line(tmp_path: Path) -> None:
     """The held-back log is replayed when TensorFlow cannot start, and the error is the last line (exit 1)."""
     env = {**os.environ, "PYTHONPATH": str(_fake_tensorflow(tmp_path))}
@@ -73,6 +74,7 @@ def test_tensorflow_failing_to_start_shows_its_log_then_one_error_line(tmp_path:
     )
 
 
+@pytest.mark.slow
 def test_tensorflow_start_up_log_is_held_back_unless_asked_for(tmp_path: Path) -> None:
     """The real TensorFlow prints its start-up lines on stderr; held back by default, shown with the variable."""
     code = "from neural_style.cli.command import start_tensorflow; start_tensorflow(); print('started')"
@@ -137,6 +139,7 @@ def test_check_writable_read_only_directory(tmp_path: Path) -> None:
         directory.chmod(0o755)
 
 
+@pytest.mark.slow
 def test_a_reader_that_stops_reading_is_no_traceback() -> None:
     """``neural-style --help | head -1``: the help meets a closed pipe; no traceback, exit 0."""
     process = subprocess.Popen(
@@ -163,6 +166,7 @@ run_process(main)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("imports", "end", "status"),
     [

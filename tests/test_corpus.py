@@ -41,6 +41,7 @@ from conftest import (
     content_array,
     he_scaled,
     make_workspace,
+    run_in_process,
     run_neural_style,
     snapshot,
     style_array,
@@ -518,6 +519,7 @@ def _assert_untouched(path: Path, old: bytes) -> None:
     assert sorted(path.parent.glob(".tmp-*")) == []
 
 
+@pytest.mark.slow
 def test_output_on_full_disk(tmpfs) -> None:
     """A real full file system: NeuralStyleError (not usage), the old file untouched, no temporary file left."""
     disk = tmpfs("disk")
@@ -568,6 +570,7 @@ def test_output_disk_full_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
 
 
+@pytest.mark.slow
 def test_output_on_read_only_file_system(tmpfs) -> None:
     """A read-only mount (root cannot write there either): check_writable refuses, write_image leaves nothing."""
     disk = tmpfs("ro", read_only=True)
@@ -761,6 +764,7 @@ def _unmount_all(root: Path) -> None:
         subprocess.run(["umount", target], check=False, capture_output=True, timeout=30)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in CLI_CASES])
 def test_cli_corpus(tmp_path: Path, import_probe: Path, case: CliCase) -> None:
     """Representative bad inputs through the command: exit 2, one error line, no file of the user's written or
@@ -792,6 +796,7 @@ def test_cli_corpus(tmp_path: Path, import_probe: Path, case: CliCase) -> None:
                 directory.chmod(0o755)
 
 
+@pytest.mark.slow
 def test_cli_unusual_valid_inputs(tmp_path: Path) -> None:
     """Unicode and spaces in every path; a 16-bit RGB PNG content, an animated GIF and a CMYK JPEG as styles, an
     RGBA initial image: the run finishes and writes a valid output of the content's size, and nothing else."""
@@ -819,7 +824,7 @@ def test_cli_unusual_valid_inputs(tmp_path: Path) -> None:
         "--iterations=2",
         "--seed=0",
     ]
-    result = run_neural_style(ws, args)
+    result = run_in_process(ws, args)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     with Image.open(output) as image:
@@ -1117,6 +1122,7 @@ STATE_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case", [pytest.param(c, id=c.id, marks=c.marks) for c in [*OUTPUT_IS_INPUT_CASES, *STATE_CASES]]
 )
@@ -1125,11 +1131,12 @@ def test_cli_classes_of_the_reliability_issue(tmp_path: Path, import_probe: Path
     test_cli_corpus(tmp_path, import_probe, case)
 
 
+@pytest.mark.slow
 def test_restart_discards_the_state_and_runs(tmp_path: Path) -> None:
     """--restart is the one way to give up a saved state: the run starts afresh and, complete, leaves no state."""
     ws = make_workspace(tmp_path)
     _with_state()(ws)
-    result = run_neural_style(ws, ws.args("--iterations=2", "--restart"))
+    result = run_in_process(ws, ws.args("--iterations=2", "--restart"))
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert ws.output.exists() and not (ws.work / "out.png.state").exists()
 
@@ -1198,6 +1205,7 @@ SCORE_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in SCORE_CASES])
 def test_score_corpus(tmp_path: Path, import_probe: Path, case: CliCase) -> None:
     """neural-style-score's bad command lines: exit 2, one error line, nothing written, no TensorFlow imported."""
@@ -1332,6 +1340,7 @@ MESSAGE_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in MESSAGE_CASES])
 def test_cli_messages_say_what_is_wrong(tmp_path: Path, import_probe: Path, case: CliCase) -> None:
     test_cli_corpus(tmp_path, import_probe, case)
@@ -1401,6 +1410,7 @@ REGION_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in REGION_CASES])
 def test_cli_regions_colours_and_layers(tmp_path: Path, import_probe: Path, case: CliCase) -> None:
     test_cli_corpus(tmp_path, import_probe, case)
@@ -1429,6 +1439,7 @@ def camera_jpeg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_102_megapixel_jpeg_is_read_at_a_reduced_scale(camera_jpeg: Path) -> None:
     """Shrunk to 64 px wide by the caller, it is decoded at 1/8 scale (1456x1092, the smallest at least 64 wide),
     and its values are the ramp's."""
@@ -1438,10 +1449,11 @@ def test_a_102_megapixel_jpeg_is_read_at_a_reduced_scale(camera_jpeg: Path) -> N
     assert np.abs(image[546, :, 0] - expected).max() < 4  # JPEG and 8x8 block averaging, within a few levels
 
 
+@pytest.mark.slow
 def test_neural_style_stylizes_a_102_megapixel_photo(tmp_path: Path, camera_jpeg: Path) -> None:
     """The whole command, --width 32: the output has the photo's aspect ratio (8736 / 11648 x 32 = 24)."""
     ws = make_workspace(tmp_path)
-    result = run_neural_style(ws, _replace(ws.args("--width=32", "--iterations=1"), "content", camera_jpeg))
+    result = run_in_process(ws, _replace(ws.args("--width=32", "--iterations=1"), "content", camera_jpeg))
     assert result.returncode == 0 and result.stderr == "", result.stderr
     with Image.open(ws.output) as output:
         assert output.size == (32, 24)
@@ -1466,6 +1478,7 @@ def test_seeds_out_of_range_are_refused(command: str, seed: int, refused: bool) 
     assert info.value.setting == "seed"
 
 
+@pytest.mark.slow
 def test_a_negative_seed_on_the_command_line_is_one_line(tmp_path: Path, import_probe: Path) -> None:
     """It used to end in NumPy's traceback after TensorFlow had started."""
     test_cli_corpus(tmp_path, import_probe, CliCase("--seed -1", lambda ws: ws.args("--seed=-1"), 2, ("--seed is -1",)))

@@ -134,6 +134,7 @@ def test_lbfgs_counts_evaluations(lbfgs_run: list[Progress]) -> None:
     assert all(b > a for a, b in zip(counts, counts[1:], strict=False)), counts
 
 
+@pytest.mark.slow
 def test_lbfgs_keeps_pixels_within_bounds(tiny_run: TinyRun) -> None:
     """From a black-and-white start Adam leaves 0..255 within 5 steps; L-BFGS stays inside and rests on both bounds."""
     blocks = np.array([[0, 255, 0], [255, 0, 255]], np.float32)
@@ -235,6 +236,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_logical_devices_match_one(make_vgg_mat, tmp_path: Path) -> None:
     """3 candidates over 2 logical CPUs (split 2 + 1) equal the same sweep on one device, loss and pixels, with
     max and with average pooling."""

@@ -177,6 +177,7 @@ def _image_model() -> keras.Model:
     return keras.Model(inputs, keras.layers.Add()([inputs, x]))
 
 
+@pytest.mark.slow
 def test_fit_two_steps_and_a_custom_loop(scaled_vgg):
     _, weights = scaled_vgg
     keras.utils.set_random_seed(0)
@@ -206,6 +207,7 @@ LOSS_MAKERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(LOSS_MAKERS))
 def test_compiled_model_saves_and_loads_without_the_mat(scaled_vgg, tmp_path, kind):
     """A model compiled with the loss reloads from .keras, with the .mat deleted and no custom_objects.

@@ -33,24 +33,28 @@ that needs more hardware than this machine has (``--precision bfloat16`` without
 from __future__ import annotations
 
 import configparser
-import contextlib
 import dataclasses
 import functools
 import importlib
-import io
 import os
 import re
 import shlex
 import shutil
-import socket
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import CHANNELS, content_array, he_scaled, photo_array, style_array, write_vgg_mat
+from conftest import (
+    CHANNELS,
+    Completed,
+    content_array,
+    he_scaled,
+    photo_array,
+    run_command,
+    style_array,
+    write_vgg_mat,
+)
 from PIL import Image
 
 from neural_style.cli.options import checkpoint_path
@@ -280,54 +284,6 @@ def outputs_of(parsed: Parsed, work: Path) -> list[Path]:
 # ------------------------------------------------------------------------------------------------------- running
 
 
-@contextlib.contextmanager
-def _process_like(work: Path, env: dict[str, str], no_network: bool) -> Iterator[None]:
-    """Runs a command in this process as if it were its own: in ``work``, with ``env`` as the environment and, with
-    ``no_network``, every socket resolve or connect failing. (In-process, TensorFlow is started once for all lines.)"""
-    saved_env, saved_cwd, saved_argv = dict(os.environ), os.getcwd(), list(sys.argv)
-    saved_socket = socket.getaddrinfo, socket.socket.connect
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise OSError("network disabled by the test")
-
-    os.environ.clear()
-    os.environ.update(env)
-    os.chdir(work)
-    if no_network:
-        socket.getaddrinfo = refuse
-        socket.socket.connect = refuse  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        socket.getaddrinfo, socket.socket.connect = saved_socket  # type: ignore[method-assign]
-        os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
-        sys.argv[:] = saved_argv
-
-
-def run_command(module: str, argv: list[str], work: Path, env: dict[str, str], no_network: bool) -> Completed:
-    """The command's entry point called with ``argv`` (its name first): exit status, stdout and stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    status = 0
-    with _process_like(work, env, no_network), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        sys.argv[:] = argv
-        try:
-            importlib.import_module(module).main(argv)
-        except SystemExit as e:
-            status = e.code if isinstance(e.code, int) else 1
-    return Completed(status, out.getvalue(), err.getvalue())
-
-
-@dataclasses.dataclass(frozen=True)
-class Completed:
-    """What a command line did, as ``subprocess.CompletedProcess`` would tell it."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 def write_inputs(kind: str, path: Path) -> None:
     """A tiny image (or a folder of two photos) at ``path``, in the format its extension names."""
     if kind == "folder":
@@ -429,6 +385,7 @@ def test_readme_has_the_command_lines() -> None:
     assert len(COMMAND_LINES) >= 12
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(COMMAND_LINES)), ids=[c.id for c in COMMAND_LINES])
 def test_readme_command_runs(readme: Readme, index: int) -> None:
     run = readme.run(index)

@@ -128,6 +128,7 @@ def test_adam_matches_tf1_adam_optimizer() -> None:
         session.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pooling", ["max", "avg"])
 @pytest.mark.parametrize("blend", [None, (0.3, 0.7)], ids=["one_style", "two_styles"])
 @pytest.mark.parametrize("content_weight_blend", [1.0, 0.5])
@@ -162,6 +163,7 @@ def test_losses_match_reference_from_an_initial_image(synthetic_weights: VggWeig
     _compare(synthetic_weights, content, styles, config, initial=initial, start=start)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not (REAL_FILE.is_file() and REAL_CONTENT.is_file() and REAL_STYLE.is_file()),
     reason="../shared weights or images absent",

@@ -183,6 +183,7 @@ def test_regions_run_with_both_optimisers(two_halves, optimizer: str) -> None:
     assert records[-1].final and records[-1].image is not None and np.isfinite(records[-1].image).all()
 
 
+@pytest.mark.slow
 def test_regions_sweep_gives_each_candidate_its_blend(two_halves) -> None:
     """A sweep with regions: candidate i is the single run with its blend (the regions' weights)."""
     weights, content, styles, regions = two_halves
@@ -196,6 +197,7 @@ def test_regions_sweep_gives_each_candidate_its_blend(two_halves) -> None:
     np.testing.assert_allclose(last.images[1], single[-1].image, atol=1e-2)
 
 
+@pytest.mark.slow
 def test_regions_coarse_to_fine_resizes_the_masks(two_halves) -> None:
     weights, _, styles, regions = two_halves
     content = np.random.default_rng(0).uniform(0, 255, (51, 64, 3)).astype(np.float32)
@@ -218,6 +220,7 @@ def _two_colour_styles(size: int = 48) -> tuple[np.ndarray, np.ndarray]:
     return red.astype(np.float32), blue.astype(np.float32)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not REAL_FILE.is_file(), reason=f"{REAL_FILE} is not present")
 def test_real_network_keeps_each_style_to_its_half() -> None:
     """Left half red style, right half blue style: each half's mean colour ends closer to its own style's."""

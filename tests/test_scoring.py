@@ -67,7 +67,7 @@ def test_the_style_image_itself_has_no_style_loss(tiny_run):
     style = tiny_run.style
     scores = score_images(tiny_run.weights, style, [style], style, tiny_config())
     assert scores["content"][0] == 0.0
-    assert scores["style"][0] == pytest.approx(0.0, abs=1e-6 * scores["tv"][0])
+    assert scores["style"][0] == pytest.approx(0.0, abs=1e-6 * float(scores["tv"][0]))  # approx takes Python floats
     np.testing.assert_allclose(scores["total"], scores["tv"], rtol=1e-6)
 
 

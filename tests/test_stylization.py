@@ -131,6 +131,7 @@ def _saved_losses(tiny_run: TinyRun, optimizer: str) -> list[float]:
     return [float(r.image_losses["total"][0]) for r in records if r.image_losses is not None]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_stop_at_loss_stops_at_the_first_iteration_whose_saved_image_reaches_it(
     tiny_run: TinyRun, optimizer: str
@@ -180,6 +181,7 @@ def _black_and_white() -> np.ndarray:
     return np.kron(blocks[..., None] * np.ones(3, np.float32), np.ones((10, 8, 1), np.float32))
 
 
+@pytest.mark.slow
 def test_clip_keeps_adam_within_0_255_and_is_the_projection_of_its_step(tiny_run: TinyRun) -> None:
     """--clip: after one step the iterate is exactly Adam's step clipped to 0..255 (same start, same gradient)."""
     content = _black_and_white()
@@ -199,6 +201,7 @@ def test_clip_keeps_adam_within_0_255_and_is_the_projection_of_its_step(tiny_run
     assert run.iterates().min() >= -1e-3 and run.iterates().max() <= 255 + 1e-3
 
 
+@pytest.mark.slow
 def test_average_decay_saves_the_bias_corrected_average_of_the_iterates(tiny_run: TinyRun) -> None:
     """average_decay D: after 3 steps the result is (D^2 (1-D) x1 + D (1-D) x2 + (1-D) x3) / (1 - D^3), rounded;
     the trajectory is the one of a run without averaging."""
@@ -236,6 +239,7 @@ def test_bfloat16_losses_stay_close_to_float32(tiny_run: TinyRun) -> None:
         assert not np.array_equal(bf16["style"], f32["style"]), "bfloat16 should not be float32 in disguise"
 
 
+@pytest.mark.slow
 def test_bfloat16_run_stays_close_to_float32(tiny_run: TinyRun) -> None:
     """Three Adam steps in bfloat16: step losses and the float32-evaluated loss of the result within 5% of float32's.
 
@@ -263,6 +267,7 @@ def _xla_available() -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_xla_matches_the_plain_step(tiny_run: TinyRun) -> None:
     """--xla compiles the same computation: two Adam steps agree with the non-XLA run to ~1e-4."""
     if not _xla_available():
@@ -373,6 +378,7 @@ def _assert_same(got: tuple[np.ndarray, dict], want: tuple[np.ndarray, dict]) ->
         np.testing.assert_allclose(got[1][key], want[1][key], rtol=LOSS_RTOL, err_msg=key)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [None, 2], ids=["one-batch", "chunks-2+1"])
 def test_sweep_candidate_equals_single_run(sweep_problem: SweepProblem, singles, batch_size: int | None) -> None:
     """Candidate i of a sweep (one batch of 3, or chunks of 2 + 1) equals a run of candidate i alone."""
@@ -385,6 +391,7 @@ def test_sweep_candidate_equals_single_run(sweep_problem: SweepProblem, singles,
     assert not np.allclose(losses["style"][0], losses["style"][1], rtol=10 * LOSS_RTOL)
 
 
+@pytest.mark.slow
 def test_single_candidate_equals_config_run(sweep_problem: SweepProblem) -> None:
     """``candidates=[c]`` is the same run as a config with c's blend and style weight (what the CLI does)."""
     from neural_style.stylization import stylize
@@ -398,6 +405,7 @@ def test_single_candidate_equals_config_run(sweep_problem: SweepProblem) -> None
     _assert_same(alone, _final(stylize(sweep_problem.weights, sweep_problem.content, sweep_problem.styles, blended)))
 
 
+@pytest.mark.slow
 def test_targets_are_computed_once_for_a_chunked_sweep(
     sweep_problem: SweepProblem, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -456,6 +464,7 @@ def test_sweep_rejects_bad_batch_size(sweep_problem: SweepProblem) -> None:
         )
 
 
+@pytest.mark.slow
 def test_chunks_share_the_start_image_without_a_seed(sweep_problem: SweepProblem) -> None:
     """Without --seed, one batch starts all candidates from one noise image; chunks of 1 should too."""
     config = dataclasses.replace(_sweep_config("max", seed=None), iterations=1)
@@ -545,6 +554,7 @@ def test_state_holds_the_run_not_the_network(saved: dict[int, Saved]) -> None:
     assert tf.train.load_variable(saved[3].path, "engine/optimizer/step/.ATTRIBUTES/VARIABLE_VALUE") == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("stop_at", "fresh_seed"),
     [(4, 0), (3, 1), (1, 0)],

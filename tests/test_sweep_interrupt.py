@@ -169,6 +169,7 @@ LINE = re.compile(
 
 # SIGINT only: SIGTERM goes through the same interruptible() (tests/test_command.py checks it tells them apart), and
 # each of these subprocess runs costs about 20 s.
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, why", [pytest.param(signal.SIGINT, "interrupted", id="SIGINT")])
 def test_signal_during_a_sweep_writes_every_candidate_started(
     inputs: Inputs, uninterrupted: Path, signum: int, why: str
@@ -269,6 +270,7 @@ def _config(**changes: object) -> StyleConfig:
     return dataclasses.replace(StyleConfig(iterations=5, seed=0, tv_weight=1.0), **changes)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_sweep_runs_are_the_chunks_of_sweep(tiny: Tiny) -> None:
     """Each run of ``sweep_runs`` is one chunk; iterated, they give the records and final images of ``sweep``."""
     plain = list(sweep(tiny.weights, tiny.content, tiny.styles, _config(), CANDIDATES, batch_size=2))
@@ -287,6 +289,7 @@ def test_sweep_runs_are_the_chunks_of_sweep(tiny: Tiny) -> None:
     assert np.abs(finals[0].images[0] - finals[0].images[1]).max() > 1, "the candidates differ"
 
 
+@pytest.mark.slow
 def test_a_run_stopped_early_holds_its_images_so_far(tiny: Tiny) -> None:
     """The chunk in progress, left after k records: current_images() are the final images of a k-iteration sweep;
     best_images() are None before a checkpoint, then those of the last checkpoint (what the CLI writes on Ctrl-C)."""

@@ -131,6 +131,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_tiled_loss_and_gradient_equal_the_untiled(networks: dict[str, Any], case: str) -> None:
     network, (height, width), tile, changes, n_styles = CASES[case]
@@ -151,6 +152,7 @@ def test_tiled_loss_and_gradient_equal_the_untiled(networks: dict[str, Any], cas
     np.testing.assert_allclose(terms["total"].numpy(), expected["total"].numpy(), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_interior_tiles_with_regions(networks: dict[str, Any]) -> None:
     """Guided Gram matrices: each tile's masked sums; the image is large enough for tiles with a halo all round."""
     weights = networks["new"]
@@ -170,6 +172,7 @@ def test_interior_tiles_with_regions(networks: dict[str, Any]) -> None:
     _assert_same(tiled.value_and_gradient(images, **params), _untiled(objective, images, params))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("deepest", "halo"), [("relu2_2", 6), ("relu4_2", 40), ("relu5_1", 80)])
 def test_a_halo_one_step_short_is_not_exact(networks: dict[str, Any], deepest: str, halo: int) -> None:
     """The halo worked out above is needed: one alignment step less, and features next to the cuts change."""
@@ -186,6 +189,7 @@ def test_a_halo_one_step_short_is_not_exact(networks: dict[str, Any], deepest: s
     assert np.abs(short - whole).max() > 1e-3 * scale
 
 
+@pytest.mark.slow
 def test_bfloat16_tiles_are_as_close_to_float32_as_the_whole_image(networks: dict[str, Any]) -> None:
     """In bfloat16 the convolutions round to 8 bits; tiled or not, the terms land within a percent of float32's."""
     content, style = _images((50, 70, 3), seed=1), _images((40, 40, 3), seed=3)
@@ -211,6 +215,7 @@ def test_bfloat16_tiles_are_as_close_to_float32_as_the_whole_image(networks: dic
     assert gradient <= 1.5 * whole_gradient
 
 
+@pytest.mark.slow
 def test_targets_of_large_images_by_tiles(networks: dict[str, Any]) -> None:
     weights = networks["new"]
     network = VggFeatures.from_weights(weights, ["relu1_1", "relu3_1", "relu4_2", "relu5_1"])
@@ -243,6 +248,7 @@ def test_targets_of_large_images_by_tiles(networks: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------------ whole runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_a_tiled_run_saves_the_same_image(networks: dict[str, Any], optimizer: str) -> None:
     weights = networks["new"]
@@ -276,6 +282,7 @@ def run_network(weights: Any) -> VggFeatures:
     return VggFeatures.from_weights(weights, ["relu4_2", "relu5_1"])
 
 
+@pytest.mark.slow
 def test_a_tiled_sweep_equals_the_untiled(networks: dict[str, Any]) -> None:
     from neural_style.config import Candidate
 
@@ -315,6 +322,7 @@ def test_scoring_a_large_image_by_tiles(networks: dict[str, Any]) -> None:
         np.testing.assert_allclose(tiled[key], value, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_coarse_to_fine_in_tiles_equals_untiled(networks: dict[str, Any]) -> None:
     """--scales: the stages larger than a tile run in tiles (here the second), with the same result."""
     from neural_style.coarse import coarse_to_fine
@@ -334,6 +342,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 REAL_FILE = SHARED / "weights" / "vgg19-layout-hed-edges.mat"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not REAL_FILE.is_file(), reason=f"{REAL_FILE} is not present")
 def test_real_network_tiles_equal_the_whole_image() -> None:
     """With real VGG-19 weights (64 to 512 channels): the tiled loss and gradient of a photo-sized crop equal the

@@ -1,5 +1,5 @@
-"""Tests of transformer training (neural_style.train): scanning a folder of images, the data pipeline, and the
-Trainer's steps and checkpoints.
+"""Tests of transformer training (neural_style.train): scanning a folder of images, the data pipeline and its shards
+for multi-worker training, and the Trainer's steps and checkpoints.
 
 Training runs on conftest's tiny network (a few channels per block, He-scaled kernels, so that activations stay
 finite), a narrow transformer (``base_filters=4``, one residual block) and 32 px images: a step takes
@@ -19,7 +19,7 @@ from PIL import Image
 from neural_style.config import TrainConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights, load_vgg
-from neural_style.train import Trainer, center_crops, make_dataset, scan_images
+from neural_style.train import Trainer, center_crops, make_dataset, scan_images, shard_policy
 
 # The loss network stops at relu2_2: a quarter of the layers, so the training step compiles faster.
 SHALLOW = {"content_layers": ("relu2_2",), "style_layers": ("relu1_2", "relu2_2")}
@@ -88,6 +88,7 @@ def _batch() -> np.ndarray:
     return np.stack([photo_array(TRAIN_SIZE, TRAIN_SIZE, 0), photo_array(TRAIN_SIZE, TRAIN_SIZE, 1)]).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss(vgg: VggWeights) -> None:
     """16 Adam steps on one batch with the default loss layers: the total loss falls to well under half."""
     config = TrainConfig(image_size=TRAIN_SIZE, batch_size=2, base_filters=4, residual_blocks=1, seed=0)
@@ -101,6 +102,7 @@ def test_training_lowers_the_loss(vgg: VggWeights) -> None:
     assert all(np.isfinite(r.losses["total"]) for r in records)
 
 
+@pytest.mark.slow
 def test_checkpoint_restores_model_optimizer_and_step(vgg: VggWeights, tmp_path: Path) -> None:
     config = TrainConfig(image_size=TRAIN_SIZE, batch_size=2, base_filters=4, residual_blocks=1, seed=0, **SHALLOW)
     style = train_style_array().astype(np.float32)
@@ -127,3 +129,30 @@ def test_checkpoint_restores_model_optimizer_and_step(vgg: VggWeights, tmp_path:
 def test_trainer_rejects_unknown_layers(vgg: VggWeights) -> None:
     with pytest.raises(NeuralStyleError, match="relu4_9"):
         Trainer(vgg, train_style_array().astype(np.float32), TrainConfig(content_layers=("relu4_9",)))
+
+
+# ------------------------------------------------------------------------------------------------ shards
+
+
+def test_shards_by_data_interleave_the_common_stream(tmp_path: Path) -> None:
+    """With few files, worker k of 2 keeps crops k, k + 2, ... of the stream every worker draws with the seed."""
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(photo_array(20, 24, i)).save(paths[-1])
+    assert shard_policy(3, 2) == "data" and shard_policy(20, 2) == "file" and shard_policy(19, 2) == "data"
+    whole = [b.numpy() for b in make_dataset(paths, 8, 1, seed=5).take(6)]
+    shards = [[b.numpy() for b in make_dataset(paths, 8, 1, seed=5, shard=(2, k)).take(3)] for k in (0, 1)]
+    np.testing.assert_array_equal(np.concatenate(shards[0]), np.concatenate(whole[0::2]))
+    np.testing.assert_array_equal(np.concatenate(shards[1]), np.concatenate(whole[1::2]))
+
+
+def test_shards_by_file_read_their_own_files(tmp_path: Path) -> None:
+    """With 10 files per worker or more, worker k of 2 reads files k, k + 2, ... only (uniform images: grey 10 i)."""
+    paths = []
+    for i in range(20):
+        paths.append(str(tmp_path / f"{i:02d}.png"))
+        Image.new("RGB", (12, 12), (10 * i,) * 3).save(paths[-1])
+    for k in (0, 1):
+        greys = {int(round(float(b.numpy().mean()))) for b in make_dataset(paths, 8, 1, seed=1, shard=(2, k)).take(40)}
+        assert greys == {10 * i for i in range(k, 20, 2)}

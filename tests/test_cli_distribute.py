@@ -1,14 +1,15 @@
-"""Tests of multi-worker runs (TF_CONFIG, tf.distribute.MultiWorkerMirroredStrategy): neural_style.cluster, the
-dataset's shards, and both commands run as two worker processes on localhost ports, CPU only.
+"""Tests of multi-worker runs (neural_style.cli.distribute: TF_CONFIG, tf.distribute.MultiWorkerMirroredStrategy):
+the cluster a command joins, the check that workers agree, a lost worker as one line, and both commands run as two
+worker processes on localhost ports, CPU only.
 
 Each two-worker run starts two subprocesses with their own TF_CONFIG and waits for both with a hard timeout, so a
 hang fails the test instead of blocking the suite. Bad input (a malformed TF_CONFIG, a task index out of range,
-nothing to split) is refused before TensorFlow is imported.
+nothing to split) is refused before TensorFlow is imported. The TF_CONFIG parser itself is tested in
+test_cluster.py, the shards of the training data in test_train.py.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from absl import flags
 from conftest import (
     CHANNELS,
     IMPORTS_MARKER,
@@ -29,14 +31,15 @@ from conftest import (
     photo_array,
     probe_env,
     style_array,
+    tf_config,
     train_style_array,
     write_vgg_mat,
 )
 from PIL import Image
 
+from neural_style.cli import distribute
 from neural_style.cluster import Cluster, parse_tf_config
 from neural_style.errors import NeuralStyleError
-from neural_style.train import make_dataset, shard_policy
 
 HARD_TIMEOUT = 120  # seconds: a run that takes longer has hung
 TRAIN = "import sys; from neural_style.cli import neural_style_train as m; sys.argv[0] = 'neural-style-train'; m()"
@@ -46,75 +49,105 @@ TINY_TRAIN = (
 )
 
 
-def tf_config(ports: Sequence[int], index: int) -> str:
-    return json.dumps(
-        {"cluster": {"worker": [f"localhost:{port}" for port in ports]}, "task": {"type": "worker", "index": index}}
+# ------------------------------------------------------------------------------------------------- in process
+
+
+def distribute_flags(*argv: str) -> flags.FlagValues:
+    """Fresh --strategy and --worker_timeout flags with ``argv`` parsed."""
+    fv = flags.FlagValues()
+    distribute.define_flags(fv, "test_cli_distribute", strategy=True)
+    fv(["prog", *argv])
+    return fv
+
+
+def test_the_flags_and_their_defaults() -> None:
+    fv = distribute_flags()
+    assert (fv.strategy, fv.worker_timeout) == ("auto", 60.0)
+    assert distribute.STRATEGIES == ("auto", "multiworker", "mirrored", "none")
+    with pytest.raises(flags.IllegalFlagValueError):
+        distribute_flags("--strategy=ps")
+
+
+def test_cluster_of_each_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto: TF_CONFIG with two tasks or more; multiworker: any TF_CONFIG, and needs one; mirrored and none ignore
+    it, even a malformed one. A cluster turns TensorFlow's own error log off (level 3) when the command's 2 is set."""
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    fv = distribute_flags()
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert distribute.cluster_of(fv, "auto") is None
+    with pytest.raises(NeuralStyleError) as info:
+        distribute.cluster_of(fv, "multiworker")
+    assert str(info.value) == (
+        "--strategy multiworker needs TF_CONFIG, which lists the workers (see the README: running across machines); "
+        "or choose --strategy auto, mirrored or none"
+    )
+    monkeypatch.setenv("TF_CONFIG", tf_config([5000], 0))
+    assert distribute.cluster_of(fv, "auto") is None  # one task: nothing to spread
+    one = distribute.cluster_of(fv, "multiworker")
+    assert one is not None and (one.size, one.rank) == (1, 0)
+    monkeypatch.setenv("TF_CONFIG", tf_config([5000, 5001], 1))
+    two = distribute.cluster_of(fv, "auto")
+    assert two == Cluster((("worker", ("localhost:5000", "localhost:5001")),), "worker", 1)
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    assert distribute.cluster_of(fv, "mirrored") is None and distribute.cluster_of(fv, "none") is None
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan"])
+def test_worker_timeout_must_be_positive(timeout: str) -> None:
+    with pytest.raises(NeuralStyleError) as info:
+        distribute.cluster_of(distribute_flags(f"--worker_timeout={timeout}"), "none")
+    assert str(info.value) == (f"--worker_timeout is {float(timeout)}; give the seconds to wait, more than 0")
+
+
+def test_workers_that_disagree_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The all-gathered rows of hashes of two workers (two replicas each): the chief's, then worker 1's with another
+    --style_weight. The first differing setting and worker are named; equal rows pass."""
+    cluster = parse_tf_config(tf_config([5000, 5001], 0))
+    assert cluster is not None
+    settings = {"--seed": 0, "--style_weight": 500.0, "--styles": ["a.png"]}
+    rows: list[list[int]] = []
+    monkeypatch.setattr(distribute, "_all_gather", lambda strategy, values: rows.append(values) or [values] * 4)
+    distribute.check_agreement(None, cluster, {**settings, "--style_weight": 3.0})  # type: ignore[arg-type]
+    distribute.check_agreement(None, cluster, settings)  # type: ignore[arg-type]
+    other, mine = rows
+    assert len(mine) == 128 and mine[4:] == [0] * 124 and other[1] == mine[1] and other[2] != mine[2]
+    monkeypatch.setattr(distribute, "_all_gather", lambda strategy, values: [mine, mine, other, other])
+    with pytest.raises(NeuralStyleError) as info:
+        distribute.check_agreement(None, cluster, settings, what="the training data")  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "the workers disagree on the training data: --style_weight differs between the chief (localhost:5000) and "
+        "worker 1 (localhost:5001); start every worker with the same flags and files"
     )
 
 
-# ------------------------------------------------------------------------------------------------- TF_CONFIG
+def test_a_lost_worker_is_one_line() -> None:
+    """TensorFlow's multi-line collective errors become one line naming the cause; other errors pass unchanged."""
+    import tensorflow as tf
 
-
-def test_parse_tf_config_ranks_the_chief_first() -> None:
-    assert parse_tf_config(None) is None and parse_tf_config("  ") is None
-    two = parse_tf_config(tf_config([1000, 1001], 1))
-    assert two == Cluster((("worker", ("localhost:1000", "localhost:1001")),), "worker", 1)
-    assert (two.size, two.rank, two.is_chief, two.address) == (2, 1, False, "localhost:1001")
-    assert two.task_name(0) == "the chief (localhost:1000)" and two.task_name(1) == "worker 1 (localhost:1001)"
-    config = {"cluster": {"worker": ["b:2", "c:3"], "chief": ["a:1"]}, "task": {"type": "worker", "index": 1}}
-    three = parse_tf_config(json.dumps(config))
-    assert three is not None
-    assert (three.addresses, three.rank, three.is_chief) == (("a:1", "b:2", "c:3"), 2, False)
-    chief = parse_tf_config(json.dumps({**config, "task": {"type": "chief", "index": 0}}))
-    assert chief is not None and chief.is_chief and chief.rank == 0
-
-
-@pytest.mark.parametrize(
-    ("config", "mention"),
-    [
-        ('{"cluster": {"worker": ["a:1"]', "not valid JSON"),
-        ("[1, 2]", '"cluster" object'),
-        ('{"cluster": {"worker": ["a:1"]}}', '"task" object'),
-        ('{"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker"}}', '"ps" job'),
-        ('{"cluster": {"worker": ["a"]}, "task": {"type": "worker", "index": 0}}', '"a"'),
-        ('{"cluster": {"worker": ["a:1", "a:1"]}, "task": {"type": "worker", "index": 0}}', "a:1 twice"),
-        ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}', "index 2 is out of range"),
-        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": -1}}', "index -1 is out of range"),
-        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', 'type "chief"'),
-        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": "0"}}', "whole number"),
-    ],
-)
-def test_parse_tf_config_rejects(config: str, mention: str) -> None:
-    with pytest.raises(NeuralStyleError, match="^TF_CONFIG") as info:
-        parse_tf_config(config)
-    assert mention in str(info.value)
-
-
-# ------------------------------------------------------------------------------------------------- sharding
-
-
-def test_shards_by_data_interleave_the_common_stream(tmp_path: Path) -> None:
-    """With few files, worker k of 2 keeps crops k, k + 2, ... of the stream every worker draws with the seed."""
-    paths = []
-    for i in range(3):
-        paths.append(str(tmp_path / f"{i}.png"))
-        Image.fromarray(photo_array(20, 24, i)).save(paths[-1])
-    assert shard_policy(3, 2) == "data" and shard_policy(20, 2) == "file" and shard_policy(19, 2) == "data"
-    whole = [b.numpy() for b in make_dataset(paths, 8, 1, seed=5).take(6)]
-    shards = [[b.numpy() for b in make_dataset(paths, 8, 1, seed=5, shard=(2, k)).take(3)] for k in (0, 1)]
-    np.testing.assert_array_equal(np.concatenate(shards[0]), np.concatenate(whole[0::2]))
-    np.testing.assert_array_equal(np.concatenate(shards[1]), np.concatenate(whole[1::2]))
-
-
-def test_shards_by_file_read_their_own_files(tmp_path: Path) -> None:
-    """With 10 files per worker or more, worker k of 2 reads files k, k + 2, ... only (uniform images: grey 10 i)."""
-    paths = []
-    for i in range(20):
-        paths.append(str(tmp_path / f"{i:02d}.png"))
-        Image.new("RGB", (12, 12), (10 * i,) * 3).save(paths[-1])
-    for k in (0, 1):
-        greys = {int(round(float(b.numpy().mean()))) for b in make_dataset(paths, 8, 1, seed=1, shard=(2, k)).take(40)}
-        assert greys == {10 * i for i in range(k, 20, 2)}
+    cluster = parse_tf_config(tf_config([5000, 5001], 1))
+    unhealthy = (
+        "Collective ops is aborted by: task /job:worker/replica:0/task:0 is unhealthy (stopped sending heartbeats):\n"
+        "/job:worker/replica:0/task:0\nAdditional GRPC error information"
+    )
+    with pytest.raises(NeuralStyleError) as info, distribute.lost_workers(cluster, 30, "start every worker again"):
+        raise tf.errors.UnavailableError(None, None, unhealthy)
+    assert not info.value.usage
+    assert str(info.value) == (
+        "another worker failed, exited or did not answer within --worker_timeout 30 s (UnavailableError: task "
+        "/job:worker/replica:0/task:0 is unhealthy (stopped sending heartbeats): /job:worker/replica:0/task:0); "
+        "start every worker again"
+    )
+    with pytest.raises(NeuralStyleError) as info, distribute.lost_workers(cluster, 2.5, "hint"):
+        raise tf.errors.DeadlineExceededError(None, None, "Collective timed out\nDeadline Exceeded after 2.5 s")
+    assert str(info.value) == (
+        "another worker failed, exited or did not answer within --worker_timeout 2.5 s (DeadlineExceededError: "
+        "Deadline Exceeded after 2.5 s); hint"
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError), distribute.lost_workers(cluster, 30, "hint"):
+        raise tf.errors.InvalidArgumentError(None, None, "a bug, not a peer")
+    with pytest.raises(tf.errors.UnavailableError), distribute.lost_workers(None, 30, "hint"):
+        raise tf.errors.UnavailableError(None, None, unhealthy)
 
 
 # ------------------------------------------------------------------------------------------------- bad input
@@ -130,6 +163,7 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "config", "extra", "mention"),
     [
@@ -223,6 +257,7 @@ def _losses(out: str) -> list[float]:
     return [float(x) for x in re.findall(r"^Step +\d+/\d+  loss (\S+)", out, re.MULTILINE)]
 
 
+@pytest.mark.slow
 def test_two_workers_train_and_resume(tmp_path: Path) -> None:
     """10 steps on 2 workers: both report the same falling losses; the chief alone writes one model and one
     checkpoint directory; a second run resumes at step 10 on both; workers with other settings are refused."""
@@ -256,6 +291,7 @@ def test_two_workers_train_and_resume(tmp_path: Path) -> None:
         assert "the workers disagree on settings: --style_weight differs between the chief" in err
 
 
+@pytest.mark.slow
 def test_a_worker_that_is_not_there_is_one_error_line(tmp_path: Path) -> None:
     """Worker 1 of 2 alone: one line naming the chief it cannot reach, exit 1, within --worker_timeout."""
     work, env = _train_inputs(tmp_path)
@@ -276,13 +312,15 @@ def test_a_worker_that_is_not_there_is_one_error_line(tmp_path: Path) -> None:
     assert not (work / "m_checkpoints").exists() and not (work / "m.keras").exists()
 
 
+@pytest.mark.slow
 def test_killing_a_worker_stops_the_others_and_a_rerun_resumes(tmp_path: Path) -> None:
     """The chief killed after its first checkpoint: worker 1 exits 1 with one line; both run again resume."""
     work, env = _train_inputs(tmp_path)
     ports = _free_ports(2)
     processes = _start([*TRAIN_ARGS, "--steps=100000", "--checkpoint_every=4"], ports, work, env)
     deadline = time.monotonic() + HARD_TIMEOUT
-    while not list((work / "m_checkpoints").glob("ckpt-*.index")):
+    state = work / "m_checkpoints" / "checkpoint"  # names the newest complete checkpoint; written after its files
+    while not state.exists():
         assert time.monotonic() < deadline and all(p.poll() is None for p in processes), "no checkpoint written"
         time.sleep(0.2)
     processes[0].send_signal(signal.SIGKILL)
@@ -290,7 +328,7 @@ def test_killing_a_worker_stops_the_others_and_a_rerun_resumes(tmp_path: Path) -
     assert status == 1 and len(err.splitlines()) == 1, err
     assert err.startswith("neural-style-train: error: another worker failed, exited or did not answer"), err
     assert "the last checkpoint is in m_checkpoints: start every worker again to resume from it" in err
-    saved = max(int(p.stem.split("-")[1]) for p in (work / "m_checkpoints").glob("ckpt-*.index"))
+    saved = int(re.findall(r'^model_checkpoint_path: "ckpt-(\d+)"', state.read_text(), re.MULTILINE)[0])
 
     ports = _free_ports(2)
     runs = _finish(_start([*TRAIN_ARGS, f"--steps={saved + 2}"], ports, work, env))
@@ -300,6 +338,7 @@ def test_killing_a_worker_stops_the_others_and_a_rerun_resumes(tmp_path: Path) -
     assert (work / "m.keras").exists()
 
 
+@pytest.mark.slow
 def test_a_sweep_over_two_workers_equals_one_process(tmp_path: Path) -> None:
     """4 blends over 2 workers: the chief writes the same images (within 1 grey level) and reports the same
     losses (1e-4) as one process with the same seed; worker 1 writes nothing."""
