@@ -502,16 +502,11 @@ def make_engine(
     if config.optimizer == "lbfgs":
         if replicated:
             raise NeuralStyleError("L-BFGS runs on one device; do not split it across devices")
+        from neural_style.lbfgs import DeviceLbfgsEngine  # it builds on this module
+
         lower, upper = bounds
-        return LbfgsEngine(
-            loss,
-            start,
-            params,
-            lower=lower,
-            upper=upper,
-            memory=config.lbfgs_memory,
-            max_iterations=config.iterations,
-            jit_compile=config.xla,
+        return DeviceLbfgsEngine(
+            loss, start, params, lower=lower, upper=upper, memory=config.lbfgs_memory, jit_compile=config.xla
         )
     settings = (config.learning_rate, config.beta1, config.beta2, config.epsilon)
     clip = (bounds[0], bounds[1]) if config.clip else None
