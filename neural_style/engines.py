@@ -348,6 +348,9 @@ _DONE = object()
 class LbfgsEngine:
     """L-BFGS-B (scipy) within pixel bounds, driven one iteration at a time; one image.
 
+    The reference of the tests and benchmarks for :class:`neural_style.lbfgs.DeviceLbfgsEngine`, which
+    ``--optimizer lbfgs`` runs (:func:`make_engine`): that one keeps its history on the device and in the saved state.
+
     ``scipy.optimize.minimize`` owns its loop; it runs on a worker thread that hands each accepted iterate over
     through a queue and waits until the next iteration is asked for, so the caller can report progress and stop
     whenever it likes. One :meth:`step` is one L-BFGS iteration, which may evaluate the loss several times (line

@@ -216,7 +216,9 @@ class Lbfgs(tf.Module):
             "limit": search["limit"],
         }
 
-    def _evaluate(self, value_and_gradient: ValueAndGradient, x: tf.Tensor) -> tuple[Mapping[str, tf.Tensor], tf.Tensor]:
+    def _evaluate(
+        self, value_and_gradient: ValueAndGradient, x: tf.Tensor
+    ) -> tuple[Mapping[str, tf.Tensor], tf.Tensor]:
         self.evaluations.assign_add(1)
         return value_and_gradient(x)
 

@@ -92,11 +92,8 @@ def _child_library() -> None:
     from neural_style.stylization import stylize
 
     weights, content, styles, config, _ = _inputs()
-    record = None
-    for record in stylize(weights, content, styles, config):
-        pass
-    assert record is not None and record.image is not None
-    write_image(FLAGS.output, record.image)
+    records = list(stylize(weights, content, styles, config))
+    write_image(FLAGS.output, records[-1].image)
 
 
 def _argv(program: str, iterations: int, output: str) -> list[str]:

@@ -197,8 +197,8 @@ def flag_values() -> flags.FlagValues:
         "optimizer",
         "adam",
         OPTIMIZERS,
-        "adam: an iteration is one Adam step. lbfgs: an iteration is one L-BFGS-B iteration (scipy), which may "
-        "evaluate the loss several times; pixels are kept within 0..255.",
+        "adam: an iteration is one Adam step. lbfgs: an iteration is one L-BFGS iteration, which may evaluate the "
+        "loss several times; pixels are kept within 0..255.",
     )
     integer("lbfgs_memory", 10, "L-BFGS: number of past gradients kept (history size).")
     number(
@@ -239,8 +239,8 @@ def flag_values() -> flags.FlagValues:
         "often less high-frequency noise.",
     )
     resume = (
-        "Continue the run saved in <output>.state (at checkpoints and on Ctrl-C); same settings needed. L-BFGS "
-        "continues from the saved image with a fresh history."
+        "Continue the run saved in <output>.state (at checkpoints and on Ctrl-C); same settings needed. The result "
+        "is that of an uninterrupted run."
     )
     boolean("resume", False, resume)
     boolean("restart", False, "Discard the state of an interrupted run kept in <output>.state and start afresh.")
@@ -729,7 +729,7 @@ class SavedState:
                 f"--resume: {latest} is not a saved neural-style run; pass --restart to start afresh"
             ) from None
 
-    def resume(self, run: Stylization, stages: Stages, optimizer: str) -> None:
+    def resume(self, run: Stylization, stages: Stages) -> None:
         """Restores the saved state into ``run`` (the saved stage's) and says where the run continues, once."""
         try:
             restored = self.state.restore()
@@ -746,8 +746,6 @@ class SavedState:
         where = f"Resumed at iteration {stages.offsets[self.stage] + done}/{sum(stages.iterations)}"
         if len(stages.widths) > 1:
             where += f", scale {self.stage + 1}/{len(stages.widths)} ({stages.widths[self.stage]} px)"
-        if optimizer == "lbfgs":
-            where += "; L-BFGS continues from the saved image with a fresh history"
         print(where)
 
     def save(self) -> None:
@@ -906,7 +904,7 @@ class SingleRun:
             self.saved = None if run.state is None else SavedState(self.fv, run, stage, settings)
             if self.fv.resume and stage == first:
                 assert self.saved is not None  # a single run's engine can always be saved
-                self.saved.resume(run, stages, config.optimizer)
+                self.saved.resume(run, stages)
                 done = stages.offsets[stage] + run.iteration
                 self.report.history.continue_from(self.report.paths.get("progress_write"), done)
             for record in run:
