@@ -12,11 +12,14 @@ and the last ``memory`` correction pairs s = x_{k+1} - x_k, y = g_{k+1} - g_k of
 3. a line search along the projected path x(t) = clip(x + t d) (the bounds are kept by projection): the first trial
    is t = 1 (with a history; without one, a step that moves the pixels by one grey level in root mean square), then
    bracketing for the weak Wolfe conditions, f(x(t)) <= f + c1 g.(x(t) - x) and g(x(t)).(x(t) - x) >= c2 g.(x(t) - x):
-   too long -> a safeguarded quadratic interpolation or bisection, too short -> 4 t or bisection; at most
+   too long -> a safeguarded quadratic interpolation or bisection, too short -> 4 t or bisection (a step at which
+   every moving pixel rests on its bound counts as long enough: longer ones give the same point); at most
    ``max_evaluations`` evaluations, keeping the lowest point with sufficient decrease when the curvature condition
    is not met in time; each image's search stops on its own and then stays at its point while the others go on;
-4. the pair (s, y) stored when s.y > 0 (skipped otherwise, as L-BFGS-B does); an image whose search found no
-   decrease forgets its history and tries again from the steepest descent, and has converged when it had none.
+4. the pair (s, y) stored when its curvature is what a Wolfe step guarantees, s.y >= (1 - c2) |g.s| (skipped
+   otherwise: L-BFGS-B skips s.y <= 0; a step kept for its decrease alone may measure only the noise of, e.g.,
+   bfloat16 gradients); an image whose search found no strict decrease forgets its history and tries again from
+   the steepest descent, and has converged when it had none to forget.
 
 When the loss is traced into TensorFlow (:func:`neural_style.engines.compile_loss`), the whole iteration, every loss
 evaluation of its line search included, is one compiled ``tf.function``: no evaluation returns to Python or copies
@@ -174,11 +177,11 @@ class Lbfgs(tf.Module):
     def _limit(self, d: tf.Tensor) -> tf.Tensor:
         """[B] the step beyond which x(t) no longer changes: every moving pixel has reached its bound by then."""
         x, inf = self.x, tf.constant(np.inf, tf.float32)
-        lower = tf.broadcast_to(self._lower if self._lower is not None else -inf, tf.shape(x))
-        upper = tf.broadcast_to(self._upper if self._upper is not None else inf, tf.shape(x))
-        room = tf.where(d > 0, (upper - x) / tf.where(d > 0, d, 1.0), 0.0)
-        room = tf.where(d < 0, (lower - x) / tf.where(d < 0, d, -1.0), room)
-        return tf.reduce_max(room, axis=tf.range(1, tf.rank(x)))
+        lower = self._lower if self._lower is not None else -inf
+        upper = self._upper if self._upper is not None else inf
+        up = tf.where(d > 0, (upper - x) / tf.where(d > 0, d, 1.0), 0.0)
+        down = tf.where(d < 0, (lower - x) / tf.where(d < 0, d, -1.0), 0.0)
+        return tf.reduce_max(tf.maximum(up, down), axis=tf.range(1, tf.rank(x)))
 
     def _trial(self, d: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
         return self._clip(self.x + _per_image(t, d) * d)
