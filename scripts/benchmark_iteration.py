@@ -23,6 +23,12 @@ Programs (``--programs``):
   loop without its reporting), to tell the library's cost from the command's.
 
 The ratio printed is each program's slope over the reference's; the target is at most 1.0.
+
+``--threads N`` runs every child with N intra-op and inter-op threads (``TF_NUM_INTRAOP_THREADS``,
+``TF_NUM_INTEROP_THREADS``): with 1, CPU seconds measure the work alone, whatever the load of the machine.
+``--in_process`` times the two steps side by side in this one process instead (the library's compiled Adam step,
+``engines.AdamEngine``, against the reference graph's ``session.run``), ``--steps`` at a time, interleaved over
+``--rounds``: it tells the step itself from the rest of a process.
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ flags.DEFINE_list("iterations", ["10", "40"], "The two iteration counts A,B whos
 flags.DEFINE_integer("rounds", 3, "Interleaved rounds (best of N).")
 flags.DEFINE_list("programs", ["reference", "command"], "Programs to time: reference, command, library.")
 flags.DEFINE_integer("seed", 0, "Seed of the initial noise.")
+flags.DEFINE_integer("threads", None, "Intra-op and inter-op threads of every TensorFlow (default: TensorFlow's).")
+flags.DEFINE_boolean("in_process", False, "Time the two steps in this process, interleaved, instead of processes.")
+flags.DEFINE_integer("steps", 5, "With --in_process: steps per round of each.")
 flags.DEFINE_enum("mode", "main", ["main", "reference", "library"], "Internal: what a child process runs.")
 flags.DEFINE_integer("child_iterations", 0, "Internal: a child's iterations.")
 flags.DEFINE_string("output", None, "Internal: a child's output image.")
@@ -113,7 +122,7 @@ def _argv(program: str, iterations: int, output: str) -> list[str]:
 def _run(program: str, iterations: int, directory: str) -> float:
     """Wall seconds of one process, from spawn to exit."""
     output = os.path.join(directory, f"{program}_{iterations}.png")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **_thread_env())
     begin = time.perf_counter()
     process = subprocess.Popen(
         _argv(program, iterations, output), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
@@ -124,6 +133,57 @@ def _run(program: str, iterations: int, directory: str) -> float:
         sys.stderr.write(stdout.decode(errors="replace") + stderr.decode(errors="replace"))
         raise SystemExit(f"{program} with {iterations} iterations failed with exit code {process.returncode}")
     return wall
+
+
+def _thread_env() -> dict[str, str]:
+    if FLAGS.threads is None:
+        return {}
+    return {"TF_NUM_INTRAOP_THREADS": str(FLAGS.threads), "TF_NUM_INTEROP_THREADS": str(FLAGS.threads)}
+
+
+def _in_process() -> None:
+    """Seconds per step of the library's Adam engine and of the reference graph, interleaved in this process."""
+    os.environ.update(_thread_env())  # before TensorFlow starts its thread pools
+    import numpy as np
+
+    from neural_style.engines import AdamEngine
+    from neural_style.stylization import build_objective
+
+    FLAGS.child_iterations = 1
+    weights, content, styles, config, start = _inputs()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from reference_tf1 import ReferenceGraph
+
+    objective = build_objective(weights, content, styles, config)
+    params = {"blend": np.ones((1, 1), np.float32), "style_weight": np.array([config.style_weight], np.float32)}
+    settings = (config.learning_rate, config.beta1, config.beta2, config.epsilon)
+    engine = AdamEngine(objective, start, params, settings)
+    with ReferenceGraph(weights, content, styles, start, config) as graph:
+        steps = {"reference": graph.step, "library": engine.step}
+        for step in steps.values():
+            step()
+            step()
+        wall: dict[str, list[float]] = {name: [] for name in steps}
+        cpu: dict[str, list[float]] = {name: [] for name in steps}
+        threads = FLAGS.threads or "default"
+        print(f"{content.shape[1]} px, in one process, {FLAGS.steps} steps a round, threads {threads}")
+        for round_ in range(FLAGS.rounds):
+            order = list(steps.items()) if round_ % 2 == 0 else list(steps.items())[::-1]
+            for name, step in order:
+                begin, clock = time.perf_counter(), time.process_time()
+                for _ in range(FLAGS.steps):
+                    step()
+                wall[name].append((time.perf_counter() - begin) / FLAGS.steps)
+                cpu[name].append((time.process_time() - clock) / FLAGS.steps)
+            figures = "  ".join(f"{n} {wall[n][-1]:.3f} s (cpu {cpu[n][-1]:.3f})" for n in steps)
+            print(f"round {round_ + 1}: {figures}   load {os.getloadavg()[0]:.1f}", flush=True)
+    best = {n: min(wall[n]) for n in steps}
+    best_cpu = {n: min(cpu[n]) for n in steps}
+    print(
+        f"\nbest of {FLAGS.rounds}: reference {best['reference']:.3f} s/step (cpu {best_cpu['reference']:.3f}), "
+        f"library {best['library']:.3f} s/step (cpu {best_cpu['library']:.3f}): ratio "
+        f"{best['library'] / best['reference']:.2f} (cpu {best_cpu['library'] / best_cpu['reference']:.2f})"
+    )
 
 
 def _timed(program: str, iterations: int, directory: str) -> tuple[float, float]:
@@ -199,6 +259,10 @@ def main(argv: Sequence[str]) -> None:
         _child_reference()
     elif FLAGS.mode == "library":
         _child_library()
+    elif FLAGS.in_process:
+        if not (FLAGS.network and FLAGS.content and FLAGS.style):
+            raise app.UsageError("--network, --content and --style are required")
+        _in_process()
     else:
         _main()
 
