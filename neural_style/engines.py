@@ -367,6 +367,9 @@ _DONE = object()
 class LbfgsEngine:
     """L-BFGS-B (scipy) within pixel bounds, driven one iteration at a time; one image.
 
+    The reference of the tests and benchmarks for :class:`neural_style.lbfgs.DeviceLbfgsEngine`, which
+    ``--optimizer lbfgs`` runs (:func:`make_engine`): that one keeps its history on the device and in the saved state.
+
     ``scipy.optimize.minimize`` owns its loop; it runs on a worker thread that hands each accepted iterate over
     through a queue and waits until the next iteration is asked for, so the caller can report progress and stop
     whenever it likes. One :meth:`step` is one L-BFGS iteration, which may evaluate the loss several times (line
@@ -533,16 +536,11 @@ def make_engine(
     if config.optimizer == "lbfgs":
         if replicated:
             raise NeuralStyleError("L-BFGS runs on one device; do not split it across devices")
+        from neural_style.lbfgs import DeviceLbfgsEngine  # it builds on this module
+
         lower, upper = bounds
-        return LbfgsEngine(
-            loss,
-            start,
-            params,
-            lower=lower,
-            upper=upper,
-            memory=config.lbfgs_memory,
-            max_iterations=config.iterations,
-            jit_compile=config.xla,
+        return DeviceLbfgsEngine(
+            loss, start, params, lower=lower, upper=upper, memory=config.lbfgs_memory, jit_compile=config.xla
         )
     settings = (config.learning_rate, config.beta1, config.beta2, config.epsilon)
     clip = (bounds[0], bounds[1]) if config.clip else None

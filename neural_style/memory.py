@@ -255,10 +255,11 @@ def largest_width(
     return width
 
 
-def lbfgs_bytes(height: int, width: int, history: int) -> int:
-    """What L-BFGS-B adds: scipy keeps 2 x ``history`` correction vectors and about 8 more vectors of the image's
-    size, in float64."""
-    return int((2 * history + 8) * height * width * 3 * 8)
+def lbfgs_bytes(height: int, width: int, history: int, batch: int = 1) -> int:
+    """What L-BFGS adds (:mod:`neural_style.lbfgs`), per image of a batch: 2 x ``history`` correction vectors and 6
+    more of the image's size (the iterate, its gradient, the direction, the trial point and the gradients of the
+    last two trials), in float32."""
+    return int((2 * history + 6) * height * width * 3 * 4 * batch)
 
 
 def tile_plan(weights: VggWeights, deepest: str, tile: int | None, height: int, width: int) -> tuple[int, int] | None:

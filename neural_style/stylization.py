@@ -183,8 +183,8 @@ class Stylization:
     Its whole state (images, optimiser state, iteration, best images and their losses, the running average, recent
     loss history) lives in TensorFlow variables collected in :attr:`state`, a ``tf.train.Checkpoint``, so a run can
     be saved between records and resumed later. ``state`` is None when the engine cannot be saved (Adam split
-    across devices). A restored Adam run continues exactly as an uninterrupted one; a restored L-BFGS run continues
-    from the saved image with a fresh history.
+    across devices). A restored run continues exactly as an uninterrupted one (L-BFGS's history is part of the
+    engine's state).
     """
 
     def __init__(

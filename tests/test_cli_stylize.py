@@ -593,7 +593,7 @@ def test_max_memory_chooses_the_tile_and_refuses_what_cannot_fit(
         NeuralStyleError, match=rf"in 1024 px tiles .* is the budget \(--max_memory\); use --width {fits} "
     ):
         check_memory(fv, wide_weights, height, width, 1, StyleConfig(tile_size=1024))
-    # L-BFGS's float64 history counts: the tile shrinks.
+    # L-BFGS's history counts: the tile shrinks.
     lbfgs = StyleConfig(optimizer="lbfgs", lbfgs_memory=3)
     tile = check_memory(
         stylize_flags(f"--max_memory={budget + memory.lbfgs_bytes(height, width, 3)}"),

@@ -29,9 +29,7 @@ from conftest import (
     tiny_config,
 )
 
-from neural_style.config import Candidate
 from neural_style.engines import Adam, AdamEngine
-from neural_style.errors import NeuralStyleError
 from neural_style.stylization import Progress, Stylization, build_objective, initial_image
 
 # --- Adam ----------------------------------------------------------------------------------------------------
@@ -151,12 +149,6 @@ def test_lbfgs_keeps_pixels_within_bounds(tiny_run: TinyRun) -> None:
     image = iterate("lbfgs")
     assert image.min() >= -1e-3 and image.max() <= 255.0 + 1e-3, (image.min(), image.max())
     assert (np.abs(image) <= 1e-3).any() and (np.abs(image - 255.0) <= 1e-3).any(), "both bounds should be active"
-
-
-def test_lbfgs_refuses_a_batch(tiny_run: TinyRun) -> None:
-    candidates = [Candidate.make((1.0,), 500.0), Candidate.make((1.0,), 100.0)]
-    with pytest.raises(NeuralStyleError, match="one image at a time"):
-        run_stylize(tiny_run, tiny_config(optimizer="lbfgs"), candidates=candidates)
 
 
 # ------------------------------------------------------------------------------------------ compiled Adam step

@@ -177,8 +177,9 @@ def test_parse_size_refuses(text: str) -> None:
 
 
 def test_lbfgs_bytes_by_hand() -> None:
-    # (2 x 10 correction pairs + 8 vectors) x 100 x 200 pixels x 3 channels x 8 bytes
-    assert memory.lbfgs_bytes(100, 200, 10) == 28 * 60_000 * 8
+    # (2 x 10 correction vectors + 6 vectors) x 100 x 200 pixels x 3 channels x 4 bytes (float32), per image
+    assert memory.lbfgs_bytes(100, 200, 10) == 26 * 60_000 * 4
+    assert memory.lbfgs_bytes(100, 200, 10, batch=3) == 3 * 26 * 60_000 * 4
 
 
 def test_estimate_tiled_bytes_by_hand(tiny_weights: VggWeights) -> None:

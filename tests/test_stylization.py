@@ -617,7 +617,7 @@ def test_a_restarted_run_equals_a_new_run_and_traces_nothing_again(tiny_run: Tin
     start = np.full_like(other, 100.0)
     run = Stylization(tiny_run.weights, other, [tiny_run.style], config)
     first = list(run)
-    step = getattr(run._engine, "_step", None) or run._engine._value_and_gradient
+    step = getattr(run._engine, "_step", None) or run._engine._iterate  # Adam's compiled step, L-BFGS's iteration
     traces = step.experimental_get_tracing_count()
     run.restart(other, initial=start)
     assert run.iteration == 0 and run.best_images() is None

@@ -212,8 +212,8 @@ def define_style_flags(fv: flags.FlagValues, module: str) -> None:
         "optimizer",
         "adam",
         OPTIMIZERS,
-        "adam: an iteration is one Adam step. lbfgs: an iteration is one L-BFGS-B iteration (scipy), which may "
-        "evaluate the loss several times; pixels are kept within 0..255.",
+        "adam: an iteration is one Adam step. lbfgs: an iteration is one L-BFGS iteration, which may evaluate the "
+        "loss several times; pixels are kept within 0..255.",
     )
     define.integer("lbfgs_memory", 10, "L-BFGS: number of past gradients kept (history size).")
     define.number(
@@ -249,8 +249,8 @@ def define_style_flags(fv: flags.FlagValues, module: str) -> None:
     define.boolean(
         "resume",
         False,
-        "Continue the run saved in <output>.state (at checkpoints and on Ctrl-C); same settings needed. L-BFGS "
-        "continues from the saved image with a fresh history.",
+        "Continue the run saved in <output>.state (at checkpoints and on Ctrl-C); same settings needed. The "
+        "result is that of an uninterrupted run.",
     )
     define.boolean("restart", False, "Discard the state of an interrupted run kept in <output>.state and start afresh.")
     define.string("tensorboard_dir", None, "Write loss terms (every iteration) and images for TensorBoard here.")

@@ -229,7 +229,7 @@ class SingleRun:
             self.saved = None if run.state is None else SavedState(self.fv, run, stage, settings)
             if self.fv.resume and stage == first:
                 assert self.saved is not None  # a single run's engine can always be saved
-                self.saved.resume(run, stages, config.optimizer)
+                self.saved.resume(run, stages)
                 done = stages.offsets[stage] + run.iteration
                 self.report.history.continue_from(self.report.paths.get("progress_write"), done)
             for record in run:

@@ -192,7 +192,7 @@ class SavedState(SavedRun):
                 f"--resume: {latest} is not a saved neural-style run; pass --restart to start afresh"
             ) from None
 
-    def resume(self, run: Stylization, stages: Stages, optimizer: str) -> None:
+    def resume(self, run: Stylization, stages: Stages) -> None:
         """Restores the saved state into ``run`` (the saved stage's) and says where the run continues, once."""
         self.restore()
         done = run.iteration
@@ -204,6 +204,4 @@ class SavedState(SavedRun):
         where = f"Resumed at iteration {stages.offsets[self.stage] + done}/{sum(stages.iterations)}"
         if len(stages.widths) > 1:
             where += f", scale {self.stage + 1}/{len(stages.widths)} ({stages.widths[self.stage]} px)"
-        if optimizer == "lbfgs":
-            where += "; L-BFGS continues from the saved image with a fresh history"
         print(where)

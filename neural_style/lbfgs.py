@@ -1,0 +1,390 @@
+"""L-BFGS on the device: a projected limited-memory BFGS whose history, recursion and line search are TensorFlow ops.
+
+:class:`Lbfgs` minimises B independent problems at once (a batch of images [B, H, W, 3], one history per image)
+within per-channel bounds, with everything in ``tf.Variable`` s of float32: the iterate x, its loss f and gradient g,
+and the last ``memory`` correction pairs s = x_{k+1} - x_k, y = g_{k+1} - g_k of each image in a ring. One
+:meth:`Lbfgs.iterate` is one L-BFGS iteration:
+
+1. the projected gradient: zero where a pixel rests on a bound and the gradient pushes it outwards (the bound is
+   active there, as L-BFGS-B's active set);
+2. the search direction d = -H g by the two-loop recursion over the image's pairs, H_0 = (s.y / y.y) I from its
+   newest pair; zero on the active pixels; the steepest descent when that is not a descent direction;
+3. a line search along the projected path x(t) = clip(x + t d) (the bounds are kept by projection): the first trial
+   is t = 1 (with a history; without one, a step that moves the pixels by one grey level in root mean square), then
+   bracketing for the weak Wolfe conditions, f(x(t)) <= f + c1 g.(x(t) - x) and g(x(t)).(x(t) - x) >= c2 g.(x(t) - x):
+   too long -> a safeguarded quadratic interpolation or bisection, too short -> 4 t or bisection (a step at which
+   every moving pixel rests on its bound counts as long enough: longer ones give the same point); at most
+   ``max_evaluations`` evaluations, keeping the lowest point with sufficient decrease when the curvature condition
+   is not met in time; each image's search stops on its own and then stays at its point while the others go on;
+4. the pair (s, y) stored when its curvature is what a Wolfe step guarantees, s.y >= (1 - c2) |g.s| (skipped
+   otherwise: L-BFGS-B skips s.y <= 0; a step kept for its decrease alone may measure only the noise of, e.g.,
+   bfloat16 gradients); an image whose search found no strict decrease forgets its history and tries again from
+   the steepest descent, and has converged when it had none to forget.
+
+When the loss is traced into TensorFlow (:func:`neural_style.engines.compile_loss`), the whole iteration, every loss
+evaluation of its line search included, is one compiled ``tf.function``: no evaluation returns to Python or copies
+the image or the gradient to the host. A loss that evaluates itself tile by tile from Python (a piecewise loss) runs
+the same code eagerly: its control flow then reads one boolean per evaluation, and the vectors stay on the device.
+
+:class:`DeviceLbfgsEngine` drives it behind :class:`neural_style.engines.Engine`; its saved state (:attr:`state`)
+holds the history, so a restored run continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from neural_style.engines import LossFn, compile_loss, is_piecewise
+
+__all__ = ["DeviceLbfgsEngine", "Lbfgs"]
+
+ValueAndGradient = Callable[[tf.Tensor], tuple[Mapping[str, tf.Tensor], tf.Tensor]]
+LineSearch = dict[str, tf.Tensor]
+
+# A stored pair needs s.y > CURVATURE_EPS * y.y: s.y at the float32 rounding level of y.y says nothing of the curvature.
+CURVATURE_EPS = 1e-6
+
+
+def _dot(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """Per-image inner products of [B, ...] tensors: [B]."""
+    return tf.reduce_sum(a * b, axis=tf.range(1, tf.rank(a)))
+
+
+def _per_image(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    """[B] values shaped to broadcast against a [B, ...] tensor."""
+    return tf.reshape(values, tf.concat([tf.shape(values), tf.ones([tf.rank(like) - 1], tf.int32)], 0))
+
+
+class Lbfgs(tf.Module):
+    """Projected L-BFGS for a batch of independent problems, its state in variables (see the module).
+
+    Args:
+        start: [B, ...] float32 start values.
+        lower, upper: bounds broadcastable to ``start`` (e.g. [3] per channel), or None for unbounded.
+        memory: correction pairs kept per image (m).
+        max_evaluations: most loss evaluations of one line search.
+        c1, c2: the sufficient-decrease and curvature constants of the weak Wolfe conditions.
+    """
+
+    def __init__(
+        self,
+        start: np.ndarray,
+        lower: np.ndarray | None = None,
+        upper: np.ndarray | None = None,
+        *,
+        memory: int = 10,
+        max_evaluations: int = 20,
+        c1: float = 1e-4,
+        c2: float = 0.9,
+    ) -> None:
+        super().__init__(name="lbfgs")
+        if memory < 1:
+            raise ValueError(f"memory is {memory}; it must be at least 1")
+        start = np.asarray(start, np.float32)
+        batch = start.shape[0]
+        self.memory = memory
+        self.max_evaluations = max_evaluations
+        self.c1, self.c2 = c1, c2
+        self._lower = None if lower is None else tf.constant(np.asarray(lower, np.float32))
+        self._upper = None if upper is None else tf.constant(np.asarray(upper, np.float32))
+        self.x = tf.Variable(self._clip(tf.constant(start)), trainable=False, name="x")
+        self.f = tf.Variable(tf.zeros([batch]), trainable=False, name="f")
+        self.g = tf.Variable(tf.zeros_like(start), trainable=False, name="g")
+        self.s = tf.Variable(tf.zeros((memory, *start.shape)), trainable=False, name="s")
+        self.y = tf.Variable(tf.zeros((memory, *start.shape)), trainable=False, name="y")
+        self.rho = tf.Variable(tf.zeros([memory, batch]), trainable=False, name="rho")  # 1 / s.y of each pair
+        self.gamma = tf.Variable(tf.ones([batch]), trainable=False, name="gamma")  # H_0 = gamma I
+        self.head = tf.Variable(tf.zeros([batch], tf.int32), trainable=False, name="head")  # next slot to write
+        self.count = tf.Variable(tf.zeros([batch], tf.int32), trainable=False, name="count")  # pairs stored
+        self.converged = tf.Variable(tf.zeros([batch], tf.bool), trainable=False, name="converged")
+        self.started = tf.Variable(False, trainable=False, name="started")  # f and g are those of x
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        self.evaluations = tf.Variable(0, dtype=tf.int64, trainable=False, name="evaluations")
+
+    # ------------------------------------------------------------------------------------------ the pieces
+
+    def _clip(self, x: tf.Tensor) -> tf.Tensor:
+        if self._lower is not None:
+            x = tf.maximum(x, self._lower)
+        if self._upper is not None:
+            x = tf.minimum(x, self._upper)
+        return x
+
+    def _active(self) -> tf.Tensor:
+        """Where a bound is active: the pixel rests on it and the gradient points outwards (bool, x's shape)."""
+        x, g = self.x, self.g
+        active = tf.zeros_like(x, tf.bool)
+        if self._lower is not None:
+            active = active | ((x <= self._lower) & (g > 0))
+        if self._upper is not None:
+            active = active | ((x >= self._upper) & (g < 0))
+        return active
+
+    def _slots(self, newest: tf.Tensor) -> tf.Tensor:
+        """[B, 2] indices into the history of each image's ``newest``-th newest pair (0: the newest)."""
+        batch = tf.shape(self.head)[0]
+        slot = tf.math.floormod(self.head - 1 - newest, self.memory)
+        return tf.stack([slot, tf.range(batch)], axis=1)
+
+    def _two_loop(self, gradient: tf.Tensor) -> tf.Tensor:
+        """H gradient by the two-loop recursion over each image's stored pairs (the identity without any)."""
+        m = self.memory
+        count = self.count.value()
+
+        def weight(i: tf.Tensor) -> tf.Tensor:  # rho of the i-th newest pair, 0 where an image has fewer pairs
+            return tf.where(i < count, tf.gather_nd(self.rho, self._slots(i)), 0.0)
+
+        def newest_first(i, q, alphas):
+            index = self._slots(i)
+            alpha = weight(i) * _dot(tf.gather_nd(self.s, index), q)
+            q = q - _per_image(alpha, q) * tf.gather_nd(self.y, index)
+            return i + 1, q, alphas.write(i, alpha)
+
+        alphas = tf.TensorArray(tf.float32, size=m, clear_after_read=False)
+        _, q, alphas = tf.while_loop(
+            lambda i, *_: i < m, newest_first, (tf.constant(0), gradient, alphas), parallel_iterations=1
+        )
+        r = _per_image(tf.where(count > 0, self.gamma, 1.0), q) * q
+
+        def oldest_first(i, r):
+            index = self._slots(i)
+            beta = weight(i) * _dot(tf.gather_nd(self.y, index), r)
+            r = r + _per_image(alphas.read(i) - beta, r) * tf.gather_nd(self.s, index)
+            return i - 1, r
+
+        _, r = tf.while_loop(lambda i, _: i >= 0, oldest_first, (tf.constant(m - 1), r), parallel_iterations=1)
+        return r
+
+    def _direction(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(d, the first trial step [B], whether an image has nowhere to go [B])."""
+        active = self._active()
+        gradient = tf.where(active, 0.0, self.g)
+        d = tf.where(active, 0.0, -self._two_loop(gradient))
+        descent = _dot(d, gradient) < 0
+        d = tf.where(_per_image(descent, d), d, -gradient)
+        fresh = ~descent | (self.count == 0)
+        # Without curvature information, a step of one grey level (root mean square over the image's pixels).
+        size = tf.cast(tf.reduce_prod(tf.shape(d)[1:]), tf.float32)
+        rms = tf.sqrt(_dot(d, d) / size)
+        first = tf.where(fresh, 1.0 / tf.maximum(rms, 1e-30), 1.0)
+        stuck = ~tf.reduce_any(tf.not_equal(gradient, 0.0), axis=tf.range(1, tf.rank(gradient)))
+        return d, first, stuck | self.converged
+
+    def _limit(self, d: tf.Tensor) -> tf.Tensor:
+        """[B] the step beyond which x(t) no longer changes: every moving pixel has reached its bound by then."""
+        x, inf = self.x, tf.constant(np.inf, tf.float32)
+        lower = self._lower if self._lower is not None else -inf
+        upper = self._upper if self._upper is not None else inf
+        up = tf.where(d > 0, (upper - x) / tf.where(d > 0, d, 1.0), 0.0)
+        down = tf.where(d < 0, (lower - x) / tf.where(d < 0, d, -1.0), 0.0)
+        return tf.reduce_max(tf.maximum(up, down), axis=tf.range(1, tf.rank(x)))
+
+    def _trial(self, d: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
+        return self._clip(self.x + _per_image(t, d) * d)
+
+    def _advance(self, d: tf.Tensor, search: LineSearch, total: tf.Tensor, gradient: tf.Tensor) -> LineSearch:
+        """The line search after the evaluation at its trial steps ``search["t"]``: (loss [B], gradient)."""
+        t, done = search["t"], search["done"]
+        step = self._trial(d, t) - self.x
+        slope0 = _dot(self.g, step)  # < 0 along a descent direction
+        decrease = tf.math.is_finite(total) & (total <= self.f + self.c1 * slope0) & (total < self.f)
+        # The curvature condition, or a step so long that every moving pixel rests on its bound (longer ones
+        # would give the same point).
+        flat = (_dot(gradient, step) >= self.c2 * slope0) | (t >= search["limit"])
+        open_ = ~done
+        accept = open_ & decrease & flat
+        better = open_ & decrease & (total < search["best_f"])
+        hi = tf.where(open_ & ~decrease, t, search["hi"])
+        lo = tf.where(open_ & decrease & ~flat, t, search["lo"])
+        bracketed = tf.math.is_finite(hi)
+        # Too long: the minimum of the quadratic through f(0), f'(0) and f(t), kept within [0.1 t, 0.5 t].
+        quadratic = -slope0 * t / (2.0 * (total - self.f - slope0))
+        shrunk = tf.where(tf.math.is_finite(quadratic), tf.clip_by_value(quadratic, 0.1 * t, 0.5 * t), 0.5 * t)
+        shorter = tf.where(lo > 0, 0.5 * (lo + hi), shrunk)
+        longer = tf.where(bracketed, 0.5 * (lo + hi), tf.minimum(4.0 * t, search["limit"]))
+        following = tf.where(decrease, longer, shorter)
+        return {
+            "t": tf.where(open_ & ~accept, following, t),
+            "lo": lo,
+            "hi": hi,
+            "done": done | accept,
+            "found": search["found"] | (open_ & decrease),
+            "best_t": tf.where(better, t, search["best_t"]),
+            "best_f": tf.where(better, total, search["best_f"]),
+            "evaluations": search["evaluations"] + 1,
+            "limit": search["limit"],
+        }
+
+    def _evaluate(
+        self, value_and_gradient: ValueAndGradient, x: tf.Tensor
+    ) -> tuple[Mapping[str, tf.Tensor], tf.Tensor]:
+        self.evaluations.assign_add(1)
+        return value_and_gradient(x)
+
+    # ------------------------------------------------------------------------------------------ the steps
+
+    def start(self, value_and_gradient: ValueAndGradient) -> Mapping[str, tf.Tensor]:
+        """Evaluates the loss terms and gradient at x (the start); returns the terms ({"total": [B], ...})."""
+        terms, gradient = self._evaluate(value_and_gradient, self.x.value())
+        self.f.assign(terms["total"])
+        self.g.assign(gradient)
+        self.started.assign(True)
+        return terms
+
+    def iterate(self, value_and_gradient: ValueAndGradient) -> Mapping[str, tf.Tensor]:
+        """One L-BFGS iteration (after :meth:`start`); returns {"total": [B]}, the loss of the new x."""
+        d, first, stuck = self._direction()
+        infinite = tf.fill(tf.shape(first), np.float32(np.inf))
+        zero = tf.zeros_like(first)
+        limit = self._limit(d)
+        search: LineSearch = {
+            "t": tf.where(stuck, 0.0, tf.minimum(first, limit)),
+            "lo": zero,
+            "hi": infinite,
+            "done": stuck,
+            "found": tf.zeros_like(stuck),
+            "best_t": zero,
+            "best_f": infinite,
+            "evaluations": tf.constant(0),
+            "limit": limit,
+        }
+        terms, gradient = self._evaluate(value_and_gradient, self._trial(d, search["t"]))
+        search = self._advance(d, search, terms["total"], gradient)
+
+        def searching(search: LineSearch, terms: Any, gradient: tf.Tensor) -> tf.Tensor:
+            return tf.reduce_any(~search["done"]) & (search["evaluations"] < self.max_evaluations)
+
+        def evaluate_next(search: LineSearch, terms: Any, gradient: tf.Tensor) -> tuple[LineSearch, Any, tf.Tensor]:
+            terms, gradient = self._evaluate(value_and_gradient, self._trial(d, search["t"]))
+            return self._advance(d, search, terms["total"], gradient), terms, gradient
+
+        search, terms, gradient = tf.while_loop(
+            searching, evaluate_next, (search, terms, gradient), parallel_iterations=1
+        )
+        done, found = search["done"], search["found"]
+        t = tf.where(done, search["t"], tf.where(found, search["best_t"], 0.0))
+        # An image whose search ran out keeps its lowest point with sufficient decrease: evaluated again if it was
+        # not the last trial (the others are evaluated where they are, which gives their values again).
+        terms, gradient = tf.cond(
+            tf.reduce_any(~done & found & tf.not_equal(search["best_t"], search["t"])),
+            lambda: self._evaluate(value_and_gradient, self._trial(d, t)),
+            lambda: (terms, gradient),
+        )
+        moved = t > 0
+        x = tf.where(_per_image(moved, d), self._trial(d, t), self.x)
+        gradient = tf.where(_per_image(moved, d), gradient, self.g)
+        total = tf.where(moved, terms["total"], self.f)
+        self._remember(x - self.x, gradient - self.g, moved, _dot(self.g, x - self.x))
+        # No decrease found: forget the history and start again from the steepest descent; without a history to
+        # forget, the image has converged (as far as float32 losses tell).
+        failed = ~moved & ~stuck
+        self.converged.assign(self.converged | stuck | (failed & (self.count == 0)))
+        self.count.assign(tf.where(failed, 0, self.count))
+        self.x.assign(x)
+        self.g.assign(gradient)
+        self.f.assign(total)
+        self.iterations.assign_add(1)
+        return {"total": total}
+
+    def _remember(self, s: tf.Tensor, y: tf.Tensor, moved: tf.Tensor, slope0: tf.Tensor) -> None:
+        """Stores (s, y) as each moved image's newest pair when its curvature is what a Wolfe step guarantees:
+        s.y >= (1 - c2) |g.s| (a step kept for its decrease alone, the curvature condition unmet, may tell only
+        noise, e.g. of bfloat16 gradients), and s.y above the rounding level of y.y."""
+        sy, yy = _dot(s, y), _dot(y, y)
+        keep = moved & (sy > CURVATURE_EPS * yy) & (sy > 0) & (sy >= (1.0 - self.c2) * -slope0)
+        index = tf.boolean_mask(self._slots(tf.constant(-1)), keep)  # the slot after the newest: head
+        self.s.scatter_nd_update(index, tf.boolean_mask(s, keep))
+        self.y.scatter_nd_update(index, tf.boolean_mask(y, keep))
+        self.rho.scatter_nd_update(index, tf.boolean_mask(1.0 / sy, keep))
+        self.gamma.assign(tf.where(keep, sy / tf.where(keep, yy, 1.0), self.gamma))
+        self.head.assign(tf.where(keep, tf.math.floormod(self.head + 1, self.memory), self.head))
+        self.count.assign(tf.where(keep, tf.minimum(self.count + 1, self.memory), self.count))
+
+    def reset(self, start: np.ndarray | tf.Tensor) -> None:
+        """Starts again from ``start`` ([B, ...]) with an empty history (e.g. for the next frame of a video)."""
+        self.x.assign(self._clip(tf.convert_to_tensor(start, tf.float32)))
+        self.count.assign(tf.zeros_like(self.count))
+        self.head.assign(tf.zeros_like(self.head))
+        self.converged.assign(tf.zeros_like(self.converged))
+        self.started.assign(False)
+
+
+class DeviceLbfgsEngine:
+    """:class:`Lbfgs` within pixel bounds behind the :class:`neural_style.engines.Engine` protocol.
+
+    One :meth:`step` is one L-BFGS iteration of every image of the batch (one history each), which may evaluate the
+    loss several times; :attr:`evaluations` counts the evaluations (the start's included). :attr:`finished` becomes
+    true when every image has converged. The whole state, history included, is in :attr:`state`.
+    """
+
+    def __init__(
+        self,
+        loss: LossFn,
+        start: np.ndarray,
+        params: Mapping[str, np.ndarray],
+        *,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        memory: int = 10,
+        jit_compile: bool = False,
+    ) -> None:
+        """Args:
+        loss: ``loss(images, **params)`` -> terms; a piecewise loss (tiles) runs the iteration eagerly.
+        start: [N, H, W, 3] float32 start images (preprocessed).
+        params: per-image arrays passed to ``loss``.
+        lower, upper: [3] per-channel bounds of the pixels (preprocessed), e.g. -mean and 255 - mean.
+        memory: correction pairs kept per image.
+        jit_compile: compile the loss and gradient with XLA.
+        """
+        self.optimizer = Lbfgs(start, lower, upper, memory=memory)
+        self._evaluate, value_and_gradient = compile_loss(loss, params, jit_compile=jit_compile)
+        optimizer = self.optimizer
+        self._start: Callable[[], Mapping[str, tf.Tensor]]
+        self._iterate: Callable[[], Mapping[str, tf.Tensor]]
+        if is_piecewise(loss):  # the tiles run from Python: so does the iteration's control flow
+            self._start = lambda: optimizer.start(value_and_gradient)
+            self._iterate = lambda: optimizer.iterate(value_and_gradient)
+        else:
+            self._start = tf.function(lambda: optimizer.start(value_and_gradient), autograph=False)
+            self._iterate = tf.function(lambda: optimizer.iterate(value_and_gradient), autograph=False)
+        self.finished = False
+        self.start_losses: dict[str, np.ndarray] | None = None
+
+    @property
+    def evaluations(self) -> int:
+        """Loss and gradient evaluations so far (over the saved run too, after a restore)."""
+        return int(self.optimizer.evaluations.numpy())
+
+    @property
+    def state(self) -> tf.train.Checkpoint:
+        return tf.train.Checkpoint(optimizer=self.optimizer)
+
+    def step(self) -> dict[str, np.ndarray]:
+        """One L-BFGS iteration; returns {"total": [N]}, the loss of the new images."""
+        if self.finished:
+            return self.evaluate()
+        if not bool(self.optimizer.started.numpy()):
+            self.start_losses = {key: value.numpy() for key, value in self._start().items()}
+        terms = {key: value.numpy() for key, value in self._iterate().items()}
+        self.finished = bool(self.optimizer.converged.numpy().all())
+        return terms
+
+    def evaluate(self, images: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        values = self.optimizer.x.value() if images is None else tf.constant(images, tf.float32)
+        return {key: value.numpy() for key, value in self._evaluate(values).items()}
+
+    def images(self) -> np.ndarray:
+        return self.optimizer.x.numpy()
+
+    def reset(self, start: np.ndarray) -> None:
+        """Starts again from ``start`` [N, H, W, 3] with an empty history; the loss stays the same."""
+        self.optimizer.reset(start)
+        self.finished = False
+        self.start_losses = None
+
+    def close(self) -> None:
+        """Nothing to release."""
