@@ -308,6 +308,7 @@ class TemporalConfig:
 
     temporal_weight: float = TEMPORAL_WEIGHT  # weight of the temporal term; 0: independent frames
     frame_iterations: int | None = None  # iterations of the frames that start from a result; None: the config's
+    frame_learning_rate: float | None = None  # Adam step size of the frames that start from a result; None: config's
     temporal_offsets: tuple[int, ...] = TEMPORAL_OFFSETS  # earlier frames each frame is held close to; includes 1
     passes: int = 1  # passes over the clip, forward, backward, forward, ... (Ruder et al.'s multi-pass)
     pass_blend: float = PASS_BLEND  # multi-pass: the warped neighbour's share of a frame's start where trusted
@@ -320,6 +321,10 @@ class TemporalConfig:
             )
         if self.frame_iterations is not None and self.frame_iterations < 1:
             raise NeuralStyleError(f"is {self.frame_iterations}; it must be at least 1", setting="frame_iterations")
+        if self.frame_learning_rate is not None and not 0 < self.frame_learning_rate < math.inf:
+            raise NeuralStyleError(
+                f"is {self.frame_learning_rate}; it must be a positive finite number", setting="frame_learning_rate"
+            )
         offsets = self.temporal_offsets
         listed = ",".join(str(offset) for offset in offsets)
         if not offsets or any(int(offset) != offset or offset < 1 for offset in offsets):

@@ -323,7 +323,11 @@ def _frame_runs(
     """The loop of :func:`stylize_clip` over passes and frames; ``results`` holds the frames' newest results."""
     offsets = temporal.temporal_offsets
     weight = temporal.temporal_weight
-    later = dataclasses.replace(config, iterations=temporal.frame_iterations or config.iterations)
+    later = dataclasses.replace(
+        config,
+        iterations=temporal.frame_iterations or config.iterations,
+        learning_rate=temporal.frame_learning_rate or config.learning_rate,
+    )
     mean = weights.mean_pixel
 
     def seen(image: np.ndarray) -> np.ndarray:  # an image as the network is given it (its luminance, if asked)

@@ -6,7 +6,7 @@ Example::
         --background ../shared/images/grace_hopper.jpg --style ../shared/images/starry_night.jpg
 
 The clip is made here: ``--background`` as a still photo, and across it two things that move by ``--speed`` pixels a
-frame: a patch (the photo upside down, shrunk) moving right and a thin bar (a strip of the photo mirrored) moving
+frame: a patch (the photo upside down, shrunk) moving right and a thin bar (a strip of the photo in negative) moving
 left. So the true optical flow of every frame is known, and so are the pixels it uncovers: those behind the patch's
 trailing edge, never seen before, and those the bar passes over, seen a few frames earlier. Each setting stylizes
 the clip (the flow the stylization uses is estimated, as in any video) and is judged by:
@@ -19,10 +19,12 @@ the clip (the flow the stylization uses is estimated, as in any video) and is ju
   before the bar covered it (what long-term consistency is for);
 * frames per minute: the clip's frames over the minutes the setting took (flow, tracing and every pass included).
 
-The settings: independent frames (``--temporal_weight 0``: each frame ``--iterations`` from the same noise);
-short-term (the frame before); long-term (``--temporal_offsets``); multi-pass (long-term, ``--passes`` passes). The
-ratios are to independent frames. A strip of the frames (the content, then one row per setting) is written to
-``--output``. On a shared machine the load average moves the times; it is printed with them.
+The settings: independent frames (each an image run of ``--iterations`` from its own noise, as runs without
+``--seed`` are); same noise (``--temporal_weight 0``: independent frames from one seed's noise, the steadiest
+independent frames can be); short-term (the frame before); long-term (``--temporal_offsets``); multi-pass
+(long-term, ``--passes`` passes). The ratios are to independent frames. A strip of the frames (the content, then
+one row per setting) is written to ``--output``. On a shared machine the load average moves the times; it is
+printed with them.
 """
 
 from __future__ import annotations
@@ -50,8 +52,11 @@ flags.DEFINE_list("temporal_offsets", ["1", "2", "5"], "Offsets of the long-term
 flags.DEFINE_integer("passes", 3, "Passes of the multi-pass setting.")
 flags.DEFINE_string("optimizer", None, "adam or lbfgs (default: the library's).")
 flags.DEFINE_float("learning_rate", None, "Adam learning rate (default: the library's).")
+flags.DEFINE_float("frame_learning_rate", None, "Adam learning rate of the later frames (default: the library's).")
 flags.DEFINE_integer("seed", 0, "Seed of the start noise.")
-flags.DEFINE_list("settings", ["independent", "short-term", "long-term", "multi-pass"], "Settings to run.")
+flags.DEFINE_list(
+    "settings", ["independent", "same-noise", "short-term", "long-term", "multi-pass"], "Settings to run."
+)
 flags.DEFINE_string("output", "temporal_strip.png", "The strip of frames (PNG).")
 
 
@@ -80,9 +85,9 @@ def make_clip(photo: np.ndarray, height: int, width: int, count: int, speed: int
     background = resize(photo, (height, width))
     patch_size = (height // 3, width // 4)
     patch = resize(photo[::-1], patch_size)
-    bar_size = (height // 3, max(4, 3 * speed))
+    bar_size = (height // 3, max(4, 4 * speed))  # each pixel it passes is hidden 4 frames, seen again 5 frames on
     strip = photo[:, photo.shape[1] // 3 : photo.shape[1] // 3 + max(1, photo.shape[1] // 16)]
-    bar = resize(strip[:, ::-1], bar_size)
+    bar = 255.0 - resize(strip[:, ::-1], bar_size)  # in negative: unlike what it passes over
     patch_top, bar_top = height // 12, height // 2 + height // 12
 
     def places(t: int) -> list[tuple[int, int, np.ndarray, int]]:  # (top, left, image, motion in x) of each thing
@@ -143,11 +148,20 @@ def return_error(results: list[np.ndarray], clip: Clip) -> float:
 
 
 def stylize(weights, clip: Clip, style: np.ndarray, config, temporal) -> tuple[list[np.ndarray], float]:
-    """The results of the last pass, and the seconds the whole run took."""
+    """The results of the last pass, and the seconds the whole run took; ``temporal`` None: each frame an image run
+    of its own seed (``config.seed`` + its index)."""
+    from neural_style.stylization import stylize as stylize_image
     from neural_style.temporal import stylize_clip
 
     began = time.perf_counter()
     results: dict[int, np.ndarray] = {}
+    if temporal is None:
+        for t, frame in enumerate(clip.frames):
+            seeded = dataclasses.replace(config, seed=config.seed + t)
+            final = [r for r in stylize_image(weights, frame, [style], seeded) if r.final][-1]
+            assert final.image is not None
+            results[t] = np.asarray(final.image, np.float32)
+        return [results[t] for t in range(len(clip.frames))], time.perf_counter() - began
     for _, index, record in stylize_clip(weights, clip.frames, [style], config, temporal):
         if record.final:
             assert record.image is not None
@@ -196,9 +210,12 @@ def main(argv: list[str]) -> None:
     frame_iterations = FLAGS.frame_iterations or max(1, FLAGS.iterations // 2)
     weight = TemporalConfig().temporal_weight if FLAGS.temporal_weight is None else FLAGS.temporal_weight
     offsets = tuple(int(v) for v in FLAGS.temporal_offsets)
-    temporal = TemporalConfig(temporal_weight=weight, frame_iterations=frame_iterations)
+    temporal = TemporalConfig(
+        temporal_weight=weight, frame_iterations=frame_iterations, frame_learning_rate=FLAGS.frame_learning_rate
+    )
     settings = {
-        "independent": TemporalConfig(temporal_weight=0.0),
+        "independent": None,
+        "same-noise": TemporalConfig(temporal_weight=0.0),
         "short-term": temporal,
         "long-term": dataclasses.replace(temporal, temporal_offsets=offsets),
         "multi-pass": dataclasses.replace(temporal, temporal_offsets=offsets, passes=FLAGS.passes),
@@ -232,7 +249,8 @@ def main(argv: list[str]) -> None:
             shown.append(f"{figures[name][k]:>12.2f} {ratio:>6}")
         print(f"{name:<12} {shown[0]:>20} {shown[1]:>19} {shown[2]:>19} {figures[name][3]:>11.1f}", flush=True)
     write_strip(FLAGS.output, rows)
-    print(f"Wrote {FLAGS.output} (the content, then {', '.join(FLAGS.settings)}; load average {os.getloadavg()[0]:.1f})")
+    rows_written = ", ".join(FLAGS.settings)
+    print(f"Wrote {FLAGS.output} (the content, then {rows_written}; load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
