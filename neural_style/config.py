@@ -25,6 +25,7 @@ __all__ = [
     "POOLING",
     "PRECISIONS",
     "STYLE_LAYERS",
+    "FRAME_LEARNING_RATE_SHARE",
     "PASS_BLEND",
     "TEMPORAL_OFFSETS",
     "TEMPORAL_WEIGHT",
@@ -53,6 +54,11 @@ TOLERANCE_WINDOW = 20
 # gamma = 200 (their Torch code: 5, 100, 1000). Their content and temporal terms are, like ours, means of squares
 # (features; 0..255 pixels), so the temporal term keeps its ratio to the content term: 200 x our content weight 5.
 TEMPORAL_WEIGHT = 1e3
+# Video, Adam: the frames that start from a result take steps this share of --learning_rate by default. Adam's first
+# steps from a fresh state move every pixel by about the learning rate whatever the gradient, so at 10 a frame that
+# starts where the one before ended (a still scene) is first shaken by about 10 levels, then spends its iterations
+# coming back; at a tenth of it the frame stays put (scripts/benchmark_temporal.py).
+FRAME_LEARNING_RATE_SHARE = 0.1
 # Video: the earlier frames each frame is held close to, by their distance (1: the frame before). More offsets are
 # Ruder et al.'s long-term consistency: each pixel is compared with the nearest of them in which it was not occluded.
 TEMPORAL_OFFSETS = (1,)
@@ -308,7 +314,8 @@ class TemporalConfig:
 
     temporal_weight: float = TEMPORAL_WEIGHT  # weight of the temporal term; 0: independent frames
     frame_iterations: int | None = None  # iterations of the frames that start from a result; None: the config's
-    frame_learning_rate: float | None = None  # Adam step size of the frames that start from a result; None: config's
+    # Adam step size of the frames that start from a result; None: FRAME_LEARNING_RATE_SHARE x the config's
+    frame_learning_rate: float | None = None
     temporal_offsets: tuple[int, ...] = TEMPORAL_OFFSETS  # earlier frames each frame is held close to; includes 1
     passes: int = 1  # passes over the clip, forward, backward, forward, ... (Ruder et al.'s multi-pass)
     pass_blend: float = PASS_BLEND  # multi-pass: the warped neighbour's share of a frame's start where trusted

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from neural_style import losses as L
 from neural_style.color import color_inputs
-from neural_style.config import PASS_BLEND, TEMPORAL_WEIGHT, StyleConfig, TemporalConfig
+from neural_style.config import FRAME_LEARNING_RATE_SHARE, PASS_BLEND, TEMPORAL_WEIGHT, StyleConfig, TemporalConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights
 from neural_style.stylization import Progress, Stylization, build_objective
@@ -201,8 +201,9 @@ def stylize_clip(
     each with the frame's targets assigned to variables, so their steps are compiled once.
 
     The first pass goes forward. Its first frame runs ``config.iterations`` from the start ``config`` gives (noise
-    by default); each later frame runs ``frame_iterations`` from the previous result warped by the optical flow,
-    with the temporal term over the earlier frames at ``temporal_offsets`` (:class:`TemporalObjective`). With a
+    by default); each later frame runs ``frame_iterations`` (with Adam, at ``frame_learning_rate``) from the previous
+    result warped by the optical flow, with the temporal term over the earlier frames at ``temporal_offsets``
+    (:class:`TemporalObjective`). With a
     temporal weight of 0 every frame of the first pass is an independent run of ``config`` (the same start noise).
     Each further pass goes the other way: every frame runs ``frame_iterations`` from :func:`pass_start` of its
     neighbour's result of this pass and its own of the pass before (the first frame of a pass: its own), with the
@@ -217,8 +218,8 @@ def stylize_clip(
         weights: the VGG parameters.
         frames: the content frames of the whole clip from its first, [H, W, 3] RGB 0..255, all one size.
         styles: S style images [H_s, W_s, 3] RGB 0..255, at the scale wanted.
-        config: the settings of every frame (the iterations of those that start from a result are
-            ``temporal.frame_iterations``).
+        config: the settings of every frame (the iterations and Adam step size of those that start from a result
+            are ``temporal``'s).
         temporal: the video settings; None: :class:`~neural_style.config.TemporalConfig`'s defaults.
         start: (pass, frames done in it), both from 0: where a resumed run starts.
         results: {frame index: result [H, W, 3] RGB 0..255} of a resumed run: in the first pass, those of the frames
@@ -276,7 +277,8 @@ def stylize_frames(
         weights: the VGG parameters.
         frames: the content frames from frame ``first`` on, [H, W, 3] RGB 0..255, all one size.
         styles: S style images [H_s, W_s, 3] RGB 0..255, at the scale wanted.
-        config: the settings of every frame (the later frames' iterations are ``frame_iterations``).
+        config: the settings of every frame (the later frames' iterations are ``frame_iterations``, their Adam step
+            size :class:`~neural_style.config.TemporalConfig`'s default).
         temporal_weight: weight of the temporal term; 0 for independent frames.
         frame_iterations: iterations of the frames after the first; None: ``config.iterations``.
         first: the index of the first frame given (for a resumed run).
@@ -326,7 +328,7 @@ def _frame_runs(
     later = dataclasses.replace(
         config,
         iterations=temporal.frame_iterations or config.iterations,
-        learning_rate=temporal.frame_learning_rate or config.learning_rate,
+        learning_rate=temporal.frame_learning_rate or FRAME_LEARNING_RATE_SHARE * config.learning_rate,
     )
     mean = weights.mean_pixel
 

@@ -417,6 +417,7 @@ def test_pass_start_by_hand() -> None:
         ({"pass_blend": 1.5}, "pass_blend is 1.5; it must be in [0, 1]"),
         ({"temporal_weight": float("nan")}, "temporal_weight is nan; it must be a finite number"),
         ({"frame_iterations": 0}, "frame_iterations is 0; it must be at least 1"),
+        ({"frame_learning_rate": 0.0}, "frame_learning_rate is 0.0; it must be a positive finite number"),
     ],
 )
 def test_bad_temporal_settings_are_refused(changes: dict, words: str) -> None:
@@ -479,6 +480,8 @@ def test_passes_alternate_and_start_from_the_blend_of_the_pass_before(passes_run
     warped, mask = flow.temporal_guide(frames[1], frames[2], result[2, 1])
     assert np.array_equal(starts[8], pass_start(warped, mask, result[1, 2], temporal.pass_blend))
     assert len(built) == 2  # one run from noise, one from results: each step traced once
+    assert (built[0].config.learning_rate, built[1].config.learning_rate) == (10.0, 1.0)  # a tenth, by default
+    assert (built[0].config.iterations, built[1].config.iterations) == (6, 4)
     for run in built:
         assert run._engine._step.experimental_get_tracing_count() == 1
     assert not np.array_equal(result[2, 1], result[0, 1])
@@ -679,6 +682,7 @@ def test_neural_style_resumed_in_a_backward_pass_gives_the_uninterrupted_frames(
         (["--output=o.mp4", "--temporal_offsets=2,5"], "--temporal_offsets is '2,5'; give increasing offsets starting"),
         (["--output=o.mp4", "--temporal_offsets=1,x"], "--temporal_offsets is '1,x'; give whole numbers of frames"),
         (["--output=o.mp4", "--passes=0"], "--passes is 0; it must be at least 1"),
+        (["--output=o.mp4", "--frame_learning_rate=2", "--optimizer=lbfgs"], "--frame_learning_rate is Adam's step"),
         (["--output=o.mp4", "--print_iterations=2"], "--print_iterations is for images; it does not work with a video"),
         (["--output=o.mp4", "--content_masks=style.png"], "--content_masks is for images; it does not work with a"),
         (["--content=style.png", "--output=o.png"], "--frame_iterations is for a video --content"),
@@ -686,7 +690,8 @@ def test_neural_style_resumed_in_a_backward_pass_gives_the_uninterrupted_frames(
     ],
     ids=[
         *("video-style", "image-output", "scales", "negative-weight", "zero-iterations", "offsets-from-2"),
-        *("offsets-not-numbers", "no-passes", "print-iterations", "masks", "image-content", "mat"),
+        *("offsets-not-numbers", "no-passes", "frame-rate-lbfgs", "print-iterations", "masks", "image-content"),
+        "mat",
     ],
 )
 def test_neural_style_bad_video_input_is_one_line(

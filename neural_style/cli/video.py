@@ -31,7 +31,13 @@ from neural_style.cli.command import (
     network_path,
     start_tensorflow,
 )
-from neural_style.config import TEMPORAL_OFFSETS, TEMPORAL_WEIGHT, StyleConfig, TemporalConfig
+from neural_style.config import (
+    FRAME_LEARNING_RATE_SHARE,
+    TEMPORAL_OFFSETS,
+    TEMPORAL_WEIGHT,
+    StyleConfig,
+    TemporalConfig,
+)
 from neural_style.errors import NeuralStyleError
 
 if TYPE_CHECKING:
@@ -48,7 +54,7 @@ _IMAGE_ONLY = (
     *("content_masks", "style_masks", "checkpoint_output", "checkpoint_sheet", "print_iterations"),
     *("progress_write", "progress_plot", "tensorboard_dir", "tensorboard_images"),
 )
-_VIDEO_ONLY = ("temporal_weight", "frame_iterations", "temporal_offsets", "passes")
+_VIDEO_ONLY = ("temporal_weight", "frame_iterations", "frame_learning_rate", "temporal_offsets", "passes")
 
 
 def define_flags(fv: flags.FlagValues, module: str) -> None:
@@ -67,6 +73,14 @@ def define_flags(fv: flags.FlagValues, module: str) -> None:
         None,
         "Video: iterations of each frame that starts from a result: every frame but the first (default: "
         "--iterations / 2).",
+        flag_values=fv,
+        module_name=module,
+    )
+    flags.DEFINE_float(
+        "frame_learning_rate",
+        None,
+        "Video, Adam: step size of each frame that starts from a result (default: --learning_rate x "
+        f"{FRAME_LEARNING_RATE_SHARE:g}: larger first steps shake a still scene).",
         flag_values=fv,
         module_name=module,
     )
@@ -128,17 +142,21 @@ def _frame_iterations(fv: flags.FlagValues, config: StyleConfig) -> int:
     return int(fv.frame_iterations)
 
 
-def _temporal(fv: flags.FlagValues, frame_iterations: int) -> TemporalConfig:
-    """The video settings of the flags, checked."""
+def _temporal(fv: flags.FlagValues, config: StyleConfig) -> TemporalConfig:
+    """The video settings of the flags, checked (the frames' iterations and step size made explicit)."""
     try:
         offsets = tuple(int(value) for value in fv.temporal_offsets or ())
     except ValueError:
         raise NeuralStyleError(
             f"--temporal_offsets is '{','.join(fv.temporal_offsets)}'; give whole numbers of frames, e.g. 1,2,5"
         ) from None
+    rate = fv.frame_learning_rate
+    if rate is not None and config.optimizer != "adam":
+        raise NeuralStyleError(f"--frame_learning_rate is Adam's step size; --optimizer {config.optimizer} takes none")
     temporal = TemporalConfig(
         temporal_weight=fv.temporal_weight,
-        frame_iterations=frame_iterations,
+        frame_iterations=_frame_iterations(fv, config),
+        frame_learning_rate=FRAME_LEARNING_RATE_SHARE * config.learning_rate if rate is None else rate,
         temporal_offsets=offsets,
         passes=fv.passes,
     )
@@ -186,7 +204,7 @@ def _check(fv: flags.FlagValues, config: StyleConfig) -> _Plan:
             raise NeuralStyleError(f"--{name} is for images; it does not work with a video --content")
     if fv.temporal_weight < 0:
         raise NeuralStyleError(f"--temporal_weight is {fv.temporal_weight}; it must be 0 or more")
-    temporal = _temporal(fv, _frame_iterations(fv, config))
+    temporal = _temporal(fv, config)
     info = probe_video(fv.content, what="--content video")
     check_video_output(fv.output)
     check_distinct(input_files(fv), [("--output", fv.output)])
@@ -244,6 +262,7 @@ def run(fv: flags.FlagValues, config: StyleConfig, start: float) -> None:
     settings = fingerprint(fv, config, vgg, Stages([plan.width], [config.iterations]))
     settings.update({"--temporal_weight": fv.temporal_weight, "--frame_iterations": plan.frame_iterations})
     settings.update({"--temporal_offsets": list(temporal.temporal_offsets), "--passes": temporal.passes})
+    settings["--frame_learning_rate"] = temporal.frame_learning_rate
     settings["--iterations"] = config.iterations  # a frame's result depends on it: a resume must not change it
     if fv.restart and os.path.isdir(plan.state):
         shutil.rmtree(plan.state)
