@@ -206,8 +206,10 @@ def stylize_clip(
     (:class:`TemporalObjective`). With a
     temporal weight of 0 every frame of the first pass is an independent run of ``config`` (the same start noise).
     Each further pass goes the other way: every frame runs ``frame_iterations`` from :func:`pass_start` of its
-    neighbour's result of this pass and its own of the pass before (the first frame of a pass: its own), with the
-    temporal term over the frames at the offsets in the direction the pass came from.
+    neighbour's result of this pass and its own of the pass before, with the temporal term over the frames at the
+    offsets in the direction the pass came from. The first frame of a pass, the last of the pass before, starts
+    from its own result and is held to the frames the pass before held it to (with their results of that pass, which
+    they still have), so it does not drift unheld.
 
     A frame's result is its run's result: the best image judged as saved, rounded to whole 0..255 levels as it is
     written, so a run resumed with the results saved (``start``, ``results``) gives the frames an uninterrupted run
@@ -360,7 +362,9 @@ def _frame_runs(
                 held = base.held(content.shape, len(offsets))
             assert held is not None
             frame_objective = base.with_content(seen(content), mean)
-            neighbours = [index - step * offset for offset in offsets]
+            turn = stage > 0 and position == 1  # the first frame of a later pass: the last of the pass before
+            side = -step if turn else step  # it is held to the frames that pass held it to, as they still are
+            neighbours = [index - side * offset for offset in offsets]
             earlier = [(clip[n], results[n]) if n >= 0 and clip.exists(n) else None for n in neighbours]
             for n, pair in zip(neighbours, earlier, strict=True):
                 if pair is not None and pair[0].shape != content.shape:
@@ -379,10 +383,10 @@ def _frame_runs(
                 warped, masks = long_term_guide(content, earlier if weight > 0 else earlier[:1])
                 if stage == 0:
                     initial = warped[0]
-                elif earlier[0] is not None:
-                    initial = pass_start(warped[0], masks[0], results[index], temporal.pass_blend)
-                else:  # the first frame of a later pass
+                elif turn or earlier[0] is None:
                     initial = np.asarray(results[index], np.float32)
+                else:
+                    initial = pass_start(warped[0], masks[0], results[index], temporal.pass_blend)
                 if weight > 0:
                     inputs = np.stack([preprocess(seen(image), mean) for image in warped])
                     held.assign(frame_objective.with_previous(inputs, masks))

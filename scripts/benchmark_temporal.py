@@ -196,7 +196,7 @@ def main(argv: list[str]) -> None:
     from neural_style.cli.command import start_tensorflow
 
     start_tensorflow()
-    from neural_style.config import StyleConfig, TemporalConfig
+    from neural_style.config import FRAME_LEARNING_RATE_SHARE, StyleConfig, TemporalConfig
     from neural_style.image_io import read_image, resize_styles
     from neural_style.matconvnet import load_vgg
 
@@ -208,6 +208,7 @@ def main(argv: list[str]) -> None:
         iterations=FLAGS.iterations, seed=FLAGS.seed, **{k: v for k, v in overrides.items() if v is not None}
     )
     frame_iterations = FLAGS.frame_iterations or max(1, FLAGS.iterations // 2)
+    frame_rate = FLAGS.frame_learning_rate or FRAME_LEARNING_RATE_SHARE * config.learning_rate
     weight = TemporalConfig().temporal_weight if FLAGS.temporal_weight is None else FLAGS.temporal_weight
     offsets = tuple(int(v) for v in FLAGS.temporal_offsets)
     temporal = TemporalConfig(
@@ -224,9 +225,10 @@ def main(argv: list[str]) -> None:
     if unknown:
         sys.exit(f"unknown --settings {', '.join(unknown)}; choose from {', '.join(settings)}")
     print(
-        f"Clip {FLAGS.width}x{FLAGS.height}, {FLAGS.frames} frames, {FLAGS.speed} px a frame; {config.optimizer} "
-        f"(learning rate {config.learning_rate:g}), {FLAGS.iterations} iterations for the first frame and "
-        f"{frame_iterations} for the others, temporal weight {weight:g}, offsets {','.join(map(str, offsets))} "
+        f"Clip {FLAGS.width}x{FLAGS.height}, {FLAGS.frames} frames, {FLAGS.speed} px a frame; {config.optimizer}, "
+        f"{FLAGS.iterations} iterations for the first frame (learning rate {config.learning_rate:g}) and "
+        f"{frame_iterations} for the others (learning rate {frame_rate:g}), temporal weight {weight:g}, offsets "
+        f"{','.join(map(str, offsets))} "
         f"(long-term, multi-pass), {FLAGS.passes} passes (multi-pass); still part {clip.still.mean():.0%} of the "
         f"pixels; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )

@@ -466,7 +466,8 @@ def passes_run(tiny_weights):
 
 def test_passes_alternate_and_start_from_the_blend_of_the_pass_before(passes_run) -> None:
     """Forward, backward, forward; in a later pass a frame starts from pass_start of its neighbour's result of this
-    pass (warped) and its own of the pass before, and the first frame of a pass from its own result."""
+    pass (warped) and its own of the pass before, and the first frame of a pass from its own result, held to the
+    frames on its other side."""
     from neural_style.temporal import pass_start
 
     _, temporal, records, starts, built = passes_run
@@ -475,6 +476,8 @@ def test_passes_alternate_and_start_from_the_blend_of_the_pass_before(passes_run
     result = {(p, i): r.image for p, i, r in records}
     assert starts[0] is None  # the first frame starts from noise
     assert np.array_equal(starts[3], result[0, 2])  # pass 2 begins at the last frame, from its own result
+    turn = {(p, i): r for p, i, r in records}[1, 2]
+    assert float(turn.losses["temporal"][0]) > 0  # held to frames 1 and 0 as the first pass left them
     warped, mask = flow.temporal_guide(frames[2], frames[1], result[1, 2])
     assert np.array_equal(starts[4], pass_start(warped, mask, result[0, 1], temporal.pass_blend))
     warped, mask = flow.temporal_guide(frames[1], frames[2], result[2, 1])
