@@ -12,7 +12,7 @@ from typing import Any
 # {module: the public names it defines}; __all__ is made from this, so the two cannot disagree.
 _HOMES: dict[str, tuple[str, ...]] = {
     "errors": ("NeuralStyleError", "NonFiniteLossError"),
-    "config": ("CONTENT_LAYERS", "STYLE_LAYERS", "Candidate", "StyleConfig", "TrainConfig"),
+    "config": ("CONTENT_LAYERS", "STYLE_LAYERS", "Candidate", "StyleConfig", "TemporalConfig", "TrainConfig"),
     "matconvnet": ("Layer", "VggWeights", "load_vgg", "read_matconvnet"),
     "vgg": ("VggFeatures", "feature_extractor", "preprocess", "unprocess"),
     "losses": (
@@ -38,7 +38,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "classify": ("ImageNetClassifier", "top_k"),
     "video": ("VideoInfo", "VideoWriter", "probe_video", "read_frames"),
     "flow": ("consistency_mask", "optical_flow", "temporal_guide", "warp"),
-    "temporal": ("TemporalObjective", "stylize_frames"),
+    "temporal": ("TemporalObjective", "stylize_clip", "stylize_frames"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 

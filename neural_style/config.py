@@ -24,6 +24,9 @@ __all__ = [
     "POOLING",
     "PRECISIONS",
     "STYLE_LAYERS",
+    "FRAME_LEARNING_RATE_SHARE",
+    "PASS_BLEND",
+    "TEMPORAL_OFFSETS",
     "TEMPORAL_WEIGHT",
     "TOLERANCE_WINDOW",
     "TRAIN_CONTENT_LAYERS",
@@ -31,6 +34,7 @@ __all__ = [
     "Candidate",
     "LossSettings",
     "StyleConfig",
+    "TemporalConfig",
     "TrainConfig",
     "check_blend_weights",
     "check_layer_lists",
@@ -53,6 +57,17 @@ TOLERANCE_WINDOW = 20
 # gamma = 200 (their Torch code: 5, 100, 1000). Their content and temporal terms are, like ours, means of squares
 # (features; 0..255 pixels), so the temporal term keeps its ratio to the content term: 200 x our content weight 5.
 TEMPORAL_WEIGHT = 1e3
+# Video, Adam: the frames that start from a result take steps this share of --learning_rate by default. Adam's first
+# steps from a fresh state move every pixel by about the learning rate whatever the gradient, so at 10 a frame that
+# starts where the one before ended (a still scene) is first shaken by about 10 levels, then spends its iterations
+# coming back; at a tenth of it the frame stays put (scripts/benchmark_temporal.py).
+FRAME_LEARNING_RATE_SHARE = 0.1
+# Video: the earlier frames each frame is held close to, by their distance (1: the frame before). More offsets are
+# Ruder et al.'s long-term consistency: each pixel is compared with the nearest of them in which it was not occluded.
+TEMPORAL_OFFSETS = (1,)
+# Video, multi-pass: the share of the warped neighbour in a frame's start where the flow is trusted, the rest its
+# result of the pass before (Ruder et al.'s delta).
+PASS_BLEND = 0.5
 
 # The largest seed: NumPy takes any non-negative integer, TensorFlow's stateless seeds fit in 32 bits.
 MAX_SEED = 2**32 - 1
@@ -341,6 +356,47 @@ class StyleConfig:
                 "layers weigh equally)",
                 setting="content_weight_blend",
             )
+
+
+@dataclasses.dataclass(frozen=True)
+class TemporalConfig:
+    """Settings of a video run beyond those of its frames (a :class:`StyleConfig`, which applies to every frame)."""
+
+    temporal_weight: float = TEMPORAL_WEIGHT  # weight of the temporal term; 0: independent frames
+    frame_iterations: int | None = None  # iterations of the frames that start from a result; None: the config's
+    # Adam step size of the frames that start from a result; None: FRAME_LEARNING_RATE_SHARE x the config's
+    frame_learning_rate: float | None = None
+    temporal_offsets: tuple[int, ...] = TEMPORAL_OFFSETS  # earlier frames each frame is held close to; includes 1
+    passes: int = 1  # passes over the clip, forward, backward, forward, ... (Ruder et al.'s multi-pass)
+    pass_blend: float = PASS_BLEND  # multi-pass: the warped neighbour's share of a frame's start where trusted
+
+    def validate(self) -> None:
+        """Raises NeuralStyleError naming the first setting that is out of range."""
+        if not (math.isfinite(self.temporal_weight) and self.temporal_weight >= 0):
+            raise NeuralStyleError(
+                f"is {self.temporal_weight}; it must be a finite number, 0 or more", setting="temporal_weight"
+            )
+        if self.frame_iterations is not None and self.frame_iterations < 1:
+            raise NeuralStyleError(f"is {self.frame_iterations}; it must be at least 1", setting="frame_iterations")
+        if self.frame_learning_rate is not None and not 0 < self.frame_learning_rate < math.inf:
+            raise NeuralStyleError(
+                f"is {self.frame_learning_rate}; it must be a positive finite number", setting="frame_learning_rate"
+            )
+        offsets = self.temporal_offsets
+        listed = ",".join(str(offset) for offset in offsets)
+        if not offsets or any(int(offset) != offset or offset < 1 for offset in offsets):
+            raise NeuralStyleError(
+                f"is '{listed}'; give whole numbers of frames, 1 or more, e.g. 1,2,5", setting="temporal_offsets"
+            )
+        if list(offsets) != sorted(set(offsets)) or offsets[0] != 1:
+            raise NeuralStyleError(
+                f"is '{listed}'; give increasing offsets starting with 1 (the frame before), e.g. 1,2,5",
+                setting="temporal_offsets",
+            )
+        if self.passes < 1:
+            raise NeuralStyleError(f"is {self.passes}; it must be at least 1", setting="passes")
+        if not 0.0 <= self.pass_blend <= 1.0:
+            raise NeuralStyleError(f"is {self.pass_blend}; it must be in [0, 1]", setting="pass_blend")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,6 +8,7 @@ previous frame's result into the current frame, warp it by the flow from the cur
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import ModuleType
 
 import numpy as np
@@ -15,7 +16,16 @@ import numpy as np
 from neural_style.errors import NeuralStyleError
 from neural_style.image_io import to_uint8
 
-__all__ = ["PHOTOMETRIC_TOLERANCE", "consistency_mask", "optical_flow", "photometric_mask", "temporal_guide", "warp"]
+__all__ = [
+    "PHOTOMETRIC_TOLERANCE",
+    "consistency_mask",
+    "long_term_guide",
+    "long_term_masks",
+    "optical_flow",
+    "photometric_mask",
+    "temporal_guide",
+    "warp",
+]
 
 # Ruder et al.'s forward-backward check: a pixel is trusted when |w + b|^2 <= A (|w|^2 + |b|^2) + B, where b is its
 # backward flow and w the forward flow where b leads; and not on a motion boundary, where
@@ -143,3 +153,51 @@ def temporal_guide(
     forward = optical_flow(previous_content, content)
     mask = consistency_mask(forward, backward) * photometric_mask(previous_content, content, backward)
     return warp(previous_result, backward), mask
+
+
+def long_term_masks(masks: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Ruder et al.'s long-term weights: each earlier frame counts only where no nearer one is trusted.
+
+    ``c_long_j = max(c_j - sum_{k nearer than j} c_k, 0)``, so with masks of 0 and 1 every pixel is compared with
+    the nearest frame in which it was not occluded, and with none where it was occluded in all.
+
+    Args:
+        masks: [H, W] weights c_j in 0..1 of the earlier frames, nearest first.
+
+    Returns:
+        [H, W] float32 each, in the same order (the first unchanged).
+    """
+    result: list[np.ndarray] = []
+    nearer: np.ndarray | None = None
+    for mask in masks:
+        mask = np.asarray(mask, np.float32)
+        result.append(mask if nearer is None else np.maximum(mask - nearer, 0.0))
+        nearer = mask if nearer is None else nearer + mask
+    return result
+
+
+def long_term_guide(
+    content: np.ndarray, earlier: Sequence[tuple[np.ndarray, np.ndarray] | None]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Several earlier results brought into the current frame, each weighed by :func:`long_term_masks`.
+
+    Args:
+        content: [H, W, 3] the current content frame, RGB 0..255.
+        earlier: (content frame, result), RGB 0..255, of each earlier frame compared with, nearest first; None for
+            an offset with no such frame (before the clip's start), which gets a warped image of zeros and mask 0.
+
+    Returns:
+        (warped [K, H, W, 3] float32, masks [K, H, W] float32) for the K entries of ``earlier``: each result warped
+        into this frame (:func:`temporal_guide`) and its long-term weight. The first mask is that entry's own
+        trusted pixels, so with one entry this is :func:`temporal_guide` with a leading axis.
+    """
+    height, width = content.shape[:2]
+    warped = np.zeros((len(earlier), height, width, 3), np.float32)
+    masks = []
+    for k, pair in enumerate(earlier):
+        if pair is None:
+            masks.append(np.zeros((height, width), np.float32))
+            continue
+        warped[k], mask = temporal_guide(pair[0], content, pair[1])
+        masks.append(mask)
+    return warped, np.stack(long_term_masks(masks)) if masks else np.zeros((0, height, width), np.float32)

@@ -153,11 +153,20 @@ def test_neural_style_on_a_video_interrupted_and_resumed_gives_the_uninterrupted
         (["--output=o.png"], "--output o.png: no video codec for '.png'"),
         (["--output=o.mp4", "--scales=2"], "--scales is for images; it does not work with a video --content"),
         (["--output=o.mp4", "--temporal_weight=-1"], "--temporal_weight is -1.0; it must be 0 or more"),
+        (["--output=o.mp4", "--temporal_offsets=2,5"], "--temporal_offsets is '2,5'; give increasing offsets starting"),
+        (["--output=o.mp4", "--temporal_offsets=1,x"], "--temporal_offsets is '1,x'; give whole numbers of frames"),
+        (["--output=o.mp4", "--passes=0"], "--passes is 0; it must be at least 1"),
+        (["--output=o.mp4", "--frame_learning_rate=2", "--optimizer=lbfgs"], "--frame_learning_rate is Adam's step"),
+        (["--output=o.mp4", "--print_iterations=2"], "--print_iterations is for images; it does not work with a video"),
+        (["--output=o.mp4", "--content_masks=style.png"], "--content_masks is for images; it does not work with a"),
         (["--output=o.mp4", "--frame_iterations=0"], "--frame_iterations is 0; it must be at least 1"),
         (["--content=style.png", "--output=o.png"], "--frame_iterations is for a video --content"),
         (["--content=vgg.mat", "--output=o.mp4"], None),  # not a video by its name: an image that is not one
     ],
-    ids=["video-style", "image-output", "scales", "negative-weight", "zero-iterations", "image-content", "mat"],
+    ids=[
+        *("video-style", "image-output", "scales", "negative-weight", "offsets-from-2", "offsets-not-numbers"),
+        *("no-passes", "frame-rate-lbfgs", "print-iterations", "masks", "zero-iterations", "image-content", "mat"),
+    ],
 )
 def test_neural_style_bad_video_input_is_one_line(
     video_ws: Path, capsys: pytest.CaptureFixture[str], extra: list[str], words: str | None
@@ -192,3 +201,41 @@ def test_frames_run_half_the_iterations_by_default_at_the_width_asked(
         "style.png",
         "vgg.mat",
     ]
+
+
+@pytest.mark.slow
+def test_neural_style_resumed_in_a_backward_pass_gives_the_uninterrupted_frames(
+    video_ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two passes with long-term offsets, stopped after the first frame of the backward pass: the video written
+    then holds every frame's newest result, and the resumed run gives the frames of an uninterrupted one."""
+    from neural_style.cli import video as video_cli
+
+    run = [*VIDEO_RUN, "--passes=2", "--temporal_offsets=1,2"]
+    assert _neural_style(*run, "--output=whole.mp4") == 0
+    printed = capsys.readouterr().out
+    assert "Frame    3/3 of pass 1/2: total loss" in printed and "Frame    1/3 of pass 2/2: total loss" in printed
+    line = video_cli._frame_line
+
+    def interrupt_in_the_second_pass(index: int, *args: object) -> None:
+        line(index, *args)  # type: ignore[arg-type]
+        if args[3] == " of pass 2/2":  # the backward pass has made its first frame, the last
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(video_cli, "_frame_line", interrupt_in_the_second_pass)
+    assert _neural_style(*run, "--output=cut.mp4") == 130
+    monkeypatch.setattr(video_cli, "_frame_line", line)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "neural-style: interrupted at frame 2/3 of pass 2/2: wrote the newest result of all 3 frames to cut.mp4"
+    ), err
+    state = video_ws / "cut.mp4.state"
+    assert sorted(p.name for p in (state / "frames").iterdir()) == [f"frame_00000{i}.png" for i in range(3)]
+    assert [p.name for p in (state / "frames_backward").iterdir()] == ["frame_000002.png"]
+    assert probe_video(video_ws / "cut.mp4").frames == 3
+    assert _neural_style(*run, "--output=cut.mp4", "--resume") == 0
+    assert "Resumed at frame 2/3 of pass 2/2" in capsys.readouterr().out
+    resumed, whole = list(read_frames(video_ws / "cut.mp4")), list(read_frames(video_ws / "whole.mp4"))
+    assert len(resumed) == 3 and all(np.array_equal(a, b) for a, b in zip(resumed, whole, strict=True))
+    assert _neural_style(*VIDEO_RUN, "--output=single.mp4") == 0  # one pass gives other frames
+    assert not np.array_equal(list(read_frames(video_ws / "single.mp4"))[0], whole[0])

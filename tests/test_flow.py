@@ -15,6 +15,8 @@ import scipy.ndimage
 
 pytest.importorskip("cv2")
 
+from conftest import CLIP_HEIGHT as HEIGHT  # noqa: E402
+from conftest import CLIP_WIDTH as WIDTH  # noqa: E402
 from conftest import LEFT, SQUARE, STEP, TOP, square_frames, write_clip  # noqa: E402
 
 from neural_style import flow  # noqa: E402
@@ -141,3 +143,26 @@ def test_frames_of_two_sizes_have_no_flow() -> None:
     with pytest.raises(NeuralStyleError) as info:
         flow.optical_flow(np.zeros((4, 6, 3)), np.zeros((4, 5, 3)))
     assert str(info.value) == "frames of shapes (4, 6, 3) and (4, 5, 3); the flow needs one size"
+
+
+# ------------------------------------------------------------------------------------------------ long-term
+
+
+def test_long_term_masks_by_hand() -> None:
+    """c_long_j = max(c_j - sum of the nearer masks, 0): each pixel counts for the nearest frame that shows it."""
+    nearest, second, third = (np.float32(m) for m in ([1, 0, 0, 1], [1, 1, 0, 0], [1, 1, 1, 0]))
+    masks = flow.long_term_masks([nearest, second, third])
+    assert [m.tolist() for m in masks] == [[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 1, 0]]
+    soft = flow.long_term_masks([np.float32([0.5, 0.0]), np.float32([0.75, 0.25]), np.float32([1.0, 1.0])])
+    assert [m.tolist() for m in soft] == [[0.5, 0.0], [0.25, 0.25], [0.0, 0.75]]  # 1 - (0.5 + 0.75) < 0: 0
+
+
+def test_long_term_guide_is_the_short_term_guide_then_the_farther_frames(decoded: list[np.ndarray]) -> None:
+    """The nearest entry is temporal_guide's; an offset before the clip's start gets zeros."""
+    warped, masks = flow.long_term_guide(decoded[3], [(decoded[2], decoded[2]), (decoded[1], decoded[1]), None])
+    short_warped, short_mask = flow.temporal_guide(decoded[2], decoded[3], decoded[2])
+    assert warped.shape == (3, HEIGHT, WIDTH, 3) and masks.shape == (3, HEIGHT, WIDTH)
+    assert np.array_equal(warped[0], short_warped) and np.array_equal(masks[0], short_mask)
+    assert not (masks[0] * masks[1]).any() and not warped[2].any() and not masks[2].any()
+    _, far = flow.temporal_guide(decoded[1], decoded[3], decoded[1])
+    assert np.array_equal(masks[1], np.maximum(far - short_mask, 0))

@@ -16,6 +16,8 @@ pytest.importorskip("cv2")
 
 from conftest import (  # noqa: E402
     CHANNELS,
+    CLIP_HEIGHT,
+    CLIP_WIDTH,
     SQUARE,
     TOP,
     he_scaled,
@@ -25,6 +27,7 @@ from conftest import (  # noqa: E402
     write_vgg_mat,
 )
 
+from neural_style import flow  # noqa: E402
 from neural_style.errors import NeuralStyleError  # noqa: E402
 
 
@@ -235,3 +238,159 @@ def test_tiles_with_the_temporal_term_are_refused_before_work(tiny_run) -> None:
     config = tiny_config(tile_size=32)
     with pytest.raises(NeuralStyleError, match="tile_size.*video frames are optimised whole"):
         list(stylize_frames(tiny_run.weights, small_frames(2), [tiny_run.style], config, temporal_weight=1.0))
+
+
+# ------------------------------------------------------------------------------------------------ long-term, passes
+
+
+def test_the_temporal_term_over_offsets_by_hand(tiny_weights) -> None:
+    """Images of 0 against two warped results, 1 on the left half and 3 on the right, each trusted on its half:
+    weight x (mean of 1 over the left half's values + mean of 9 over the right's) = weight x (0.5 + 4.5)."""
+    from neural_style.config import StyleConfig
+    from neural_style.stylization import build_objective
+    from neural_style.temporal import TemporalObjective
+
+    frame = square_frames(1)[0]
+    objective = build_objective(tiny_weights, frame, [style_array().astype(np.float32)], StyleConfig())
+    warped = np.stack([np.full(frame.shape, 1.0), np.full(frame.shape, 3.0)]).astype(np.float32)
+    masks = np.zeros((2, CLIP_HEIGHT, CLIP_WIDTH), np.float32)
+    masks[0, :, : CLIP_WIDTH // 2] = masks[1, :, CLIP_WIDTH // 2 :] = 1.0
+    temporal = TemporalObjective.extend(objective, 2.0).with_previous(warped, masks)
+    terms = temporal(np.zeros((1, *frame.shape), np.float32))
+    assert float(terms["temporal"][0]) == pytest.approx(2.0 * (0.5 * 1 + 0.5 * 9))
+    plain = objective(np.zeros((1, *frame.shape), np.float32))
+    assert float(terms["total"][0]) == pytest.approx(float(plain["total"][0]) + 10.0)
+
+
+def test_pass_start_by_hand() -> None:
+    """Where trusted: blend x the neighbour's warped result + (1 - blend) x the frame's result of the pass before;
+    elsewhere the latter."""
+    from neural_style.temporal import pass_start
+
+    warped = np.full((1, 2, 3), 100.0, np.float32)
+    before = np.full((1, 2, 3), 20.0, np.float32)
+    mask = np.float32([[1.0, 0.0]])
+    assert pass_start(warped, mask, before)[0, :, 0].tolist() == [60.0, 20.0]
+    assert pass_start(warped, mask, before, 0.25)[0, :, 0].tolist() == [40.0, 20.0]
+    assert pass_start(warped, mask, before, 1.0)[0, :, 0].tolist() == [100.0, 20.0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"temporal_offsets": (2, 5)}, "temporal_offsets is '2,5'; give increasing offsets starting with 1"),
+        ({"temporal_offsets": (1, 5, 2)}, "temporal_offsets is '1,5,2'; give increasing offsets starting with 1"),
+        ({"temporal_offsets": (1, 1)}, "temporal_offsets is '1,1'; give increasing offsets"),
+        ({"temporal_offsets": (0, 1)}, "temporal_offsets is '0,1'; give whole numbers of frames, 1 or more"),
+        ({"temporal_offsets": ()}, "temporal_offsets is ''; give whole numbers"),
+        ({"passes": 0}, "passes is 0; it must be at least 1"),
+        ({"pass_blend": 1.5}, "pass_blend is 1.5; it must be in [0, 1]"),
+        ({"temporal_weight": float("nan")}, "temporal_weight is nan; it must be a finite number"),
+        ({"frame_iterations": 0}, "frame_iterations is 0; it must be at least 1"),
+        ({"frame_learning_rate": 0.0}, "frame_learning_rate is 0.0; it must be a positive finite number"),
+    ],
+)
+def test_bad_temporal_settings_are_refused(changes: dict, words: str) -> None:
+    from neural_style.config import TemporalConfig
+
+    with pytest.raises(NeuralStyleError) as info:
+        TemporalConfig(**changes).validate()
+    assert str(info.value).startswith(words), str(info.value)
+
+
+def _clip_records(weights, frames, config, temporal, **options) -> list[tuple[int, int, object]]:
+    """(pass, frame, final record) of each frame run of stylize_clip, in order."""
+    from neural_style.temporal import stylize_clip
+
+    style = [style_array().astype(np.float32)]
+    return [(p, i, r) for p, i, r in stylize_clip(weights, frames, style, config, temporal, **options) if r.final]
+
+
+@pytest.fixture(scope="module")
+def passes_run(tiny_weights):
+    """Three frames, long-term offsets 1 and 2, three passes; the starts each frame run was given."""
+    from neural_style.config import StyleConfig, TemporalConfig
+    from neural_style.stylization import Stylization
+
+    config = StyleConfig(iterations=6, seed=0, tv_weight=1.0)
+    temporal = TemporalConfig(TINY_TEMPORAL_WEIGHT, frame_iterations=4, temporal_offsets=(1, 2), passes=3)
+    starts: list[np.ndarray | None] = []
+    built: list[Stylization] = []
+    original_init, original_restart = Stylization.__init__, Stylization.restart
+
+    def init(self, *args, **kwargs):
+        starts.append(kwargs.get("initial"))
+        built.append(self)
+        original_init(self, *args, **kwargs)
+
+    def restart(self, content, *, initial=None):
+        starts.append(initial)
+        original_restart(self, content, initial=initial)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Stylization, "__init__", init)
+        patch.setattr(Stylization, "restart", restart)
+        records = _clip_records(tiny_weights, square_frames(3), config, temporal)
+    return config, temporal, records, starts, built
+
+
+def test_passes_alternate_and_start_from_the_blend_of_the_pass_before(passes_run) -> None:
+    """Forward, backward, forward; in a later pass a frame starts from pass_start of its neighbour's result of this
+    pass (warped) and its own of the pass before, and the first frame of a pass from its own result, held to the
+    frames on its other side."""
+    from neural_style.temporal import pass_start
+
+    _, temporal, records, starts, built = passes_run
+    frames = square_frames(3)
+    assert [(p, i) for p, i, _ in records] == [(0, 0), (0, 1), (0, 2), (1, 2), (1, 1), (1, 0), (2, 0), (2, 1), (2, 2)]
+    result = {(p, i): r.image for p, i, r in records}
+    assert starts[0] is None  # the first frame starts from noise
+    assert np.array_equal(starts[3], result[0, 2])  # pass 2 begins at the last frame, from its own result
+    turn = {(p, i): r for p, i, r in records}[1, 2]
+    assert float(turn.losses["temporal"][0]) > 0  # held to frames 1 and 0 as the first pass left them
+    warped, mask = flow.temporal_guide(frames[2], frames[1], result[1, 2])
+    assert np.array_equal(starts[4], pass_start(warped, mask, result[0, 1], temporal.pass_blend))
+    warped, mask = flow.temporal_guide(frames[1], frames[2], result[2, 1])
+    assert np.array_equal(starts[8], pass_start(warped, mask, result[1, 2], temporal.pass_blend))
+    assert len(built) == 2  # one run from noise, one from results: each step traced once
+    assert (built[0].config.learning_rate, built[1].config.learning_rate) == (10.0, 1.0)  # a tenth, by default
+    assert (built[0].config.iterations, built[1].config.iterations) == (6, 4)
+    for run in built:
+        assert run._engine._step.experimental_get_tracing_count() == 1
+    assert not np.array_equal(result[2, 1], result[0, 1])
+
+
+def test_a_clip_resumed_mid_pass_gives_the_uninterrupted_frames(tiny_weights, passes_run) -> None:
+    """Resumed in the backward pass after its first frame (given each frame's newest result), and in the first
+    pass after two frames: the frames the uninterrupted run made."""
+    config, temporal, records, _, _ = passes_run
+    result = {(p, i): r.image for p, i, r in records}
+    frames = square_frames(3)
+    newest = {0: result[0, 0], 1: result[0, 1], 2: result[1, 2]}
+    rest = _clip_records(tiny_weights, frames, config, temporal, start=(1, 1), results=newest)
+    assert [(p, i) for p, i, _ in rest] == [(p, i) for p, i, _ in records[4:]]
+    for p, i, record in rest:
+        assert np.array_equal(record.image, result[p, i]), (p, i)
+    first_pass = _clip_records(
+        tiny_weights, frames, config, temporal, start=(0, 2), results={0: result[0, 0], 1: result[0, 1]}
+    )
+    assert [(p, i) for p, i, _ in first_pass] == [(p, i) for p, i, _ in records[2:]]
+    assert all(np.array_equal(r.image, result[p, i]) for p, i, r in first_pass)
+
+
+def test_a_resume_without_the_results_it_needs_is_refused(tiny_weights, passes_run) -> None:
+    config, temporal, *_ = passes_run
+    with pytest.raises(NeuralStyleError, match=r"resumed at pass 2, frame 2 needs the results of frames 0, 2"):
+        _clip_records(tiny_weights, square_frames(3), config, temporal, start=(1, 1), results={1: np.zeros(1)})
+    with pytest.raises(NeuralStyleError, match=r"a run of 3 passes cannot start at pass 4"):
+        _clip_records(tiny_weights, square_frames(3), config, temporal, start=(3, 0))
+
+
+def test_independent_frames_share_one_run_and_equal_runs_of_each_frame(frame_runs: FrameRuns) -> None:
+    """With a temporal weight of 0 each frame is the image run of that frame (same start noise), though one run
+    serves them all."""
+    from neural_style.stylization import stylize
+
+    style = [style_array().astype(np.float32)]
+    alone = [r for r in stylize(frame_runs.weights, frame_runs.frames[2], style, frame_runs.config) if r.final]
+    assert np.array_equal(frame_runs.independent[2], alone[-1].image)

@@ -21,9 +21,11 @@ from neural_style.cli.command import check_flag_values, define_network, flag_set
 from neural_style.cli.plan import max_memory
 from neural_style.config import (
     COLOR_MODES,
+    FRAME_LEARNING_RATE_SHARE,
     OPTIMIZERS,
     POOLING,
     PRECISIONS,
+    TEMPORAL_OFFSETS,
     TEMPORAL_WEIGHT,
     StyleConfig,
     TrainConfig,
@@ -303,8 +305,26 @@ def _define_video_flags(define: _Definer) -> None:
     define.integer(
         "frame_iterations",
         None,
-        "Video: iterations of each frame after the first, which starts from the previous result (default: "
+        "Video: iterations of each frame that starts from a result: every frame but the first (default: "
         "--iterations / 2).",
+    )
+    define.number(
+        "frame_learning_rate",
+        None,
+        "Video, Adam: step size of each frame that starts from a result (default: --learning_rate x "
+        f"{FRAME_LEARNING_RATE_SHARE:g}: larger first steps shake a still scene).",
+    )
+    define.listing(
+        "temporal_offsets",
+        "Video: the earlier frames each frame is held close to, by distance, e.g. 1,2,5 (Ruder et al.'s long-term "
+        "consistency: each pixel is compared with the nearest of them in which it was not occluded).",
+        default=[str(offset) for offset in TEMPORAL_OFFSETS],
+    )
+    define.integer(
+        "passes",
+        1,
+        "Video: passes over the clip, alternately forward and backward; each pass after the first starts every "
+        "frame from its last result blended with its neighbour's (Ruder et al.'s multi-pass).",
     )
 
 
