@@ -56,10 +56,15 @@ _SINGLE_RUN_FLAGS = (
 
 def parse_blends(text: str, n_styles: int) -> list[tuple[float, ...]]:
     """Parses ``"1,0,0;0.5,0.5,0"``: blend vectors separated by ``;``, weights by ``,``."""
+    if not text.strip():
+        raise NeuralStyleError("--blends is empty; give blend vectors such as '1,0,0;0.5,0.5,0'")
     blends = []
-    for row in text.split(";"):
-        if not row.strip():
-            continue
+    rows = text.split(";")
+    if any(not row.strip() for row in rows):
+        raise NeuralStyleError(
+            f"--blends '{text}' has an empty entry; separate blend vectors by single semicolons, none at the end"
+        )
+    for row in rows:
         try:
             values = tuple(float(v) for v in row.split(","))
         except ValueError:
@@ -71,8 +76,6 @@ def parse_blends(text: str, n_styles: int) -> list[tuple[float, ...]]:
         if not all(math.isfinite(v) and v >= 0 for v in values) or not sum(values) > 0:
             raise NeuralStyleError(f"--blends has '{row}'; weights must be non-negative with a positive sum")
         blends.append(values)
-    if not blends:
-        raise NeuralStyleError("--blends is empty; give blend vectors such as '1,0,0;0.5,0.5,0'")
     return blends
 
 
