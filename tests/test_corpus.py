@@ -1488,3 +1488,45 @@ def test_the_commands_have_list_flags() -> None:
     """The test above covers something: 9 list flags of neural-style, 2 of train, 1 of export, 5 of score."""
     counts = {command: len(_flags_of(command, flags.ListParser)) for command in _commands()}
     assert counts == {"neural-style": 9, "neural-style-train": 2, "neural-style-export": 1, "neural-style-score": 5}
+
+
+# ------------------------------------------------------------------ advice that works, checks that come first
+
+
+def _refusal(ws: Workspace, args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """Runs ``neural-style args`` in process in ``ws.work``: exit 2, one error line (returned), no file changed."""
+    monkeypatch.chdir(ws.work)
+    before = snapshot(ws.work)
+    with pytest.raises(SystemExit) as info:
+        stylize_cli.main(["neural-style", *args])
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert info.value.code == 2, captured.err
+    assert len(lines) == 1 and lines[0].startswith(ERROR_PREFIX), captured.err
+    assert snapshot(ws.work) == before, "a refused command must not create or change any file"
+    return lines[0]
+
+
+@pytest.mark.parametrize("blends", ["1,0;", ";1,0", "1,0;;0,1"])
+def test_blends_with_an_empty_entry_are_refused(
+    ws: Workspace, blends: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Like every list flag's: an empty blend used to be skipped, running fewer candidates than listed."""
+    args = _replace(ws.args(), "styles", f"{ws.style},{ws.style}") + [f"--blends={blends}"]
+    line = _refusal(ws, args, monkeypatch, capsys)
+    assert f"--blends '{blends}' has an empty entry" in line
+
+
+@pytest.mark.parametrize(
+    ("extra", "advice"),
+    [
+        (["--preserve_colors", "histogram"], "write --preserve_colors=histogram"),
+        (["--overwrite", "stray"], "every setting is a --flag"),
+    ],
+)
+def test_a_flag_value_after_a_space_is_told_how_to_write_it(
+    ws: Workspace, extra: list[str], advice: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """absl takes '--flag value' only for some flags; the stray value names the spelling that works."""
+    line = _refusal(ws, ws.args(*extra), monkeypatch, capsys)
+    assert f"unexpected argument '{extra[1]}'" in line and advice in line, line

@@ -116,7 +116,7 @@ class Command:
         except flags.Error as e:
             self.fail(str(e), 2)
         if rest and not positional:
-            self.fail(f"unexpected argument '{rest[0]}'; every setting is a --flag (see --help)", 2)
+            self.fail(_unexpected(self.flags, argv, rest[0]), 2)
         try:
             check_flag_values(self.flags)
         except NeuralStyleError as e:
@@ -138,6 +138,18 @@ class Command:
         except BrokenPipeError:  # stdout was closed by its reader (e.g. | head): stop as a SIGPIPE would
             _silence_stdout()
             sys.exit(141)
+
+
+def _unexpected(fv: flags.FlagValues, argv: Sequence[str], arg: str) -> str:
+    """The message for a stray argument ``arg``: when it follows a flag that takes a value but may be given bare
+    (``--preserve_colors histogram``), how to write the two as one, else that every setting is a flag."""
+    index = argv.index(arg, 1)
+    previous = argv[index - 1] if index > 1 else ""
+    name = previous.lstrip("-")
+    if previous.startswith("-") and "=" not in previous and name in fv:
+        if not isinstance(fv[name].parser, flags.BooleanParser):
+            return f"unexpected argument '{arg}' after {previous}; write {previous}={arg}"
+    return f"unexpected argument '{arg}'; every setting is a --flag (see --help)"
 
 
 def check_flag_values(fv: flags.FlagValues) -> None:
