@@ -1395,7 +1395,7 @@ REGION_CASES = [
         "a style layer the network lacks",
         lambda ws: ws.args("--style_layers=relu1_1,relu9_9"),
         2,
-        ("--style_layers names relu9_9, not in the network",),
+        ("--style_layers names relu9_9, not a conv or ReLU layer of the network; give some of conv1_1, relu1_1",),
     ),
     CliCase("an unknown colour mode", lambda ws: ws.args("--preserve_colors=sepia"), 2, ("preserve_colors", "sepia")),
 ]
@@ -1530,3 +1530,21 @@ def test_a_flag_value_after_a_space_is_told_how_to_write_it(
     """absl takes '--flag value' only for some flags; the stray value names the spelling that works."""
     line = _refusal(ws, ws.args(*extra), monkeypatch, capsys)
     assert f"unexpected argument '{extra[1]}'" in line and advice in line, line
+
+
+@pytest.mark.parametrize("spelling", ["results", "results/"])
+def test_an_output_directory_suggests_a_file_inside_it(
+    ws: Workspace, spelling: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'--output results/' used to suggest 'results//out.png'."""
+    (ws.work / "results").mkdir()
+    line = _refusal(ws, ws.args(output=Path(spelling)), monkeypatch, capsys)
+    assert line.endswith("is a directory; give a file name such as results/out.png"), line
+
+
+def test_counts_of_one_are_singular() -> None:
+    """'(1 frame)', not '(1 frames)'; the one way every command says where it stopped."""
+    from neural_style.cli.report import plural, stopped_after
+
+    assert [plural(n, "frame") for n in (0, 1, 2)] == ["0 frames", "1 frame", "2 frames"]
+    assert stopped_after("interrupted", 2, 8) == "interrupted after frame 2/8"

@@ -146,9 +146,13 @@ def _unexpected(fv: flags.FlagValues, argv: Sequence[str], arg: str) -> str:
     index = argv.index(arg, 1)
     previous = argv[index - 1] if index > 1 else ""
     name = previous.lstrip("-")
-    if previous.startswith("-") and "=" not in previous and name in fv:
-        if not isinstance(fv[name].parser, flags.BooleanParser):
-            return f"unexpected argument '{arg}' after {previous}; write {previous}={arg}"
+    if (
+        previous.startswith("-")
+        and "=" not in previous
+        and name in fv
+        and not isinstance(fv[name].parser, flags.BooleanParser)
+    ):
+        return f"unexpected argument '{arg}' after {previous}; write {previous}={arg}"
     return f"unexpected argument '{arg}'; every setting is a --flag (see --help)"
 
 
@@ -371,7 +375,7 @@ def check_target(
     """
     path = os.fspath(path)
     if os.path.isdir(path):
-        raise NeuralStyleError(f"{what} {path} is a directory; give a file name such as {path}/{example}")
+        raise NeuralStyleError(f"{what} {path} is a directory; give a file name such as {os.path.join(path, example)}")
     if os.path.exists(path) and not overwrite:
         raise NeuralStyleError(f"{what} {path} already exists; pass --overwrite or choose another name")
     directory = os.path.dirname(os.path.abspath(path))

@@ -223,7 +223,7 @@ def run(fv: flags.FlagValues, config: StyleConfig, start: float) -> None:
         _stop(fv, plan, stopped, count)
     _write_video(plan, fv.output, fv.content, count)
     state.remove()
-    print(f"Wrote {fv.output} ({count} frames) in {report.hms(time.time() - start)}")
+    print(f"Wrote {fv.output} ({report.plural(count, 'frame')}) in {report.hms(time.time() - start)}")
 
 
 def _frame_line(index: int, clock: report.EtaClock, record: object) -> None:
@@ -239,11 +239,11 @@ def _frame_line(index: int, clock: report.EtaClock, record: object) -> None:
 
 def _stop(fv: flags.FlagValues, plan: _Plan, why: str, count: int) -> None:
     """Ctrl-C / SIGTERM: the frames done so far as a shorter video, the state kept, how to resume; exit 130."""
-    where = f"neural-style: {why} at frame {count + 1}/{plan.info.frames}"
+    where = f"neural-style: {report.stopped_after(why, count, plan.info.frames)}"
     if not count:
         shutil.rmtree(plan.state, ignore_errors=True)
         print(f"{where}: no frame was finished, so nothing was written", file=sys.stderr)
         sys.exit(130)
     _write_video(plan, fv.output, fv.content, count)
-    print(f"{where}: wrote the {count} frames done to {fv.output}; {resume_hint()}", file=sys.stderr)
+    print(f"{where}: wrote the {report.plural(count, 'frame')} done to {fv.output}; {resume_hint()}", file=sys.stderr)
     sys.exit(130)
