@@ -1548,3 +1548,25 @@ def test_counts_of_one_are_singular() -> None:
 
     assert [plural(n, "frame") for n in (0, 1, 2)] == ["0 frames", "1 frame", "2 frames"]
     assert stopped_after("interrupted", 2, 8) == "interrupted after frame 2/8"
+
+
+_TWO_WORKERS = '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 0}}'
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--optimizer=lbfgs"], "TF_CONFIG lists 2 workers, but --optimizer lbfgs optimises one image on one device"),
+        (["--optimizer=lbfgs", "--batch_size=1"], "sweep with adam"),
+        (["--tile_size=32"], "tiles (--tile_size) are evaluated on one device and do not combine with a split sweep"),
+    ],
+)
+def test_a_two_worker_sweep_gives_the_advice_that_works_before_joining(
+    ws: Workspace, extra: list[str], words: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """L-BFGS: the advice that works comes first (no --batch_size helps it across workers); --tile_size: refused up
+    front, where the worker used to wait for its peer for --worker_timeout and then fail."""
+    monkeypatch.setenv("TF_CONFIG", _TWO_WORKERS)
+    args = _replace(ws.args(*extra, "--blend_sweep=4"), "styles", f"{ws.style},{ws.style}")
+    line = _refusal(ws, args, monkeypatch, capsys)
+    assert words in line, line

@@ -131,6 +131,13 @@ def check_memory(
         hints += ", a smaller --lbfgs_memory or --optimizer adam"
     if not tiled:
         hints += ", or tile it with --max_memory"
+    if fits < 1:  # no width fits: only a larger budget does (a tile's fixed cost alone exceeds this one)
+        enough = f"{math.ceil(needed / 2**20)}M"
+        advice = f"--max_memory {enough} or more" if where != "available" else f"a machine with {enough} free"
+        raise NeuralStyleError(
+            f"{size} needs about {needed / gib:.1f} GiB but {budget / gib:.1f} GiB is {where}, too little for any "
+            f"width; give {advice}"
+        )
     raise NeuralStyleError(
         f"{size} needs about {needed / gib:.1f} GiB but {budget / gib:.1f} GiB is {where}; "
         f"use --width {fits} or less{hints} (or --nomemory_guard)"

@@ -132,6 +132,12 @@ def plan(fv: flags.FlagValues) -> SweepPlan | None:
     for name in _SINGLE_RUN_FLAGS:
         if fv[name].value:
             raise NeuralStyleError(f"--{name} is not available in a sweep; run the chosen candidate alone for it")
+    if fv.optimizer == "lbfgs" and fv.devices == "auto" and (cluster := distribute.cluster_of(fv)) is not None:
+        # before the batch size: no batch size makes L-BFGS split across workers
+        raise NeuralStyleError(
+            f"{TF_CONFIG_ENV} lists {cluster.size} workers, but --optimizer lbfgs optimises one image on one device; "
+            "sweep with adam"
+        )
     if fv.optimizer == "lbfgs" and fv.batch_size != 1:
         raise NeuralStyleError("--optimizer lbfgs optimises one image at a time: pass --batch_size 1 in a sweep")
     blends = _blends(fv)
@@ -156,7 +162,8 @@ def check_cluster(fv: flags.FlagValues, sweep: SweepPlan | None, *, video: bool 
 
     Raises:
         NeuralStyleError: a malformed ``TF_CONFIG``, a run with nothing to split between its workers (one image, a
-            video, fewer candidates than workers, L-BFGS), or a device list given with it.
+            video, fewer candidates than workers, --tile_size), or a device list given with it (L-BFGS is refused
+            by :func:`plan`, before its batch size).
     """
     cluster = distribute.cluster_of(fv) if fv.devices == "auto" else None
     if cluster is None:
@@ -180,8 +187,11 @@ def check_cluster(fv: flags.FlagValues, sweep: SweepPlan | None, *, video: bool 
             f"{workers}, but the sweep has {n} candidate{'s' if n > 1 else ''}, too few to split between them: give "
             f"at least one per worker, or {alone}"
         )
-    if fv.optimizer == "lbfgs":
-        raise NeuralStyleError(f"{workers}, but --optimizer lbfgs optimises one image on one device; sweep with adam")
+    if fv.tile_size is not None:
+        raise NeuralStyleError(
+            f"{workers}, but tiles (--tile_size) are evaluated on one device and do not combine with a split sweep: "
+            f"leave out --tile_size, or {alone}"
+        )
     if fv.batch_size is not None and fv.batch_size < cluster.size:
         raise NeuralStyleError(
             f"{workers}: each batch of candidates is split between them, so --batch_size {fv.batch_size} must be at "
