@@ -1570,3 +1570,26 @@ def test_a_two_worker_sweep_gives_the_advice_that_works_before_joining(
     args = _replace(ws.args(*extra, "--blend_sweep=4"), "styles", f"{ws.style},{ws.style}")
     line = _refusal(ws, args, monkeypatch, capsys)
     assert words in line, line
+
+
+@pytest.mark.parametrize("extra", [[], ["--overwrite"]])
+def test_an_interrupted_run_is_named_before_its_output(
+    ws: Workspace, extra: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The interrupted run wrote its output: the first refusal names the saved state (--resume / --restart), not
+    --overwrite, which would only lead to a second refusal."""
+    args = _with_state(*extra)(ws)
+    Image.fromarray(content_array()).save(ws.output)
+    line = _refusal(ws, args, monkeypatch, capsys)
+    assert "holds an interrupted run" in line and "--resume" in line and "--restart" in line, line
+
+
+def test_restart_replaces_the_interrupted_runs_own_output(tmp_path: Path) -> None:
+    """--restart means "start this run again": the image its interrupted run wrote is replaced without --overwrite."""
+    ws = make_workspace(tmp_path)
+    _with_state()(ws)
+    Image.fromarray(content_array()).save(ws.output)
+    before = ws.output.read_bytes()
+    result = run_neural_style(ws, ws.args("--iterations=2", "--restart"))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert ws.output.read_bytes() != before and not (ws.work / "out.png.state").exists()

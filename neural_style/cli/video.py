@@ -124,8 +124,8 @@ def _check(fv: flags.FlagValues, config: StyleConfig) -> _Plan:
     if min(height, width) < 2:
         raise NeuralStyleError(f"the frames would be {width}x{height} pixels; they need at least 2x2")
     state = state_dir(fv.output)
-    check_saved_state(fv)
-    check_target(fv.output, overwrite=fv.overwrite or fv.resume, what="--output", example="out.mp4")
+    saved = check_saved_state(fv)  # --resume or --restart may replace the saved run's own output
+    check_target(fv.output, overwrite=fv.overwrite or saved, what="--output", example="out.mp4")
     return _Plan(info, int(height), int(width), state, frame_iterations)
 
 
