@@ -1593,3 +1593,14 @@ def test_restart_replaces_the_interrupted_runs_own_output(tmp_path: Path) -> Non
     result = run_neural_style(ws, ws.args("--iterations=2", "--restart"))
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert ws.output.read_bytes() != before and not (ws.work / "out.png.state").exists()
+
+
+@pytest.mark.parametrize("tile", [1, 15])
+def test_a_tile_below_the_smallest_is_refused_with_the_reason(
+    ws: Workspace, tile: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to become 16 px tiles silently (88 tiles a pass on a 128 px image); --nomemory_guard: checked even
+    without a budget."""
+    line = _refusal(ws, ws.args(f"--tile_size={tile}", "--nomemory_guard"), monkeypatch, capsys)
+    assert f"--tile_size is {tile}, smaller than the smallest tile, 16 px: tiles are cut on the 16 px grid" in line
+    assert "give at least 16, better 64 or more, as each tile is evaluated with" in line, line

@@ -105,9 +105,10 @@ def check_memory(
                 f"({memory.MIN_TILE} px) but the budget is {budget / gib:.1f} GiB; raise --max_memory or use a "
                 "smaller --width"
             ) from None
+    # Checked whatever the budget: a --tile_size below the smallest tile is refused here.
+    tiled = memory.tile_plan(vgg, deepest, tile, height, width) is not None
     if budget is None:
         return tile
-    tiled = memory.tile_plan(vgg, deepest, tile, height, width) is not None
     if tiled:
         assert tile is not None
         needed = memory.estimate_tiled_bytes(vgg, height, width, tile, **layers) + extra
