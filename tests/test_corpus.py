@@ -1604,3 +1604,14 @@ def test_a_tile_below_the_smallest_is_refused_with_the_reason(
     line = _refusal(ws, ws.args(f"--tile_size={tile}", "--nomemory_guard"), monkeypatch, capsys)
     assert f"--tile_size is {tile}, smaller than the smallest tile, 16 px: tiles are cut on the 16 px grid" in line
     assert "give at least 16, better 64 or more, as each tile is evaluated with" in line, line
+
+
+@pytest.mark.parametrize("devices", ["bogus", "/gpu:7", "/cpu:0,/gpu:7"])
+def test_a_device_the_machine_lacks_is_refused_for_a_single_image_too(
+    ws: Workspace, devices: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A single image used to run on the default device, ignoring --devices; a sweep refused it: one check."""
+    line = _refusal(ws, ws.args(f"--devices={devices}"), monkeypatch, capsys)
+    missing = devices.split(",")[-1]
+    assert f"--devices '{devices}' names {missing}, which this machine does not have; it has " in line, line
+    assert "/device:CPU:0" in line and line.endswith("(or pass --devices auto)")

@@ -350,4 +350,6 @@ def stylize(fv: flags.FlagValues, start: float | None = None) -> None:
             cluster,
         )
         return
+    if fv.devices not in ("auto", "none"):
+        sweep.check_devices(fv)  # a single image runs on the default device, but a missing one is refused alike
     SingleRun(fv, inputs, config, stages, paths, start).run()

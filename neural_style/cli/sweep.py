@@ -38,6 +38,7 @@ __all__ = [
     "SweepPlan",
     "candidate_label",
     "check_cluster",
+    "check_devices",
     "candidate_path",
     "outputs",
     "parse_blends",
@@ -211,6 +212,34 @@ def outputs(fv: flags.FlagValues, sweep: SweepPlan, inputs: Sequence[tuple[str, 
     return paths
 
 
+def check_devices(fv: flags.FlagValues) -> list[str]:
+    """The devices --devices lists (neither ``auto`` nor ``none``), each one TensorFlow sees on this machine; for a
+    sweep and a single image alike (TensorFlow started).
+
+    Raises:
+        NeuralStyleError: a device this machine lacks, or a name that is not a device, with the devices it has.
+    """
+    import tensorflow as tf
+
+    devices = [d.strip() for d in fv.devices.split(",") if d.strip()]
+
+    def key(name: str) -> tuple[str, int | None]:
+        spec = tf.DeviceSpec.from_string(name)
+        return (spec.device_type or "").upper(), spec.device_index
+
+    known = {key(d.name): d.name for d in tf.config.list_logical_devices()}
+    try:
+        unknown = [d for d in devices if key(d) not in known]
+    except ValueError:
+        unknown = devices
+    if unknown:
+        raise NeuralStyleError(
+            f"--devices '{fv.devices}' names {', '.join(unknown)}, which this machine does not have; it has "
+            f"{', '.join(sorted(known.values()))} (or pass --devices auto)"
+        )
+    return devices
+
+
 def strategy(fv: flags.FlagValues, cluster: Cluster | None = None) -> tf.distribute.Strategy | None:
     """The MirroredStrategy chosen by --devices, the MultiWorkerMirroredStrategy of ``cluster``, or None for the
     default device."""
@@ -226,22 +255,9 @@ def strategy(fv: flags.FlagValues, cluster: Cluster | None = None) -> tf.distrib
         if len(devices) < 2:
             return None
     else:
-        devices = [d.strip() for d in fv.devices.split(",") if d.strip()]
-
-        def key(name: str) -> tuple[str, int | None]:
-            spec = tf.DeviceSpec.from_string(name)
-            return (spec.device_type or "").upper(), spec.device_index
-
-        known = {key(d.name): d.name for d in tf.config.list_logical_devices()}
-        try:
-            unknown = [d for d in devices if key(d) not in known]
-        except ValueError:
-            unknown = devices
-        if unknown or len(devices) < 2:
-            raise NeuralStyleError(
-                f"--devices '{fv.devices}' must name two or more devices TensorFlow sees: "
-                f"{', '.join(sorted(known.values()))}"
-            )
+        devices = check_devices(fv)
+        if len(devices) < 2:
+            raise NeuralStyleError(f"--devices '{fv.devices}' names one device; name two or more to split a sweep")
     print(f"Splitting candidates across {', '.join(devices)}")
     return tf.distribute.MirroredStrategy(devices)
 
