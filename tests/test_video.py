@@ -482,3 +482,18 @@ def test_neural_style_bad_video_input_is_one_line(
     assert len(err) == 1 and err[0].startswith("neural-style: error: "), err
     assert words is None or words in err[0], err
     assert sorted(p.name for p in video_ws.iterdir()) == ["clip.mkv", "style.png", "vgg.mat"]
+
+
+@pytest.mark.parametrize("ext", ["mkv", "webm"])
+def test_a_video_cut_short_is_refused_by_its_duration(tmp_path: Path, ext: str) -> None:
+    """Matroska and WebM state no frame count, only a duration: 8 frames at 8 frames/s last 1 s. Cut to 85% of its
+    bytes, the file used to be read as a shorter video without a word."""
+    whole, cut = tmp_path / f"whole.{ext}", tmp_path / f"cut.{ext}"
+    with VideoWriter(whole, 32, 24, 8) as writer:
+        for i in range(8):
+            writer.write(np.full((24, 32, 3), i * 30, np.float32))
+    assert probe_video(whole).frames == 8
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) * 85 // 100])
+    with pytest.raises(NeuralStyleError, match=rf"^video {cut} is cut short: \d of the 8 frames its duration promises"):
+        probe_video(cut)
