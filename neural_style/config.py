@@ -105,18 +105,20 @@ def check_layer_lists(
     lists: Sequence[tuple[str, Sequence[str]]], layer_names: Sequence[str] | None, example: str
 ) -> None:
     """Raises NeuralStyleError naming the first of ``lists`` ((setting, layers) pairs) that is empty, names a layer
-    twice or (given the network's ``layer_names``) names a layer the network does not have."""
+    twice or (given the network's ``layer_names``) names a layer that is not one of the network's conv or ReLU
+    layers (the layers the losses take)."""
     for name, layers in lists:
         if not layers:
             raise NeuralStyleError(f"is empty; name at least one layer, e.g. {example}", setting=name)
         if len(set(layers)) != len(layers):
             raise NeuralStyleError(f"names a layer twice: {','.join(layers)}", setting=name)
         if layer_names is not None:
-            unknown = [layer for layer in layers if layer not in layer_names]
+            accepted = [layer for layer in layer_names if layer.startswith(("conv", "relu"))]
+            unknown = [layer for layer in layers if layer not in accepted]
             if unknown:
-                relus = [layer for layer in layer_names if layer.startswith("relu")]
                 raise NeuralStyleError(
-                    f"names {', '.join(unknown)}, not in the network; its ReLU layers are {', '.join(relus)}",
+                    f"names {', '.join(unknown)}, not a conv or ReLU layer of the network; give some of "
+                    f"{', '.join(accepted)}",
                     setting=name,
                 )
 

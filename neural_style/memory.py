@@ -135,15 +135,24 @@ class TileGrid:
     @classmethod
     def of(cls, specs: Sequence[LayerSpec], layers: Iterable[str], tile_size: int) -> TileGrid:
         """The grid for features of ``layers`` of the network ``specs`` (:func:`layer_specs`), with ``tile_size``
-        rounded down to a multiple of the alignment (16 for VGG up to relu5_1), at least one alignment.
+        rounded down to a multiple of the alignment (16 for VGG up to relu5_1).
 
         Raises:
-            NeuralStyleError: a tile size below 1.
+            NeuralStyleError: a tile size below the alignment (the smallest tile that can be cut).
         """
         if tile_size < 1:
             raise NeuralStyleError(f"is {tile_size}; it must be at least 1", setting="tile_size")
         deepest = deepest_layer([name for name, _, _ in specs], layers)
         strides, halo, align = tile_geometry(specs, deepest)
+        if tile_size < align:
+            # A smaller tile cannot be cut: tiles start on the deepest layer's grid so that its pooling windows
+            # stay whole. Each tile is also evaluated with its halo, so small tiles mostly compute context.
+            raise NeuralStyleError(
+                f"is {tile_size}, smaller than the smallest tile, {align} px: tiles are cut on the {align} px grid "
+                f"of {deepest} (its stride); give at least {align}, better {max(align, MIN_TILE)} or more, as each "
+                f"tile is evaluated with {halo} px of context on every side",
+                setting="tile_size",
+            )
         return cls(strides, halo, align, round_tile(tile_size, align))
 
     def needs_tiles(self, height: int, width: int) -> bool:

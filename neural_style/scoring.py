@@ -12,10 +12,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from neural_style.color import luminance_image
 from neural_style.config import TERMS, StyleConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.losses import Objective
 from neural_style.matconvnet import VggWeights
+from neural_style.regions import Regions
 from neural_style.stylization import build_objective
 from neural_style.tiling import TiledObjective, tiled_if_needed
 from neural_style.vgg import preprocess
@@ -52,6 +54,7 @@ def score_images(
     styles: Sequence[np.ndarray],
     images: np.ndarray | Sequence[np.ndarray],
     config: StyleConfig | None = None,
+    regions: Regions | None = None,
 ) -> dict[str, np.ndarray]:
     """neural-style's loss terms of finished images, under the settings of a run.
 
@@ -67,7 +70,9 @@ def score_images(
             (:func:`neural_style.image_io.resize_styles`).
         images: [N, H, W, 3], [H, W, 3] or a sequence of [H, W, 3]: RGB 0..255, each of the content's size.
         config: the run's settings; None: neural-style's defaults. With ``tile_size``, images larger than a tile
-            are evaluated tile by tile (:mod:`neural_style.tiling`): the same terms, in bounded memory.
+            are evaluated tile by tile (:mod:`neural_style.tiling`): the same terms, in bounded memory. With
+            luminance transfer (``preserve_colors``) an image is judged by its luminance, as a run judges it.
+        regions: the run's masks (:mod:`neural_style.regions`), or None.
 
     Returns:
         {"content", "style", "tv", "total"}: [N] float32 each, weighted as in the run; total = content + style + tv.
@@ -88,7 +93,9 @@ def score_images(
                 f"image {index} is {_size(image.shape)} but the content is {_size(content.shape)}; resize the "
                 "content to each image's size (or score each size separately)"
             )
-    objective = build_objective(weights, content, styles, config)
+    if config.color_mode == "luminance":  # what the run's objective judged: the saved image's luminance
+        batch = [luminance_image(np.asarray(image, np.float32)) for image in batch]
+    objective = build_objective(weights, content, styles, config, regions=regions)
     loss = tiled_if_needed(objective, config.tile_size, content.shape[0], content.shape[1])  # print sizes: tiled
     return _score(loss, weights.mean_pixel, batch)
 

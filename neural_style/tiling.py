@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from neural_style import losses as L
 from neural_style.errors import NeuralStyleError
-from neural_style.memory import Tile, TileGrid, tile_grid
+from neural_style.memory import Tile, TileGrid, deepest_layer, tile_geometry, tile_grid
 from neural_style.vgg import VggFeatures
 
 __all__ = ["TiledImages", "TiledObjective", "Tiling", "receptive_halo", "tiled_if_needed"]
@@ -51,8 +51,9 @@ def receptive_halo(network: VggFeatures, layers: Sequence[str]) -> tuple[int, in
 
     For VGG-19 up to relu5_1: a halo of 80 pixels and an alignment of 16.
     """
-    grid = TileGrid.of(network.layer_specs, layers, 1)
-    return grid.halo, grid.align
+    specs = network.layer_specs
+    _, halo, align = tile_geometry(specs, deepest_layer([name for name, _, _ in specs], layers))
+    return halo, align
 
 
 def _ceil_div(a: tf.Tensor, b: int) -> tf.Tensor:

@@ -145,6 +145,18 @@ def probe_video(path: str | os.PathLike[str], *, what: str = "video") -> VideoIn
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate or rate <= 0:
             raise NeuralStyleError(f"{what} {path} has no frame rate; re-encode it (e.g. with ffmpeg -r 25)")
+        # Containers without a frame count (Matroska, WebM) still state a duration: a file cut short decodes fewer
+        # frames than it lasts. One frame of slack for the rounding of durations.
+        if stream.duration is not None and stream.time_base is not None:
+            seconds = float(stream.duration * stream.time_base)
+        else:
+            seconds = (container.duration or 0) / 1e6  # av.time_base: microseconds
+        promised = round(seconds * float(rate))
+        if frames + 1 < promised:
+            raise NeuralStyleError(
+                f"{what} {path} is cut short: {frames} of the {promised} frames its duration promises decode; "
+                "use another copy"
+            )
         return VideoInfo(
             path, size[0], size[1], frames, Fraction(rate), bool(container.streams.audio), stream.codec_context.name
         )

@@ -216,3 +216,29 @@ def test_an_output_that_is_the_content_or_the_model_is_refused(aws: ApplyWorkspa
         lines = result.stderr.splitlines()
         assert result.returncode == 2 and len(lines) == 1 and words in lines[0], (args, result.stderr)
         assert {p: p.read_bytes() for p in aws.root.rglob("*") if p.is_file()} == before
+
+
+def test_apply_folder_interrupted_says_how_many_outputs_were_written(
+    aws: ApplyWorkspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C during the first of three images: that one is finished and written, the line counts it, exit 130."""
+    import signal
+
+    original = apply_transformer
+    calls = []
+
+    def interrupting(model, image):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(model, image)
+
+    monkeypatch.setattr("neural_style.transformer.apply_transformer", interrupting)
+    out = aws.root / "out"
+    with pytest.raises(SystemExit) as info:
+        apply_cli.main(["neural-style-apply", f"--model={aws.model}", f"--content={aws.photos}", f"--output={out}"])
+    assert info.value.code == 130
+    assert len(list(out.iterdir())) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"neural-style-apply: interrupted after image 1/3: wrote 1 output to {out}"
+    ]

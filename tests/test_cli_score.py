@@ -109,3 +109,45 @@ def test_float16_is_for_gpus_as_in_neural_style(ws, monkeypatch, capsys):
     assert capsys.readouterr().err.splitlines() == [
         "neural-style-score: error: --precision float16 is for GPUs (none is visible); score with float32 or bfloat16"
     ]
+
+
+@pytest.mark.parametrize("colors", ["luminance", "histogram"])
+def test_a_run_scored_under_its_own_settings_gives_its_saved_image_loss(tmp_path, monkeypatch, capsys, colors):
+    """Colour control and regions change the loss: scored with the run's own --preserve_colors, --content_masks
+    and --style_masks, the saved file's total is the 'saved image' total the run printed."""
+    from neural_style.cli import stylize as stylize_cli
+
+    ws = make_workspace(tmp_path)
+    monkeypatch.chdir(ws.work)
+    width, height = CONTENT_SIZE
+    left = np.zeros((height, width), np.uint8)
+    left[:, : width // 2] = 255
+    Image.fromarray(left).save(ws.work / "left.png")
+    Image.fromarray(255 - left).save(ws.work / "right.png")
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(ws.work / "whole.png")
+    settings = [
+        f"--styles={ws.style},{ws.style}",
+        f"--preserve_colors={colors}",
+        "--content_masks=left.png,right.png",
+        "--style_masks=whole.png,whole.png",
+        "--style_weight=50",
+    ]
+    stylize_cli.main(
+        [
+            "neural-style",
+            f"--content={ws.content}",
+            f"--network={ws.network}",
+            f"--output={ws.output}",
+            "--iterations=3",
+        ]
+        + settings
+    )
+    out = capsys.readouterr().out
+    saved = [line for line in out.splitlines() if line.strip().startswith("saved image:")]
+    assert len(saved) == 1, out
+    run_total = float(saved[0].split("total loss ")[1].split(" ")[0])
+    lines = _run(ws, monkeypatch, capsys, *settings, str(ws.output))
+    scored = float(lines[0].split("\t")[-1].split(" ")[1])
+    assert scored == pytest.approx(run_total, rel=1e-5)
+    plain = _run(ws, monkeypatch, capsys, f"--styles={ws.style},{ws.style}", "--style_weight=50", str(ws.output))
+    assert float(plain[0].split("\t")[-1].split(" ")[1]) != pytest.approx(run_total, rel=1e-3)  # the settings matter

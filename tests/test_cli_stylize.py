@@ -593,6 +593,22 @@ def test_max_memory_chooses_the_tile_and_refuses_what_cannot_fit(
         NeuralStyleError, match=rf"in 1024 px tiles .* is the budget \(--max_memory\); use --width {fits} "
     ):
         check_memory(fv, wide_weights, height, width, 1, StyleConfig(tile_size=1024))
+    # Tiles given by hand and a budget too small for any width: the budget that would do, never "--width 0".
+    needed = memory.estimate_tiled_bytes(wide_weights, height, width, 64)
+    with pytest.raises(NeuralStyleError) as info:
+        check_memory(stylize_flags("--max_memory=20M"), wide_weights, height, width, 1, StyleConfig(tile_size=64))
+    assert str(info.value).endswith(f"too little for any width; give --max_memory {-(-needed // 2**20)}M or more")
+    assert (
+        check_memory(
+            stylize_flags(f"--max_memory={-(-needed // 2**20)}M"),
+            wide_weights,
+            height,
+            width,
+            1,
+            StyleConfig(tile_size=64),
+        )
+        == 64
+    )
     # L-BFGS's history counts: the tile shrinks.
     lbfgs = StyleConfig(optimizer="lbfgs", lbfgs_memory=3)
     tile = check_memory(

@@ -38,8 +38,8 @@ from neural_style.errors import NeuralStyleError
 
 
 def test_parse_blends() -> None:
-    """Rows split on ';', weights on ','; spaces and empty rows (a trailing ';') are ignored; no normalisation."""
-    assert parse_blends("1,0,0; 0.5, 0.5, 0 ;0,0,2;", 3) == [(1.0, 0.0, 0.0), (0.5, 0.5, 0.0), (0.0, 0.0, 2.0)]
+    """Rows split on ';', weights on ','; spaces are ignored; no normalisation."""
+    assert parse_blends("1,0,0; 0.5, 0.5, 0 ;0,0,2", 3) == [(1.0, 0.0, 0.0), (0.5, 0.5, 0.0), (0.0, 0.0, 2.0)]
     assert parse_blends("3", 1) == [(3.0,)]
 
 
@@ -51,7 +51,10 @@ def test_parse_blends() -> None:
         ("1,0,0;a,b,c", "'a,b,c', which is not comma-separated numbers"),
         ("1,,0", "not comma-separated numbers"),
         ("", "--blends is empty"),
-        (" ; ;", "--blends is empty"),
+        (" ; ;", "--blends ' ; ;' has an empty entry"),
+        ("1,0,0;", "--blends '1,0,0;' has an empty entry; separate blend vectors by single semicolons"),
+        (";1,0,0", "empty entry"),
+        ("1,0,0;;0,1,0", "empty entry"),
     ],
 )
 def test_parse_blends_rejects(text: str, mention: str) -> None:

@@ -177,3 +177,31 @@ def test_train_bad_input_is_one_error_line(
     after = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if not p.is_relative_to(tmp_path / "home")}
     assert after == {p: t for p, t in before.items() if not p.is_relative_to(tmp_path / "home")}
     assert marker_text == ""
+
+
+def test_train_interrupted_is_not_an_error(
+    tiny_vgg_file: Path,
+    photo_folder: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Ctrl-C saves a checkpoint: the line says so without "error:" (as neural-style's does), exit 130."""
+    import signal
+
+    monkeypatch.setenv("NEURAL_STYLE_CACHE", str(tmp_path / "cache"))
+    style = tmp_path / "style.png"
+    Image.fromarray(train_style_array()).save(style)
+    loop = train_cli._loop
+
+    def interrupted(fv, trainer, dataset, total, save, reporter, interruption, checkpoint_dir):  # type: ignore[no-untyped-def]
+        os.kill(os.getpid(), signal.SIGINT)
+        return loop(fv, trainer, dataset, total, save, reporter, interruption, checkpoint_dir)
+
+    monkeypatch.setattr(train_cli, "_loop", interrupted)
+    args = ["neural-style-train", f"--network={tiny_vgg_file}", f"--style={style}", f"--data={photo_folder}"]
+    with pytest.raises(SystemExit) as info:
+        train_cli.main([*args, f"--model_out={tmp_path / 'm.keras'}", "--steps=5", *TINY])
+    assert info.value.code == 130
+    lines = [line for line in capsys.readouterr().err.splitlines() if "warning" not in line]
+    assert len(lines) == 1 and lines[0].startswith("neural-style-train: interrupted at step 1; saved a checkpoint in")

@@ -134,9 +134,9 @@ def test_neural_style_on_a_video_interrupted_and_resumed_gives_the_uninterrupted
     assert _neural_style(*VIDEO_RUN, "--output=cut.mp4") == 130
     monkeypatch.setattr(video_cli, "_frame_line", line)
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and err[0].startswith("neural-style: interrupted at frame 2/3: wrote the 1 frames done to"), (
-        err
-    )
+    assert len(err) == 1 and err[0].startswith(
+        "neural-style: interrupted after frame 1/3: wrote the 1 frame done to"
+    ), err
     assert probe_video(video_ws / "cut.mp4").frames == 1
     assert _neural_style(*VIDEO_RUN, "--output=cut.mp4") == 2  # a saved state is neither resumed nor discarded
     assert "--resume" in capsys.readouterr().err
@@ -227,7 +227,7 @@ def test_neural_style_resumed_in_a_backward_pass_gives_the_uninterrupted_frames(
     monkeypatch.setattr(video_cli, "_frame_line", line)
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(
-        "neural-style: interrupted at frame 2/3 of pass 2/2: wrote the newest result of all 3 frames to cut.mp4"
+        "neural-style: interrupted after frame 1/3 of pass 2/2: wrote the newest result of all 3 frames to cut.mp4"
     ), err
     state = video_ws / "cut.mp4.state"
     assert sorted(p.name for p in (state / "frames").iterdir()) == [f"frame_00000{i}.png" for i in range(3)]

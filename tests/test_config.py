@@ -84,9 +84,13 @@ def test_style_config_layers_and_colour_modes() -> None:
     StyleConfig(content_layers=("relu2_1",), style_layers=("relu1_1",)).validate(1, layer_names=names)
     with pytest.raises(
         NeuralStyleError,
-        match="^style_layers names relu3_1, relu4_1, relu5_1, not in the network; its ReLU layers are relu1_1, relu2_1",
+        match="^style_layers names relu3_1, relu4_1, relu5_1, not a conv or ReLU layer of the network; give some of "
+        "conv1_1, relu1_1, conv2_1, relu2_1$",
     ):
         StyleConfig(content_layers=("relu2_1",)).validate(1, layer_names=names)
+    StyleConfig(content_layers=("conv2_1",), style_layers=("conv1_1",)).validate(1, layer_names=names)
+    with pytest.raises(NeuralStyleError, match="^style_layers names pool1, not a conv or ReLU layer"):
+        StyleConfig(content_layers=("relu2_1",), style_layers=("pool1",)).validate(1, layer_names=names)
     assert [StyleConfig(preserve_colors=v).color_mode for v in (True, False, "histogram")] == [
         "luminance",
         "none",

@@ -1404,7 +1404,7 @@ REGION_CASES = [
         "a style layer the network lacks",
         lambda ws: ws.args("--style_layers=relu1_1,relu9_9"),
         2,
-        ("--style_layers names relu9_9, not in the network",),
+        ("--style_layers names relu9_9, not a conv or ReLU layer of the network; give some of conv1_1, relu1_1",),
     ),
     CliCase("an unknown colour mode", lambda ws: ws.args("--preserve_colors=sepia"), 2, ("preserve_colors", "sepia")),
 ]
@@ -1498,6 +1498,134 @@ def test_every_list_flag_refuses_an_empty_entry(
 
 
 def test_the_commands_have_list_flags() -> None:
-    """The test above covers something: 10 list flags of neural-style, 2 of train, 1 of export, 5 of score."""
+    """The test above covers something: 10 list flags of neural-style, 2 of train, 1 of export, 7 of score (with the
+    masks)."""
     counts = {command: len(_flags_of(command, flags.ListParser)) for command in _commands()}
-    assert counts == {"neural-style": 10, "neural-style-train": 2, "neural-style-export": 1, "neural-style-score": 5}
+    assert counts == {"neural-style": 10, "neural-style-train": 2, "neural-style-export": 1, "neural-style-score": 7}
+
+
+# ------------------------------------------------------------------ advice that works, checks that come first
+
+
+def _refusal(ws: Workspace, args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """Runs ``neural-style args`` in process in ``ws.work``: exit 2, one error line (returned), no file changed."""
+    monkeypatch.chdir(ws.work)
+    before = snapshot(ws.work)
+    with pytest.raises(SystemExit) as info:
+        stylize_cli.main(["neural-style", *args])
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert info.value.code == 2, captured.err
+    assert len(lines) == 1 and lines[0].startswith(ERROR_PREFIX), captured.err
+    assert snapshot(ws.work) == before, "a refused command must not create or change any file"
+    return lines[0]
+
+
+@pytest.mark.parametrize("blends", ["1,0;", ";1,0", "1,0;;0,1"])
+def test_blends_with_an_empty_entry_are_refused(
+    ws: Workspace, blends: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Like every list flag's: an empty blend used to be skipped, running fewer candidates than listed."""
+    args = _replace(ws.args(), "styles", f"{ws.style},{ws.style}") + [f"--blends={blends}"]
+    line = _refusal(ws, args, monkeypatch, capsys)
+    assert f"--blends '{blends}' has an empty entry" in line
+
+
+@pytest.mark.parametrize(
+    ("extra", "advice"),
+    [
+        (["--preserve_colors", "histogram"], "write --preserve_colors=histogram"),
+        (["--overwrite", "stray"], "every setting is a --flag"),
+    ],
+)
+def test_a_flag_value_after_a_space_is_told_how_to_write_it(
+    ws: Workspace, extra: list[str], advice: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """absl takes '--flag value' only for some flags; the stray value names the spelling that works."""
+    line = _refusal(ws, ws.args(*extra), monkeypatch, capsys)
+    assert f"unexpected argument '{extra[1]}'" in line and advice in line, line
+
+
+@pytest.mark.parametrize("spelling", ["results", "results/"])
+def test_an_output_directory_suggests_a_file_inside_it(
+    ws: Workspace, spelling: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'--output results/' used to suggest 'results//out.png'."""
+    (ws.work / "results").mkdir()
+    line = _refusal(ws, ws.args(output=Path(spelling)), monkeypatch, capsys)
+    assert line.endswith("is a directory; give a file name such as results/out.png"), line
+
+
+def test_counts_of_one_are_singular() -> None:
+    """'(1 frame)', not '(1 frames)'; the one way every command says where it stopped."""
+    from neural_style.cli.report import plural, stopped_after
+
+    assert [plural(n, "frame") for n in (0, 1, 2)] == ["0 frames", "1 frame", "2 frames"]
+    assert stopped_after("interrupted", 2, 8) == "interrupted after frame 2/8"
+
+
+_TWO_WORKERS = '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 0}}'
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--optimizer=lbfgs"], "TF_CONFIG lists 2 workers, but --optimizer lbfgs optimises one image on one device"),
+        (["--optimizer=lbfgs", "--batch_size=1"], "sweep with adam"),
+        (["--tile_size=32"], "tiles (--tile_size) are evaluated on one device and do not combine with a split sweep"),
+    ],
+)
+def test_a_two_worker_sweep_gives_the_advice_that_works_before_joining(
+    ws: Workspace, extra: list[str], words: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """L-BFGS: the advice that works comes first (no --batch_size helps it across workers); --tile_size: refused up
+    front, where the worker used to wait for its peer for --worker_timeout and then fail."""
+    monkeypatch.setenv("TF_CONFIG", _TWO_WORKERS)
+    args = _replace(ws.args(*extra, "--blend_sweep=4"), "styles", f"{ws.style},{ws.style}")
+    line = _refusal(ws, args, monkeypatch, capsys)
+    assert words in line, line
+
+
+@pytest.mark.parametrize("extra", [[], ["--overwrite"]])
+def test_an_interrupted_run_is_named_before_its_output(
+    ws: Workspace, extra: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The interrupted run wrote its output: the first refusal names the saved state (--resume / --restart), not
+    --overwrite, which would only lead to a second refusal."""
+    args = _with_state(*extra)(ws)
+    Image.fromarray(content_array()).save(ws.output)
+    line = _refusal(ws, args, monkeypatch, capsys)
+    assert "holds an interrupted run" in line and "--resume" in line and "--restart" in line, line
+
+
+def test_restart_replaces_the_interrupted_runs_own_output(tmp_path: Path) -> None:
+    """--restart means "start this run again": the image its interrupted run wrote is replaced without --overwrite."""
+    ws = make_workspace(tmp_path)
+    _with_state()(ws)
+    Image.fromarray(content_array()).save(ws.output)
+    before = ws.output.read_bytes()
+    result = run_neural_style(ws, ws.args("--iterations=2", "--restart"))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert ws.output.read_bytes() != before and not (ws.work / "out.png.state").exists()
+
+
+@pytest.mark.parametrize("tile", [1, 15])
+def test_a_tile_below_the_smallest_is_refused_with_the_reason(
+    ws: Workspace, tile: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to become 16 px tiles silently (88 tiles a pass on a 128 px image); --nomemory_guard: checked even
+    without a budget."""
+    line = _refusal(ws, ws.args(f"--tile_size={tile}", "--nomemory_guard"), monkeypatch, capsys)
+    assert f"--tile_size is {tile}, smaller than the smallest tile, 16 px: tiles are cut on the 16 px grid" in line
+    assert "give at least 16, better 64 or more, as each tile is evaluated with" in line, line
+
+
+@pytest.mark.parametrize("devices", ["bogus", "/gpu:7", "/cpu:0,/gpu:7"])
+def test_a_device_the_machine_lacks_is_refused_for_a_single_image_too(
+    ws: Workspace, devices: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A single image used to run on the default device, ignoring --devices; a sweep refused it: one check."""
+    line = _refusal(ws, ws.args(f"--devices={devices}"), monkeypatch, capsys)
+    missing = devices.split(",")[-1]
+    assert f"--devices '{devices}' names {missing}, which this machine does not have; it has " in line, line
+    assert "/device:CPU:0" in line and line.endswith("(or pass --devices auto)")

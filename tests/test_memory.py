@@ -145,6 +145,9 @@ def test_tile_grid_by_hand(tiny_weights: VggWeights) -> None:
     assert not grid.needs_tiles(4, 4) and grid.needs_tiles(4, 5) and grid.needs_tiles(5, 1)
     with pytest.raises(NeuralStyleError, match="tile_size"):
         memory.TileGrid.of(specs, ["relu2_1"], 0)
+    with pytest.raises(NeuralStyleError, match=r"^tile_size is 1, smaller than the smallest tile, 2 px"):
+        memory.TileGrid.of(specs, ["relu2_1"], 1)  # relu2_1 is after one pooling: stride 2
+    assert memory.TileGrid.of(specs, ["relu2_1"], 2).tile_size == 2
 
 
 def test_the_one_rule_of_when_a_run_is_tiled(tiny_weights: VggWeights) -> None:

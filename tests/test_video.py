@@ -185,3 +185,18 @@ def test_apply_stylizes_every_frame_and_keeps_rate_size_and_audio(
         f"neural-style-apply: error: --output {tmp_path / 'out.gif'}: no video codec for '.gif'; use .mp4 (H.264), "
         ".webm (VP9) or .mkv\n"
     )
+
+
+@pytest.mark.parametrize("ext", ["mkv", "webm"])
+def test_a_video_cut_short_is_refused_by_its_duration(tmp_path: Path, ext: str) -> None:
+    """Matroska and WebM state no frame count, only a duration: 8 frames at 8 frames/s last 1 s. Cut to 85% of its
+    bytes, the file used to be read as a shorter video without a word."""
+    whole, cut = tmp_path / f"whole.{ext}", tmp_path / f"cut.{ext}"
+    with VideoWriter(whole, 32, 24, 8) as writer:
+        for i in range(8):
+            writer.write(np.full((24, 32, 3), i * 30, np.float32))
+    assert probe_video(whole).frames == 8
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) * 85 // 100])
+    with pytest.raises(NeuralStyleError, match=rf"^video {cut} is cut short: \d of the 8 frames its duration promises"):
+        probe_video(cut)

@@ -148,18 +148,27 @@ def _apply(fv: flags.FlagValues) -> None:
     jobs = _jobs(content, output, fv.overwrite, model_path)
 
     start_tensorflow()
+    from neural_style.cli.report import plural, stopped_after
     from neural_style.image_io import read_image, write_image
     from neural_style.transformer import apply_transformer, load_transformer
 
     model = load_transformer(model_path, what="--model")
     if os.path.isdir(content):
         os.makedirs(output, exist_ok=True)
-    for source, target in jobs:
-        image = read_image(source, what="--content image")
-        began = time.time()
-        result = apply_transformer(model, image)
-        write_image(target, result)
-        print(f"Wrote {target} ({image.shape[1]}x{image.shape[0]}, {time.time() - began:.2f} s)")
+    with interruptible() as interruption:
+        for done, (source, target) in enumerate(jobs):
+            if interruption:  # Ctrl-C / SIGTERM: stop after the image in progress, say what was written
+                print(
+                    f"neural-style-apply: {stopped_after(interruption.reason or '', done, len(jobs), 'image')}: "
+                    f"wrote {plural(done, 'output')} to {output}",
+                    file=sys.stderr,
+                )
+                sys.exit(130)
+            image = read_image(source, what="--content image")
+            began = time.time()
+            result = apply_transformer(model, image)
+            write_image(target, result)
+            print(f"Wrote {target} ({image.shape[1]}x{image.shape[0]}, {time.time() - began:.2f} s)")
     if len(jobs) > 1:
         print(f"Stylized {len(jobs)} images in {time.time() - start:.1f} s")
 
@@ -182,12 +191,12 @@ def _apply_video(fv: flags.FlagValues, model_path: str, content: str, output: st
     check_target(output, overwrite=fv.overwrite, what="--output", example="out.mp4")
 
     start_tensorflow()
-    from neural_style.cli.report import EtaClock, hms
+    from neural_style.cli.report import EtaClock, hms, plural, stopped_after
     from neural_style.transformer import apply_transformer, load_transformer
     from neural_style.video import VideoWriter, read_frames
 
     model = load_transformer(model_path, what="--model")
-    print(f"Stylizing {info.frames} frames of {info.width}x{info.height} at {float(info.rate):g} frames/s")
+    print(f"Stylizing {plural(info.frames, 'frame')} of {info.width}x{info.height} at {float(info.rate):g} frames/s")
     clock = EtaClock(info.frames, time.time(), done=0, window=None)  # the rate of the whole video so far
     stopped: str | None = None
     with (
@@ -210,10 +219,11 @@ def _apply_video(fv: flags.FlagValues, model_path: str, content: str, output: st
                     break
     if stopped is not None:
         print(
-            f"neural-style-apply: {stopped} at frame {writer.frames}/{info.frames}: wrote the {writer.frames} "
-            f"frames done to {output}",
+            f"neural-style-apply: {stopped_after(stopped, writer.frames, info.frames)}: wrote the "
+            f"{plural(writer.frames, 'frame')} done to {output}",
             file=sys.stderr,
         )
         sys.exit(130)
     seconds = time.time() - clock.start
-    print(f"Wrote {output} ({info.frames} frames in {hms(seconds)}, {info.frames / seconds:.2f} frames/s)")
+    done = plural(info.frames, "frame")
+    print(f"Wrote {output} ({done} in {hms(seconds)}, {info.frames / seconds:.2f} frames/s)")

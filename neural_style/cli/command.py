@@ -116,7 +116,7 @@ class Command:
         except flags.Error as e:
             self.fail(str(e), 2)
         if rest and not positional:
-            self.fail(f"unexpected argument '{rest[0]}'; every setting is a --flag (see --help)", 2)
+            self.fail(_unexpected(self.flags, argv, rest[0]), 2)
         try:
             check_flag_values(self.flags)
         except NeuralStyleError as e:
@@ -138,6 +138,22 @@ class Command:
         except BrokenPipeError:  # stdout was closed by its reader (e.g. | head): stop as a SIGPIPE would
             _silence_stdout()
             sys.exit(141)
+
+
+def _unexpected(fv: flags.FlagValues, argv: Sequence[str], arg: str) -> str:
+    """The message for a stray argument ``arg``: when it follows a flag that takes a value but may be given bare
+    (``--preserve_colors histogram``), how to write the two as one, else that every setting is a flag."""
+    index = argv.index(arg, 1)
+    previous = argv[index - 1] if index > 1 else ""
+    name = previous.lstrip("-")
+    if (
+        previous.startswith("-")
+        and "=" not in previous
+        and name in fv
+        and not isinstance(fv[name].parser, flags.BooleanParser)
+    ):
+        return f"unexpected argument '{arg}' after {previous}; write {previous}={arg}"
+    return f"unexpected argument '{arg}'; every setting is a --flag (see --help)"
 
 
 def check_flag_values(fv: flags.FlagValues) -> None:
@@ -359,7 +375,7 @@ def check_target(
     """
     path = os.fspath(path)
     if os.path.isdir(path):
-        raise NeuralStyleError(f"{what} {path} is a directory; give a file name such as {path}/{example}")
+        raise NeuralStyleError(f"{what} {path} is a directory; give a file name such as {os.path.join(path, example)}")
     if os.path.exists(path) and not overwrite:
         raise NeuralStyleError(f"{what} {path} already exists; pass --overwrite or choose another name")
     directory = os.path.dirname(os.path.abspath(path))

@@ -37,6 +37,7 @@ __all__ = [
     "check_sizes",
     "checkpoint_path",
     "config_from_flags",
+    "define_color_and_region_flags",
     "define_image_flags",
     "define_input_flags",
     "define_loss_flags",
@@ -163,6 +164,34 @@ def define_image_flags(fv: flags.FlagValues, module: str) -> None:
     )
 
 
+def define_color_and_region_flags(fv: flags.FlagValues, module: str) -> None:
+    """Defines --preserve_colors, --content_masks and --style_masks on ``fv`` for the command module ``module``:
+    settings that change what a run's loss sees (neural-style's, and neural-style-score's to score such a run)."""
+    define = _Definer(fv, module)
+    flags.DEFINE_flag(
+        flags.Flag(
+            _ColorModeParser(),
+            flags.ArgumentSerializer(),
+            "preserve_colors",
+            "none",
+            "Keep the content's colours. Bare, or =luminance: luminance-only transfer (the style's luminance matched "
+            "to the content's; the result's luminance with the content's colours). =histogram: the style images' "
+            "colours matched to the content's (RGB mean and covariance) before stylization. =none: off.",
+            boolean=True,
+        ),
+        flag_values=fv,
+        module_name=module,
+    )
+    define.listing(
+        "content_masks",
+        "One grey-level mask per style, of the content's aspect ratio: where that style applies (white 1 .. black 0, "
+        "soft edges allowed; overlapping masks weigh the styles; where all are black only content and tv apply).",
+    )
+    define.listing(
+        "style_masks", "One mask per style image, of its aspect ratio: the part of it the style is taken from."
+    )
+
+
 def define_style_flags(fv: flags.FlagValues, module: str) -> None:
     """Defines every flag of ``neural-style`` (sweeps and video included) on ``fv`` for the command module
     ``module``."""
@@ -186,28 +215,7 @@ def define_style_flags(fv: flags.FlagValues, module: str) -> None:
     define.number(
         "initial_noiseblend", None, "Share of noise in the initial image, 0..1 (default 0 with --initial, else 1)."
     )
-    flags.DEFINE_flag(
-        flags.Flag(
-            _ColorModeParser(),
-            flags.ArgumentSerializer(),
-            "preserve_colors",
-            "none",
-            "Keep the content's colours. Bare, or =luminance: luminance-only transfer (the style's luminance matched "
-            "to the content's; the result's luminance with the content's colours). =histogram: the style images' "
-            "colours matched to the content's (RGB mean and covariance) before stylization. =none: off.",
-            boolean=True,
-        ),
-        flag_values=fv,
-        module_name=module,
-    )
-    define.listing(
-        "content_masks",
-        "One grey-level mask per style, of the content's aspect ratio: where that style applies (white 1 .. black 0, "
-        "soft edges allowed; overlapping masks weigh the styles; where all are black only content and tv apply).",
-    )
-    define.listing(
-        "style_masks", "One mask per style image, of its aspect ratio: the part of it the style is taken from."
-    )
+    define_color_and_region_flags(fv, module)
     define.boolean("overwrite", False, "Replace output, checkpoint and progress files that already exist.")
     define.integer("seed", None, "Seed of the initial noise, for reproducible runs.")
     define.enum(

@@ -105,9 +105,10 @@ def check_memory(
                 f"({memory.MIN_TILE} px) but the budget is {budget / gib:.1f} GiB; raise --max_memory or use a "
                 "smaller --width"
             ) from None
+    # Checked whatever the budget: a --tile_size below the smallest tile is refused here.
+    tiled = memory.tile_plan(vgg, deepest, tile, height, width) is not None
     if budget is None:
         return tile
-    tiled = memory.tile_plan(vgg, deepest, tile, height, width) is not None
     if tiled:
         assert tile is not None
         needed = memory.estimate_tiled_bytes(vgg, height, width, tile, **layers) + extra
@@ -131,6 +132,13 @@ def check_memory(
         hints += ", a smaller --lbfgs_memory or --optimizer adam"
     if not tiled:
         hints += ", or tile it with --max_memory"
+    if fits < 1:  # no width fits: only a larger budget does (a tile's fixed cost alone exceeds this one)
+        enough = f"{math.ceil(needed / 2**20)}M"
+        advice = f"--max_memory {enough} or more" if where != "available" else f"a machine with {enough} free"
+        raise NeuralStyleError(
+            f"{size} needs about {needed / gib:.1f} GiB but {budget / gib:.1f} GiB is {where}, too little for any "
+            f"width; give {advice}"
+        )
     raise NeuralStyleError(
         f"{size} needs about {needed / gib:.1f} GiB but {budget / gib:.1f} GiB is {where}; "
         f"use --width {fits} or less{hints} (or --nomemory_guard)"

@@ -37,13 +37,26 @@ __all__ = [
     "hms",
     "image_summary",
     "plot_losses",
+    "plural",
     "print_losses",
     "scalar_summary",
+    "stopped_after",
 ]
 
 LOSS_KEYS = TERMS  # the loss terms, in the order they are printed and written
 _COLORS = {"content": (31, 119, 180), "style": (214, 39, 40), "tv": (44, 160, 44), "total": (0, 0, 0)}
 ETA_WINDOW = 10  # the ETA follows the mean time of this many recent iterations
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 frame``, ``3 frames``: a count and its noun, singular for one."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def stopped_after(why: str, done: int, total: int, noun: str = "frame") -> str:
+    """``interrupted after frame 2/8``: how a command stopped early with ``done`` of ``total`` finished (the one
+    convention of every command that writes what it finished)."""
+    return f"{why} after {noun} {done}/{total}"
 
 
 def hms(seconds: float) -> str:

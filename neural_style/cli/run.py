@@ -71,8 +71,10 @@ def outputs(fv: flags.FlagValues, config: StyleConfig) -> dict[str, str]:
     check_distinct(
         input_files(fv), [(names.get(purpose, f"--{purpose} file"), path) for purpose, path in paths.items()]
     )
-    # A resumed run rewrites its own files: the output written on Ctrl-C, earlier checkpoints, the history.
-    overwrite = fv.overwrite or fv.resume
+    # A resumed or restarted run rewrites its own files: the output written on Ctrl-C, earlier checkpoints, the
+    # history. The saved run is named before any of its files is found in the way.
+    saved = check_saved_state(fv)
+    overwrite = fv.overwrite or saved
     for purpose, path in paths.items():
         if purpose == "progress_write":
             if os.path.isdir(path):
@@ -81,7 +83,6 @@ def outputs(fv: flags.FlagValues, config: StyleConfig) -> dict[str, str]:
                 raise NeuralStyleError(f"{path} already exists (--progress_write); pass --overwrite or move it")
             continue
         check_writable(path, overwrite=overwrite, what=names.get(purpose, f"--{purpose}"))
-    check_saved_state(fv)
     if fv.tensorboard_images < 1:
         raise NeuralStyleError(f"--tensorboard_images is {fv.tensorboard_images}; it must be at least 1")
     if fv.tensorboard_dir:
@@ -349,4 +350,6 @@ def stylize(fv: flags.FlagValues, start: float | None = None) -> None:
             cluster,
         )
         return
+    if fv.devices not in ("auto", "none"):
+        sweep.check_devices(fv)  # a single image runs on the default device, but a missing one is refused alike
     SingleRun(fv, inputs, config, stages, paths, start).run()

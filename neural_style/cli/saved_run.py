@@ -52,9 +52,10 @@ def state_dir(output: str) -> str:
     return f"{output}.state"
 
 
-def check_saved_state(fv: flags.FlagValues) -> None:
+def check_saved_state(fv: flags.FlagValues) -> bool:
     """--resume and --restart against ``<output>.state``: a saved run is never discarded silently, nor resumed
-    when there is none."""
+    when there is none. Returns whether there is a saved run (then --resume or --restart was given: either may
+    replace that run's own files). Checked before whether the output exists, so the saved run is named first."""
     saved = os.path.isfile(os.path.join(state_dir(fv.output), "checkpoint"))
     if fv.resume and fv.restart:
         raise NeuralStyleError("--resume continues the saved run and --restart discards it; give one of them")
@@ -65,6 +66,7 @@ def check_saved_state(fv: flags.FlagValues) -> None:
         )
     if fv.resume and not saved:
         raise NeuralStyleError(f"--resume: no saved state in {state_dir(fv.output)}; run without --resume")
+    return saved
 
 
 def discard_on_restart(fv: flags.FlagValues) -> None:

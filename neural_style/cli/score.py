@@ -25,11 +25,12 @@ from neural_style.cli.command import (
     require,
     start_tensorflow,
 )
-from neural_style.cli.inputs import read_styles
+from neural_style.cli.inputs import read_regions, read_styles
 from neural_style.cli.options import (
     SETTING_FLAGS,
     check_sizes,
     config_from_flags,
+    define_color_and_region_flags,
     define_image_flags,
     define_input_flags,
     define_loss_flags,
@@ -40,6 +41,8 @@ from neural_style.errors import NeuralStyleError
 if TYPE_CHECKING:
     import numpy as np
 
+    from neural_style.regions import Regions
+
 __all__ = ["SETTINGS", "flag_values", "main"]
 
 # The flags of neural-style this command takes (the same definitions), written to --json: what a run's objective
@@ -47,6 +50,7 @@ __all__ = ["SETTINGS", "flag_values", "main"]
 SETTINGS = (
     *("content_weight", "content_weight_blend", "style_weight", "style_layer_weight_exp", "style_blend_weights"),
     *("tv_weight", "pooling", "precision", "style_scales", "content_layers", "style_layers", "tile_size"),
+    *("preserve_colors", "content_masks", "style_masks"),
 )
 
 _USAGE = """Usage: neural-style-score --network FILE --content IMAGE --styles STYLE[,...] [settings] IMAGE [IMAGE...]
@@ -71,6 +75,7 @@ def flag_values() -> flags.FlagValues:
     define_input_flags(fv, __name__)
     define_loss_flags(fv, __name__, StyleConfig())
     define_image_flags(fv, __name__)
+    define_color_and_region_flags(fv, __name__)
     fv["width"].help = _WIDTH_HELP
     flags.DEFINE_string(
         "json", None, "Also write the terms, sizes and settings to this JSON file (atomically).", flag_values=fv
@@ -86,14 +91,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     command.run(argv, lambda images: _score_files(fv, images), positional=True)
 
 
-def _read_inputs(fv: flags.FlagValues, widths: set[int]) -> dict[int, tuple[np.ndarray, list[np.ndarray]]]:
-    """{width: (content, styles)} as read for an output that wide (as neural-style reads them for --width)."""
+def _read_inputs(
+    fv: flags.FlagValues, widths: set[int]
+) -> dict[int, tuple[np.ndarray, list[np.ndarray], Regions | None]]:
+    """{width: (content, styles, regions)} as read for an output that wide (as neural-style reads them for
+    --width), the masks of --content_masks and --style_masks checked against them."""
     from neural_style.image_io import read_image
 
     read = {}
     for width in sorted(widths):
         content = read_image(fv.content, what="--content image", min_width=width)
-        read[width] = (content, read_styles(fv, width))
+        styles = read_styles(fv, width)
+        read[width] = (content, styles, read_regions(fv, content, styles))
     return read
 
 
@@ -142,7 +151,7 @@ def _score_files(fv: flags.FlagValues, paths: Sequence[str]) -> None:
     rows: list[dict[str, object]] = [{} for _ in paths]
     for size in dict.fromkeys(image.shape[:2] for image in images):  # each size once, in the order given
         height, width = size
-        content, styles = inputs_by_width[width]
+        content, styles, regions = inputs_by_width[width]
         chosen = [i for i, image in enumerate(images) if image.shape[:2] == size]
         terms = score_images(
             vgg,
@@ -150,6 +159,7 @@ def _score_files(fv: flags.FlagValues, paths: Sequence[str]) -> None:
             resize_styles(styles, scales, width),
             [images[i] for i in chosen],
             config,
+            regions,
         )
         for k, i in enumerate(chosen):
             values = {key: float(terms[key][k]) for key in report.LOSS_KEYS}
@@ -188,7 +198,7 @@ def _write_json(fv: flags.FlagValues, rows: list[dict[str, object]]) -> None:
 def _setting(fv: flags.FlagValues, name: str) -> object:
     """The value of a settings flag as JSON should hold it: number lists as numbers, layer lists as names."""
     value = fv[name].value
-    if isinstance(value, list) and name not in ("content_layers", "style_layers"):
+    if isinstance(value, list) and name not in ("content_layers", "style_layers", "content_masks", "style_masks"):
         numbers = floats(name, value)
         return None if numbers is None else list(numbers)
     return value

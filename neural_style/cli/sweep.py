@@ -38,6 +38,7 @@ __all__ = [
     "SweepPlan",
     "candidate_label",
     "check_cluster",
+    "check_devices",
     "candidate_path",
     "outputs",
     "parse_blends",
@@ -56,10 +57,15 @@ _SINGLE_RUN_FLAGS = (
 
 def parse_blends(text: str, n_styles: int) -> list[tuple[float, ...]]:
     """Parses ``"1,0,0;0.5,0.5,0"``: blend vectors separated by ``;``, weights by ``,``."""
+    if not text.strip():
+        raise NeuralStyleError("--blends is empty; give blend vectors such as '1,0,0;0.5,0.5,0'")
     blends = []
-    for row in text.split(";"):
-        if not row.strip():
-            continue
+    rows = text.split(";")
+    if any(not row.strip() for row in rows):
+        raise NeuralStyleError(
+            f"--blends '{text}' has an empty entry; separate blend vectors by single semicolons, none at the end"
+        )
+    for row in rows:
         try:
             values = tuple(float(v) for v in row.split(","))
         except ValueError:
@@ -71,8 +77,6 @@ def parse_blends(text: str, n_styles: int) -> list[tuple[float, ...]]:
         if not all(math.isfinite(v) and v >= 0 for v in values) or not sum(values) > 0:
             raise NeuralStyleError(f"--blends has '{row}'; weights must be non-negative with a positive sum")
         blends.append(values)
-    if not blends:
-        raise NeuralStyleError("--blends is empty; give blend vectors such as '1,0,0;0.5,0.5,0'")
     return blends
 
 
@@ -129,6 +133,12 @@ def plan(fv: flags.FlagValues) -> SweepPlan | None:
     for name in _SINGLE_RUN_FLAGS:
         if fv[name].value:
             raise NeuralStyleError(f"--{name} is not available in a sweep; run the chosen candidate alone for it")
+    if fv.optimizer == "lbfgs" and fv.devices == "auto" and (cluster := distribute.cluster_of(fv)) is not None:
+        # before the batch size: no batch size makes L-BFGS split across workers
+        raise NeuralStyleError(
+            f"{TF_CONFIG_ENV} lists {cluster.size} workers, but --optimizer lbfgs optimises one image on one device; "
+            "sweep with adam"
+        )
     if fv.optimizer == "lbfgs" and fv.batch_size != 1:
         raise NeuralStyleError("--optimizer lbfgs optimises one image at a time: pass --batch_size 1 in a sweep")
     blends = _blends(fv)
@@ -153,7 +163,8 @@ def check_cluster(fv: flags.FlagValues, sweep: SweepPlan | None, *, video: bool 
 
     Raises:
         NeuralStyleError: a malformed ``TF_CONFIG``, a run with nothing to split between its workers (one image, a
-            video, fewer candidates than workers, L-BFGS), or a device list given with it.
+            video, fewer candidates than workers, --tile_size), or a device list given with it (L-BFGS is refused
+            by :func:`plan`, before its batch size).
     """
     cluster = distribute.cluster_of(fv) if fv.devices == "auto" else None
     if cluster is None:
@@ -177,8 +188,11 @@ def check_cluster(fv: flags.FlagValues, sweep: SweepPlan | None, *, video: bool 
             f"{workers}, but the sweep has {n} candidate{'s' if n > 1 else ''}, too few to split between them: give "
             f"at least one per worker, or {alone}"
         )
-    if fv.optimizer == "lbfgs":
-        raise NeuralStyleError(f"{workers}, but --optimizer lbfgs optimises one image on one device; sweep with adam")
+    if fv.tile_size is not None:
+        raise NeuralStyleError(
+            f"{workers}, but tiles (--tile_size) are evaluated on one device and do not combine with a split sweep: "
+            f"leave out --tile_size, or {alone}"
+        )
     if fv.batch_size is not None and fv.batch_size < cluster.size:
         raise NeuralStyleError(
             f"{workers}: each batch of candidates is split between them, so --batch_size {fv.batch_size} must be at "
@@ -198,6 +212,34 @@ def outputs(fv: flags.FlagValues, sweep: SweepPlan, inputs: Sequence[tuple[str, 
     return paths
 
 
+def check_devices(fv: flags.FlagValues) -> list[str]:
+    """The devices --devices lists (neither ``auto`` nor ``none``), each one TensorFlow sees on this machine; for a
+    sweep and a single image alike (TensorFlow started).
+
+    Raises:
+        NeuralStyleError: a device this machine lacks, or a name that is not a device, with the devices it has.
+    """
+    import tensorflow as tf
+
+    devices = [d.strip() for d in fv.devices.split(",") if d.strip()]
+
+    def key(name: str) -> tuple[str, int | None]:
+        spec = tf.DeviceSpec.from_string(name)
+        return (spec.device_type or "").upper(), spec.device_index
+
+    known = {key(d.name): d.name for d in tf.config.list_logical_devices()}
+    try:
+        unknown = [d for d in devices if key(d) not in known]
+    except ValueError:
+        unknown = devices
+    if unknown:
+        raise NeuralStyleError(
+            f"--devices '{fv.devices}' names {', '.join(unknown)}, which this machine does not have; it has "
+            f"{', '.join(sorted(known.values()))} (or pass --devices auto)"
+        )
+    return devices
+
+
 def strategy(fv: flags.FlagValues, cluster: Cluster | None = None) -> tf.distribute.Strategy | None:
     """The MirroredStrategy chosen by --devices, the MultiWorkerMirroredStrategy of ``cluster``, or None for the
     default device."""
@@ -213,22 +255,9 @@ def strategy(fv: flags.FlagValues, cluster: Cluster | None = None) -> tf.distrib
         if len(devices) < 2:
             return None
     else:
-        devices = [d.strip() for d in fv.devices.split(",") if d.strip()]
-
-        def key(name: str) -> tuple[str, int | None]:
-            spec = tf.DeviceSpec.from_string(name)
-            return (spec.device_type or "").upper(), spec.device_index
-
-        known = {key(d.name): d.name for d in tf.config.list_logical_devices()}
-        try:
-            unknown = [d for d in devices if key(d) not in known]
-        except ValueError:
-            unknown = devices
-        if unknown or len(devices) < 2:
-            raise NeuralStyleError(
-                f"--devices '{fv.devices}' must name two or more devices TensorFlow sees: "
-                f"{', '.join(sorted(known.values()))}"
-            )
+        devices = check_devices(fv)
+        if len(devices) < 2:
+            raise NeuralStyleError(f"--devices '{fv.devices}' names one device; name two or more to split a sweep")
     print(f"Splitting candidates across {', '.join(devices)}")
     return tf.distribute.MirroredStrategy(devices)
 

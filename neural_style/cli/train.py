@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -336,11 +337,13 @@ def _run(
             if step == first:
                 raise KeyboardInterrupt
             save(step)
-            cmd.fail(
-                f"{interruption.reason} at step {step}; saved a checkpoint in {checkpoint_dir}: run the same command "
-                "to resume",
-                130,
+            # Not an error: the work is saved (neural-style's line says the same without "error:").
+            print(
+                f"neural-style-train: {interruption.reason} at step {step}; saved a checkpoint in {checkpoint_dir}: "
+                "run the same command to resume",
+                file=sys.stderr,
             )
+            sys.exit(130)
     if step > first:
         save(step)
         reporter.images(step)

@@ -171,8 +171,8 @@ def _check(fv: flags.FlagValues, config: StyleConfig) -> _Plan:
     if min(height, width) < 2:
         raise NeuralStyleError(f"the frames would be {width}x{height} pixels; they need at least 2x2")
     state = state_dir(fv.output)
-    check_saved_state(fv)
-    check_target(fv.output, overwrite=fv.overwrite or fv.resume, what="--output", example="out.mp4")
+    saved = check_saved_state(fv)  # --resume or --restart may replace the saved run's own output
+    check_target(fv.output, overwrite=fv.overwrite or saved, what="--output", example="out.mp4")
     return _Plan(info, int(height), int(width), state, temporal)
 
 
@@ -272,7 +272,7 @@ def run(fv: flags.FlagValues, config: StyleConfig, start: float) -> None:
         _stop(fv, plan, stopped, stage, count, paths)
     _write_video(plan, fv.output, fv.content, paths)
     state.remove()
-    print(f"Wrote {fv.output} ({len(paths)} frames) in {report.hms(time.time() - start)}")
+    print(f"Wrote {fv.output} ({report.plural(len(paths), 'frame')}) in {report.hms(time.time() - start)}")
 
 
 def _of_pass(stage: int, passes: int) -> str:
@@ -297,12 +297,16 @@ def _stop(fv: flags.FlagValues, plan: _Plan, why: str, stage: int, count: int, p
     passes = plan.temporal.passes
     if count == plan.info.frames and stage + 1 < passes:  # between two passes
         stage, count = stage + 1, 0
-    where = f"neural-style: {why} at frame {count + 1}/{plan.info.frames}{_of_pass(stage, passes)}"
+    where = f"neural-style: {report.stopped_after(why, count, plan.info.frames)}{_of_pass(stage, passes)}"
     if not paths:
         shutil.rmtree(plan.state, ignore_errors=True)
         print(f"{where}: no frame was finished, so nothing was written", file=sys.stderr)
         sys.exit(130)
     _write_video(plan, fv.output, fv.content, paths)
-    made = f"the {len(paths)} frames done" if stage == 0 else f"the newest result of all {len(paths)} frames"
+    made = (
+        f"the {report.plural(len(paths), 'frame')} done"
+        if stage == 0
+        else f"the newest result of all {len(paths)} frames"
+    )
     print(f"{where}: wrote {made} to {fv.output}; {resume_hint()}", file=sys.stderr)
     sys.exit(130)
