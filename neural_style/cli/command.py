@@ -30,6 +30,7 @@ __all__ = [
     "NETWORK_HELP",
     "check_directory_target",
     "check_distinct",
+    "check_precision",
     "check_target",
     "check_writable",
     "define_network",
@@ -266,6 +267,37 @@ def start_tensorflow() -> None:
     tf.get_logger().setLevel("ERROR")  # its Python warnings (retracing, ...) are not for users either
     if gpus:
         print(f"Using {len(gpus)} GPU(s): {', '.join(gpu.name for gpu in gpus)}")
+
+
+def check_precision(precision: str) -> None:
+    """Refuses a 16-bit precision the hardware has no fast support for, instead of running slower than float32
+    (after :func:`start_tensorflow`); float32 always passes."""
+    if precision == "float32":
+        return
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+        needed = (8, 0) if precision == "bfloat16" else (7, 0)
+        if tuple(capability) < needed:
+            raise NeuralStyleError(
+                f"--precision {precision} needs a GPU of compute capability {needed[0]}.{needed[1]} or newer; "
+                f"this one is {capability[0]}.{capability[1]}: use --precision float32"
+            )
+        return
+    if precision == "float16":
+        raise NeuralStyleError("--precision float16 is for GPUs (none is visible); use bfloat16 or float32")
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            cpu_flags = f.read()
+    except OSError:
+        cpu_flags = ""
+    if "avx512_bf16" not in cpu_flags and "amx_bf16" not in cpu_flags:
+        raise NeuralStyleError(
+            "--precision bfloat16 needs a CPU with AVX512-BF16 or AMX (or a recent GPU); this one would run it "
+            "slower than float32: use --precision float32"
+        )
 
 
 def require(fv: flags.FlagValues, name: str, what: str) -> str:

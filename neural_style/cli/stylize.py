@@ -30,6 +30,7 @@ from neural_style.cli.command import (
     Interruption,
     check_directory_target,
     check_distinct,
+    check_precision,
     check_writable,
     define_network,
     flag_settings,
@@ -503,34 +504,6 @@ def check_memory(
     )
 
 
-def _check_precision(precision: str) -> None:
-    """Refuses a precision the hardware has no fast support for, instead of running slower than float32."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
-        needed = (8, 0) if precision == "bfloat16" else (7, 0)
-        if tuple(capability) < needed:
-            raise NeuralStyleError(
-                f"--precision {precision} needs a GPU of compute capability {needed[0]}.{needed[1]} or newer; "
-                f"this one is {capability[0]}.{capability[1]}: use --precision float32"
-            )
-        return
-    if precision == "float16":
-        raise NeuralStyleError("--precision float16 is for GPUs (none is visible); use bfloat16 or float32")
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            cpu_flags = f.read()
-    except OSError:
-        cpu_flags = ""
-    if "avx512_bf16" not in cpu_flags and "amx_bf16" not in cpu_flags:
-        raise NeuralStyleError(
-            "--precision bfloat16 needs a CPU with AVX512-BF16 or AMX (or a recent GPU); this one would run it "
-            "slower than float32: use --precision float32"
-        )
-
-
 def read_regions(fv: flags.FlagValues, content: np.ndarray, styles: Sequence[np.ndarray]) -> Regions | None:
     """The masks of --content_masks and --style_masks, read and checked against the images (None without them)."""
     from neural_style.image_io import read_image
@@ -593,7 +566,7 @@ class Inputs:
         tile_size = check_memory(fv, vgg, height, width, batch, config)
         start_tensorflow()  # every input is good: from here on TensorFlow is needed
         if config.precision != "float32":
-            _check_precision(config.precision)
+            check_precision(config.precision)
         content = resize(content, (height, width))
         initial = None if initial is None else resize(initial, (height, width))
         return cls(content, styles, initial, vgg, regions, tile_size), stages
