@@ -6,8 +6,8 @@ candidate's blend and style weight) that a replicated engine splits with the ima
 objective or of the loop that drives them: :mod:`neural_style.stylization` calls :meth:`Engine.step` and reads
 :meth:`Engine.evaluate` and :meth:`Engine.images`, never asking which engine it has.
 
-Every engine computes its gradient with :func:`value_and_gradient`, the one GradientTape of the project (the
-feed-forward trainer uses it too), compiled by :func:`compile_loss`; a loss that evaluates itself piece by piece
+Every engine computes its gradient with :func:`neural_style.gradients.value_and_gradient`, the one GradientTape
+of the project, compiled by :func:`neural_style.gradients.compile_loss`; a loss that evaluates itself piece by piece
 (:class:`neural_style.tiling.TiledObjective`, for images larger than memory allows) brings its own evaluation and
 gradient, which run eagerly, tile after tile. Adam's update rule is the pure :meth:`Adam.update`, so the
 single-device and replicated engines step identically.
@@ -25,73 +25,17 @@ import tensorflow as tf
 
 from neural_style.config import StyleConfig
 from neural_style.errors import NeuralStyleError
+from neural_style.gradients import LossFn, ValueAndGradient, compile_loss, is_piecewise, value_and_gradient
+from neural_style.lbfgs import DeviceLbfgsEngine
 
 __all__ = [
     "Adam",
     "AdamEngine",
     "Engine",
     "LbfgsEngine",
-    "LossFn",
     "ReplicatedAdamEngine",
-    "compile_loss",
     "make_engine",
-    "value_and_gradient",
 ]
-
-LossFn = Callable[..., Mapping[str, tf.Tensor]]
-Evaluate = Callable[[tf.Tensor], Mapping[str, tf.Tensor]]
-ValueAndGradient = Callable[[tf.Tensor], tuple[Mapping[str, tf.Tensor], tf.Tensor]]
-
-
-def value_and_gradient(
-    loss: Callable[[], Mapping[str, tf.Tensor]], wrt: Any, *, mean: bool = False
-) -> tuple[Mapping[str, tf.Tensor], Any]:
-    """The loss terms and the gradient of their summed (or mean) ``"total"`` with respect to ``wrt``.
-
-    For a batch of independent images the sum's gradient with respect to image i is that of image i's loss alone.
-
-    Args:
-        loss: computes the terms ({"total": [N], ...}) from the current values of ``wrt``.
-        wrt: a tensor, a variable or a list of variables.
-        mean: differentiate the batch mean of the total (training) instead of its sum.
-
-    Returns:
-        (the terms, the gradient with the structure of ``wrt``).
-    """
-    with tf.GradientTape() as tape:
-        if tf.is_tensor(wrt) and not isinstance(wrt, tf.Variable):
-            tape.watch(wrt)  # trainable variables are watched already
-        terms = loss()
-        total = tf.reduce_mean(terms["total"]) if mean else tf.reduce_sum(terms["total"])
-    return terms, tape.gradient(total, wrt)
-
-
-def is_piecewise(loss: LossFn) -> bool:
-    """Whether ``loss`` computes its own gradient piece by piece (it has a ``value_and_gradient`` method)."""
-    return callable(getattr(loss, "value_and_gradient", None))
-
-
-def compile_loss(
-    loss: LossFn, params: Mapping[str, np.ndarray], *, jit_compile: bool = False
-) -> tuple[Evaluate, ValueAndGradient]:
-    """The evaluation and the value-and-gradient of ``loss`` with ``params`` fixed, as functions of the images.
-
-    A plain loss is traced into two ``tf.function`` (without autograph: the loss has no tensor-dependent Python
-    control flow, and converting it costs start-up). A piecewise loss (:func:`is_piecewise`) is called as it is: it
-    runs its pieces one after another from Python, so that only one piece's activations are alive at a time.
-    """
-    constants = {key: tf.constant(value) for key, value in params.items()}
-    if is_piecewise(loss):
-        piecewise: Any = loss
-        return (lambda images: loss(images, **constants)), (
-            lambda images: piecewise.value_and_gradient(images, **constants)
-        )
-
-    @tf.function(jit_compile=jit_compile, autograph=False)
-    def terms_and_gradient(images: tf.Tensor) -> tuple[Mapping[str, tf.Tensor], tf.Tensor]:
-        return value_and_gradient(lambda: loss(images, **constants), images)
-
-    return tf.function(lambda images: loss(images, **constants), autograph=False), terms_and_gradient
 
 
 class Adam(tf.Module):
@@ -536,7 +480,6 @@ def make_engine(
     if config.optimizer == "lbfgs":
         if replicated:
             raise NeuralStyleError("L-BFGS runs on one device; do not split it across devices")
-        from neural_style.lbfgs import DeviceLbfgsEngine  # it builds on this module
 
         lower, upper = bounds
         return DeviceLbfgsEngine(

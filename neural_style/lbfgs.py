@@ -21,7 +21,7 @@ and the last ``memory`` correction pairs s = x_{k+1} - x_k, y = g_{k+1} - g_k of
    bfloat16 gradients); an image whose search found no strict decrease forgets its history and tries again from
    the steepest descent, and has converged when it had none to forget.
 
-When the loss is traced into TensorFlow (:func:`neural_style.engines.compile_loss`), the whole iteration, every loss
+When the loss is traced into TensorFlow (:func:`neural_style.gradients.compile_loss`), the whole iteration, every loss
 evaluation of its line search included, is one compiled ``tf.function``: no evaluation returns to Python or copies
 the image or the gradient to the host. A loss that evaluates itself tile by tile from Python (a piecewise loss) runs
 the same code eagerly: its control flow then reads one boolean per evaluation, and the vectors stay on the device.
@@ -38,11 +38,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from neural_style.engines import LossFn, compile_loss, is_piecewise
+from neural_style.gradients import LossFn, ValueAndGradient, compile_loss, is_piecewise
 
 __all__ = ["DeviceLbfgsEngine", "Lbfgs"]
 
-ValueAndGradient = Callable[[tf.Tensor], tuple[Mapping[str, tf.Tensor], tf.Tensor]]
 LineSearch = dict[str, tf.Tensor]
 
 # A stored pair needs s.y > CURVATURE_EPS * y.y: s.y at the float32 rounding level of y.y says nothing of the curvature.

@@ -318,7 +318,7 @@ class Trainer:
     def _step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         import tensorflow as tf
 
-        from neural_style.engines import value_and_gradient
+        from neural_style.gradients import value_and_gradient
 
         # The photos' activations are only needed at the content layers, which are usually shallower.
         targets = self.objective.content_features(images)

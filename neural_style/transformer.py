@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from neural_style.atomic import atomic_file
+from neural_style.config import PRECISIONS as _PRECISIONS
 from neural_style.errors import NeuralStyleError
 from neural_style.image_io import check_model_file
 
@@ -41,6 +42,7 @@ __all__ = [
     "ReflectionPadding2D",
     "apply_transformer",
     "build_transformer",
+    "inference_function",
     "load_transformer",
     "save_transformer",
 ]
@@ -239,7 +241,7 @@ _COMPILED: weakref.WeakKeyDictionary[keras.Model, Callable[[tf.Tensor], tf.Tenso
 
 
 def _compiled(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
-    """One graph function per model, traced once for every image size."""
+    """The Keras model itself as one graph function, traced once for every image size (any model; float32)."""
     function = _COMPILED.get(model)
     if function is None:
         ref = weakref.ref(model)  # the cache must not keep the model alive
@@ -254,19 +256,217 @@ def _compiled(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
     return function
 
 
-def apply_transformer(model: keras.Model, images: np.ndarray) -> np.ndarray:
+# --------------------------------------------------------------------------------------- the inference graph
+
+# Keys of a layer's config that say how it was initialised or stored, not what it computes.
+_UNCOMPUTED = ("name", "trainable", "dtype", "seed")
+
+
+def _computed(config: Any) -> Any:
+    """A layer config without the entries that do not change the function it computes."""
+    if isinstance(config, dict):
+        return {
+            key: _computed(value)
+            for key, value in config.items()
+            if key not in _UNCOMPUTED and not key.endswith(("_initializer", "_regularizer", "_constraint"))
+        }
+    if isinstance(config, list | tuple):
+        return [_computed(value) for value in config]
+    return config
+
+
+def _architecture(model: keras.Model) -> int | None:
+    """The number of residual blocks when ``model`` is a :func:`build_transformer` network (the same layers, names
+    and settings, in the same order, float32), else None."""
+    try:
+        base_filters = int(model.get_layer("conv1").filters)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    blocks = sum(isinstance(layer, keras.layers.Add) for layer in model.layers)
+    if base_filters < 1 or len(model.inputs) != 1:
+        return None
+    reference = build_transformer(base_filters=base_filters, residual_blocks=blocks, name=model.name)
+
+    def signature(network: keras.Model) -> list[tuple[type, str, Any, str]]:
+        return [
+            (type(layer), layer.name, _computed(layer.get_config()), str(layer.dtype_policy.name))
+            for layer in network.layers
+        ]
+
+    return blocks if signature(model) == signature(reference) else None
+
+
+def _upsampling_taps() -> np.ndarray:
+    """[2, 3, 2] 0/1: ``taps[r, d, a] = 1`` when row ``d`` of a 3x3 kernel, applied at output row 2i + a of a 2x
+    nearest-neighbour upsampled, reflect-padded image, reads row i - 1 + a + r of the original, edge-padded by one.
+
+    Row 2i + a + d - 1 of the upsampled image is row i + floor((a + d - 1) / 2) of the original (rows i - 1 and i
+    for a = 0, rows i and i + 1 for a = 1), and reflecting the upsampled image by one row repeats the original's
+    edge row; so the convolution is a 2x2 one of the original for each of the four output phases.
+    """
+    taps = np.zeros((2, 3, 2), np.float32)
+    for a in range(2):
+        for d in range(3):
+            taps[(a + d - 1) // 2 + 1 - a, d, a] = 1.0
+    return taps
+
+
+class _Inference:
+    """The forward pass of a :func:`build_transformer` network in plain TensorFlow ops, one image at a time.
+
+    It computes what the Keras model computes, arranged to run faster on a CPU:
+
+    * instance normalisation takes moments over height and width directly (no reshape into groups). In float32 it
+      is the Keras layer's formula (two-pass moments, ``x * inv + (beta - mean * inv)``); in 16-bit precisions it is
+      one fused batch-normalisation op in training mode (an image is a batch of one, so its statistics are per
+      channel over height and width; they are computed in float32);
+    * each "2x nearest-neighbour upsampling, reflect padding, 3x3 convolution" is a 2x2 convolution of the
+      edge-padded small image into 4x the channels (one set per output phase), shifted and rearranged by
+      ``depth_to_space``: the upsampled image is never formed, and four output pixels take 16 multiply-adds per
+      input and output channel instead of 36;
+    * the last 9x9 convolution to 3 channels, which oneDNN runs slowly for so few outputs, is a 1x9 convolution to
+      27 channels (9 rows x 3 colours) followed by a float32 sum of the 9 rows (a fixed 9x1 convolution of 0s and
+      1s);
+    * with ``precision`` bfloat16 or float16 the convolutions and normalisations read and write that type; the
+      normalisation statistics, the residual stream and the last sum stay float32.
+
+    The weights are read from the model's variables at every call, so the model may go on training between calls.
+    The float32 result differs from the Keras model's by the order of floating-point sums only (the tests bound
+    it); a 16-bit one also by the rounding of activations and weights to that type.
+    """
+
+    def __init__(self, model: keras.Model, blocks: int, precision: str) -> None:
+        self._model = weakref.ref(model)
+        self._blocks = blocks
+        self._dtype = tf.as_dtype(precision)
+        self._taps = tf.constant(_upsampling_taps())
+        rows = np.zeros((9, 1, 27, 3), np.float32)
+        for row in range(9):
+            for channel in range(3):
+                rows[row, 0, 3 * row + channel, channel] = 1.0
+        self._rows = tf.constant(rows)
+        self.function = tf.function(self._forward, input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)])
+
+    def _layer(self, name: str) -> Any:
+        model = self._model()
+        assert model is not None, "the model was deleted"
+        return model.get_layer(name)
+
+    def _normalise(self, y: tf.Tensor, name: str, *, relu: bool) -> tf.Tensor:
+        """Instance normalisation of [1, H, W, C] (and ReLU), in the convolutions' type."""
+        norm = self._layer(f"{name}_norm")
+        gamma, beta = norm.gamma.value, norm.beta.value
+        if self._dtype == tf.float32:
+            mean, variance = tf.nn.moments(y, [1, 2], keepdims=True)
+            y = tf.nn.batch_normalization(y, mean, variance, beta, gamma, norm.epsilon)
+        else:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(y, gamma, beta, epsilon=norm.epsilon, is_training=True)
+        return tf.nn.relu(y) if relu else y
+
+    def _padded(self, x: tf.Tensor, pad: int, mode: str = "REFLECT") -> tf.Tensor:
+        return tf.pad(tf.cast(x, self._dtype), [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode)
+
+    def _conv(self, x: tf.Tensor, name: str, stride: int = 1) -> tf.Tensor:
+        kernel = tf.cast(self._layer(name).kernel.value, self._dtype)
+        return tf.nn.conv2d(self._padded(x, int(kernel.shape[0]) // 2), kernel, stride, "VALID")
+
+    def _upsampled_conv(self, x: tf.Tensor, name: str) -> tf.Tensor:
+        """2x nearest-neighbour upsampling, reflect padding by 1 and a 3x3 convolution, from the small image."""
+        kernel = tf.cast(self._layer(name).kernel.value, tf.float32)
+        inputs, outputs = int(kernel.shape[2]), int(kernel.shape[3])
+        # [r, s, in, a, b, out]: the 2x2 kernel of output phase (a, b), its window starting at row a, column b
+        phases = tf.einsum("rda,seb,deio->rsiabo", self._taps, self._taps, kernel)
+        phases = tf.cast(tf.reshape(phases, [2, 2, inputs, 4 * outputs]), self._dtype)
+        y = tf.nn.conv2d(self._padded(x, 1, "SYMMETRIC"), phases, 1, "VALID")  # SYMMETRIC by 1: the edge repeated
+        height, width = tf.shape(x)[1], tf.shape(x)[2]
+        shifted = [
+            y[:, a : a + height, b : b + width, (2 * a + b) * outputs : (2 * a + b + 1) * outputs]
+            for a in range(2)
+            for b in range(2)
+        ]
+        return tf.nn.depth_to_space(tf.concat(shifted, axis=-1), 2)
+
+    def _output_conv(self, x: tf.Tensor) -> tf.Tensor:
+        """The 9x9 convolution to 3 channels and its bias: rows as channels, then summed in float32."""
+        layer = self._layer("conv_out")
+        kernel = layer.kernel.value  # [9, 9, C, 3]
+        size, inputs = int(kernel.shape[0]), int(kernel.shape[2])
+        by_rows = tf.reshape(tf.transpose(kernel, [1, 2, 0, 3]), [1, size, inputs, size * 3])
+        partial = tf.nn.conv2d(self._padded(x, size // 2), tf.cast(by_rows, self._dtype), 1, "VALID")
+        return tf.nn.conv2d(tf.cast(partial, tf.float32), self._rows, 1, "VALID") + layer.bias.value
+
+    def _forward(self, images: tf.Tensor) -> tf.Tensor:
+        x = self._layer("pad_to_multiple")(images)
+        x = self._layer("to_unit")(x)
+        x = self._normalise(self._conv(x, "conv1"), "conv1", relu=True)
+        x = self._normalise(self._conv(x, "conv2", 2), "conv2", relu=True)
+        x = tf.cast(self._normalise(self._conv(x, "conv3", 2), "conv3", relu=True), tf.float32)
+        for i in range(1, self._blocks + 1):  # the residual stream x is float32
+            y = self._normalise(self._conv(x, f"res{i}_a"), f"res{i}_a", relu=True)
+            x = x + tf.cast(self._normalise(self._conv(y, f"res{i}_b"), f"res{i}_b", relu=False), tf.float32)
+        for name in ("up1_conv", "up2_conv"):
+            x = self._normalise(self._upsampled_conv(x, name), name, relu=True)
+        x = tf.tanh(self._output_conv(x)) * 127.5 + 127.5
+        return x[:, : tf.shape(images)[1], : tf.shape(images)[2], :]
+
+
+_INFERENCE: weakref.WeakKeyDictionary[keras.Model, dict[str, Callable[[tf.Tensor], tf.Tensor] | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def inference_function(model: keras.Model, precision: str = "float32") -> Callable[[tf.Tensor], tf.Tensor] | None:
+    """The fast forward pass of a :func:`build_transformer` network (see :func:`apply_transformer`).
+
+    Returns:
+        A graph function of one image, [1, H, W, 3] float32 RGB 0..255 -> the same, traced once for every size;
+        None for a float32 model that :func:`build_transformer` did not build (it runs as its Keras layers say).
+
+    Raises:
+        NeuralStyleError: ``precision`` is not one of float32, bfloat16, float16, or is a 16-bit one for a model
+            that :func:`build_transformer` did not build.
+    """
+    if precision not in _PRECISIONS:
+        raise NeuralStyleError(f"is '{precision}'; use one of: {', '.join(_PRECISIONS)}", setting="precision")
+    functions = _INFERENCE.setdefault(model, {})
+    if precision not in functions:
+        blocks = _architecture(model)
+        functions[precision] = None if blocks is None else _Inference(model, blocks, precision).function
+    if functions[precision] is None and precision != "float32":
+        raise NeuralStyleError(
+            f"is {precision}, which runs only networks built by neural-style-train; this model has other layers: "
+            "use float32",
+            setting="precision",
+        )
+    return functions[precision]
+
+
+def apply_transformer(model: keras.Model, images: np.ndarray, *, precision: str = "float32") -> np.ndarray:
     """Stylizes images with a transformer network.
+
+    A network built by :func:`build_transformer` (as ``neural-style-train`` saves them) runs through a faster
+    graph of the same computation, one image at a time (see :class:`_Inference`); any other model runs as its Keras
+    layers define it, in float32 only.
 
     Args:
         model: from :func:`build_transformer` or :func:`load_transformer`.
         images: [H, W, 3] or [N, H, W, 3] RGB floats in 0..255.
+        precision: float32, or bfloat16 or float16 for the convolutions (bfloat16: CPUs with AVX512-BF16 or AMX;
+            both: recent GPUs); the result then differs from float32's by the rounding to 16 bits.
 
     Returns:
         float32 array of the same shape, RGB in 0..255.
+
+    Raises:
+        NeuralStyleError: images of another shape, or a precision :func:`inference_function` refuses.
     """
     array = np.asarray(images, dtype=np.float32)
     if array.ndim not in (3, 4) or array.shape[-1] != 3:
         raise NeuralStyleError(f"images must be [H, W, 3] or [N, H, W, 3] RGB, got shape {array.shape}")
     batch = array[None] if array.ndim == 3 else array
-    result = np.asarray(_compiled(model)(tf.convert_to_tensor(batch)))
+    function = inference_function(model, precision)
+    if function is None:
+        result = np.asarray(_compiled(model)(tf.convert_to_tensor(batch)))
+    else:
+        result = np.stack([np.asarray(function(tf.convert_to_tensor(image[None])))[0] for image in batch])
     return result[0] if array.ndim == 3 else result

@@ -46,7 +46,7 @@ def main(argv: Sequence[str]) -> None:
     import tensorflow as tf
 
     from neural_style.config import StyleConfig
-    from neural_style.engines import compile_loss
+    from neural_style.gradients import compile_loss
     from neural_style.image_io import read_image, resize, resize_styles, scaled_size
     from neural_style.matconvnet import default_cache_dir, load_vgg
     from neural_style.stylization import build_objective

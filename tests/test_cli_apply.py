@@ -103,6 +103,48 @@ def test_apply_one_image_in_process(aws: ApplyWorkspace, capsys: pytest.CaptureF
     assert capsys.readouterr().err.startswith(ERROR_PREFIX)
 
 
+def test_apply_in_bfloat16(aws: ApplyWorkspace, capsys: pytest.CaptureFixture[str]) -> None:
+    """--precision bfloat16 writes the network's output rounded to 16 bits: close to float32's; float16 (a GPU's)
+    is refused in one line on a machine without one, before anything is written."""
+    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+        if "avx512_bf16" not in f.read():
+            pytest.skip("this CPU has no AVX512-BF16")
+    out = aws.root / "half.png"
+    apply_cli.main(
+        [
+            "neural-style-apply",
+            f"--model={aws.model}",
+            f"--content={aws.photo}",
+            f"--output={out}",
+            "--precision=bfloat16",
+        ]
+    )
+    with Image.open(out) as image, Image.open(aws.photo) as source:
+        pixels = np.asarray(image.convert("RGB"), np.float32)
+        expected = apply_transformer(load_transformer(aws.model), np.asarray(source.convert("RGB"), np.float32))
+    assert 0 < np.abs(pixels - expected).mean() <= 2.0
+    capsys.readouterr()
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        with pytest.raises(SystemExit) as info:
+            apply_cli.main(
+                [
+                    "neural-style-apply",
+                    f"--model={aws.model}",
+                    f"--content={aws.photo}",
+                    "--output=f16.png",
+                    "--precision=float16",
+                ]
+            )
+        assert info.value.code == 2
+        assert (
+            capsys.readouterr().err
+            == f"{ERROR_PREFIX}--precision float16 is for GPUs (none is visible); use bfloat16 or float32\n"
+        )
+        assert not (aws.root / "f16.png").exists()
+
+
 def _exists(aws: ApplyWorkspace) -> list[str]:
     (aws.root / "exists.png").write_bytes(b"old")
     return [f"--content={aws.photo}", "--output=exists.png"]
@@ -146,6 +188,7 @@ BAD_APPLY = [
     ("output-under-a-file", _output_folder_under_a_file, "is a file", True),
     ("positional", lambda a: ["--content=photos/a.png", "--output=o.png", "extra"], "unexpected argument", True),
     ("unknown-flag", lambda a: ["--bogus"], "bogus", False),
+    ("precision", lambda a: ["--content=photos/a.png", "--output=o.png", "--precision=float64"], "--precision", True),
 ]
 
 
@@ -227,11 +270,11 @@ def test_apply_folder_interrupted_says_how_many_outputs_were_written(
     original = apply_transformer
     calls = []
 
-    def interrupting(model, image):  # type: ignore[no-untyped-def]
+    def interrupting(model, image, **options):  # type: ignore[no-untyped-def]
         calls.append(1)
         if len(calls) == 1:
             os.kill(os.getpid(), signal.SIGINT)
-        return original(model, image)
+        return original(model, image, **options)
 
     monkeypatch.setattr("neural_style.transformer.apply_transformer", interrupting)
     out = aws.root / "out"

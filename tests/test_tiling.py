@@ -13,8 +13,8 @@ import tensorflow as tf
 from conftest import CHANNELS, he_scaled, write_vgg_mat
 
 from neural_style.config import StyleConfig
-from neural_style.engines import value_and_gradient
 from neural_style.errors import NeuralStyleError
+from neural_style.gradients import value_and_gradient
 from neural_style.losses import gram_matrix, guided_gram_matrix, layer_masks
 from neural_style.matconvnet import read_matconvnet
 from neural_style.stylization import Stylization, build_objective

@@ -21,8 +21,10 @@ from neural_style.transformer import (
     CropToMatch,
     PadToMultiple,
     ReflectionPadding2D,
+    _upsampling_taps,
     apply_transformer,
     build_transformer,
+    inference_function,
     load_transformer,
     save_transformer,
 )
@@ -175,3 +177,74 @@ def test_load_rejects_a_model_of_another_shape(tmp_path: Path) -> None:
 def test_apply_transformer_rejects_other_shapes() -> None:
     with pytest.raises(NeuralStyleError, match="RGB"):
         apply_transformer(tiny_transformer(), np.zeros((8, 8), np.float32))
+
+
+# ------------------------------------------------------------------------------------------ the inference graph
+
+# The fast float32 graph differs from the Keras layers only in the order of floating-point sums: within 1e-5 of the
+# 0..255 range. bfloat16 rounds activations and weights to 8 significant bits: on these networks a grey level or so
+# on average, a few levels at most (see the README's feed-forward figures for a trained network).
+FLOAT32_TOLERANCE = 255 * 1e-5
+BFLOAT16_MEAN, BFLOAT16_MAX = 2.0, 16.0
+
+
+def _keras(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    return np.asarray(model(images, training=False))
+
+
+def test_upsampling_taps_by_hand() -> None:
+    """Output row 2i reads rows i-1, i, i of the original for kernel rows 0, 1, 2; row 2i+1 reads i, i, i+1."""
+    taps = _upsampling_taps()
+    # taps[r, d, a]: window row r (of the two starting at i - 1 + a) that kernel row d reads at phase a
+    assert [int(np.argmax(taps[:, d, 0])) - 1 for d in range(3)] == [-1, 0, 0]
+    assert [int(np.argmax(taps[:, d, 1])) for d in range(3)] == [0, 0, 1]
+    assert taps.sum() == 6  # each kernel row reads exactly one row at each phase
+
+
+@pytest.mark.parametrize("network", ["tiny", "default"])
+def test_the_inference_graph_computes_what_the_layers_compute(network: str) -> None:
+    """float32: within 1e-5 of the range of the Keras model's own output, for every image of a batch; bfloat16
+    within the stated tolerance."""
+    model = randomized(tiny_transformer()) if network == "tiny" else build_transformer(seed=0)
+    images = uniform_images((2, 37, 53, 3), seed=1)
+    expected = _keras(model, images)
+    assert inference_function(model) is not None
+    fast = apply_transformer(model, images)
+    assert fast.shape == expected.shape and fast.dtype == np.float32
+    assert np.abs(fast - expected).max() <= FLOAT32_TOLERANCE
+    half = apply_transformer(model, images, precision="bfloat16")
+    difference = np.abs(half - expected)
+    assert difference.mean() <= BFLOAT16_MEAN and difference.max() <= BFLOAT16_MAX
+    assert difference.max() > FLOAT32_TOLERANCE  # it did run in bfloat16
+
+
+def test_the_inference_graph_reads_the_current_weights() -> None:
+    """Weights changed after the first call (more training) are used by the next one."""
+    model = tiny_transformer()
+    images = uniform_images((1, 24, 20, 3), seed=2)
+    apply_transformer(model, images)
+    randomized(model, seed=3)
+    np.testing.assert_allclose(apply_transformer(model, images), _keras(model, images), rtol=0, atol=FLOAT32_TOLERANCE)
+
+
+def test_a_loaded_network_runs_the_inference_graph(tmp_path: Path) -> None:
+    model = randomized(tiny_transformer())
+    save_transformer(model, tmp_path / "model.keras")
+    assert inference_function(load_transformer(tmp_path / "model.keras"), "bfloat16") is not None
+
+
+def test_other_models_run_their_layers_in_float32_only() -> None:
+    """A model of other layers (here one whose normalisation has another epsilon) is run as Keras runs it; a
+    16-bit precision is refused, naming what to do."""
+    inputs = keras.Input((None, None, 3))
+    other = keras.Model(inputs, keras.layers.Conv2D(3, 3, padding="same", name="conv1")(inputs))
+    changed = tiny_transformer()
+    changed.get_layer("conv1_norm").epsilon = 1e-3
+    images = uniform_images((2, 16, 16, 3))
+    for model in (other, changed):
+        assert inference_function(model) is None
+        np.testing.assert_array_equal(apply_transformer(model, images), _keras(model, images))
+        with pytest.raises(NeuralStyleError, match="precision is bfloat16, which runs only networks built by"):
+            apply_transformer(model, images, precision="bfloat16")
+    with pytest.raises(NeuralStyleError, match="precision is 'float64'; use one of"):
+        apply_transformer(tiny_transformer(), images, precision="float64")

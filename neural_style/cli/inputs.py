@@ -58,7 +58,10 @@ def read_styles(fv: flags.FlagValues, width: int) -> list[np.ndarray]:
 
 
 def check_precision(precision: str) -> None:
-    """Refuses a precision the hardware has no fast support for, instead of running slower than float32."""
+    """Refuses a 16-bit precision the hardware has no fast support for, instead of running slower than float32
+    (after TensorFlow has started); float32 always passes."""
+    if precision == "float32":
+        return
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
