@@ -53,9 +53,12 @@ PRECISIONS = ("float32", "bfloat16", "float16")
 COLOR_MODES = ("none", "luminance", "histogram")
 # Iterations over which the tolerance rule measures the relative improvement of the loss.
 TOLERANCE_WINDOW = 20
-# Video: weight of the temporal term. Ruder et al. weigh content, style and temporal terms alpha = 1, beta = 20,
-# gamma = 200 (their Torch code: 5, 100, 1000). Their content and temporal terms are, like ours, means of squares
-# (features; 0..255 pixels), so the temporal term keeps its ratio to the content term: 200 x our content weight 5.
+# Video: weight of the temporal term, Ruder et al.'s ratio on our loss scale. Their code weighs content, style and
+# temporal terms 5 : 100 : 1000 (the paper's 1 : 20 : 200) with terms defined as ours are: the content term a mean of
+# squared features, each style layer's a mean of squared differences of Gram matrices normalised by the layer's size,
+# the temporal term a mean of squared pixel differences. Their style weight, 100, applies to each of the five layers;
+# our 500 is shared by them (100 each), so all three ratios are theirs. Their pixels run to 256, which changes the
+# temporal term's ratio by (256/255)^2, under 1%.
 TEMPORAL_WEIGHT = 1e3
 # Video, Adam: the frames that start from a result take steps this share of --learning_rate by default. Adam's first
 # steps from a fresh state move every pixel by about the learning rate whatever the gradient, so at 10 a frame that
