@@ -9,7 +9,8 @@ Each command lives in its own module, which defines its flags on a fresh ``absl.
 * ``neural-style-export``: :mod:`neural_style.cli.export`;
 * ``neural-style-classify``: :mod:`neural_style.cli.classify`;
 * ``neural-style-score``: :mod:`neural_style.cli.score`;
-* ``neural-style-download``: :mod:`neural_style.cli.download`.
+* ``neural-style-download``: :mod:`neural_style.cli.download`;
+* ``neural-style-serve``: :mod:`neural_style.serve.command` (the studio, with the ``serve`` extra).
 
 What every command does the same way (help, errors, exit statuses, Ctrl-C) is in :mod:`neural_style.cli.command`;
 progress lines, loss histories, TensorBoard records and contact sheets in :mod:`neural_style.cli.report`. Importing
@@ -31,6 +32,7 @@ MODULES = {
     "neural-style-classify": "neural_style.cli.classify",
     "neural-style-score": "neural_style.cli.score",
     "neural-style-download": "neural_style.cli.download",
+    "neural-style-serve": "neural_style.serve.command",
 }
 
 
@@ -73,3 +75,8 @@ def neural_style_score() -> NoReturn:
 def neural_style_download() -> NoReturn:
     """``neural-style-download``."""
     _run("neural-style-download")
+
+
+def neural_style_serve() -> NoReturn:
+    """``neural-style-serve``."""
+    _run("neural-style-serve")

@@ -36,6 +36,7 @@ __all__ = [
     "image_summary",
     "plot_losses",
     "print_losses",
+    "remaining_seconds",
     "scalar_summary",
 ]
 
@@ -55,9 +56,14 @@ def hms(seconds: float) -> str:
     return f"{secs} sec"
 
 
+def remaining_seconds(done: int, total: int, times: Sequence[float]) -> float:
+    """The seconds left after ``done`` of ``total`` iterations: the mean of ``times`` (seconds each) per iteration."""
+    return sum(times) / len(times) * (total - done) if times else 0.0
+
+
 def eta_line(done: int, total: int, times: Sequence[float], start: float, extra: str = "") -> str:
     """``Iteration   done/total{extra} (E elapsed, R remaining)``, R from the mean of ``times`` (seconds each)."""
-    remaining = sum(times) / len(times) * (total - done) if times else 0.0
+    remaining = remaining_seconds(done, total, times)
     return f"Iteration {done:4d}/{total:4d}{extra} ({hms(time.time() - start)} elapsed, {hms(remaining)} remaining)"
 
 
@@ -79,6 +85,10 @@ class EtaClock:
             line = eta_line(done, self.total, self.times, self.start, extra)
         self.last = now
         return line
+
+    def remaining(self, done: int) -> float:
+        """The seconds left after ``done`` iterations, as the progress line gives them."""
+        return remaining_seconds(done, self.total, self.times)
 
 
 def print_losses(losses: Mapping[str, Sequence[float] | np.ndarray], index: int = 0) -> None:

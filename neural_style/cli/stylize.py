@@ -28,13 +28,14 @@ from neural_style.cli import video as video_cli
 from neural_style.cli.command import (
     Command,
     Interruption,
+    RunHooks,
     check_directory_target,
     check_distinct,
     check_writable,
     define_network,
     flag_settings,
     floats,
-    interruptible,
+    interrupted_by,
     network_path,
     require,
     start_tensorflow,
@@ -68,6 +69,7 @@ __all__ = [
     "outputs",
     "state_dir",
     "style_config",
+    "stylize_to_files",
 ]
 
 # The StyleConfig settings whose flag has another name.
@@ -273,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point of ``neural-style``: exits 2 on bad input, 1 when the run fails, 130 on Ctrl-C."""
     fv = flag_values()
     command = Command("neural-style", fv, _USAGE, __name__, setting_flags=SETTING_FLAGS)
-    command.run(argv, lambda _: _stylize_to_files(fv))
+    command.run(argv, lambda _: stylize_to_files(fv))
 
 
 # ------------------------------------------------------------------------------------------------ settings
@@ -870,8 +872,10 @@ class SingleRun:
         stages: Stages,
         paths: dict[str, str],
         start: float,
+        hooks: RunHooks | None = None,
     ) -> None:
         self.fv, self.inputs, self.config, self.stages, self.start = fv, inputs, config, stages, start
+        self.hooks = hooks  # a program driving the run in-process (see RunHooks); None: the command's own
         self.report = RunReport(fv, config, stages, paths, start)
         self.run_object: Stylization | None = None  # the current stage's
         self.stage = 0
@@ -926,7 +930,7 @@ class SingleRun:
         tiles = describe_tiles(self.inputs.vgg, self.config, *content.shape[:2])
         if tiles is not None:
             print(tiles)
-        with interruptible() as interruption:
+        with interrupted_by(self.hooks) as interruption:
             try:
                 stopped = self._loop(interruption)
             except NonFiniteLossError as e:
@@ -956,6 +960,12 @@ class SingleRun:
                     self.saved.save()
                 if record.final and stage == last_stage:
                     _write(self.fv.output, record.image)
+            if self.hooks is not None:
+                if self.saved is not None and not record.final and record.image is None and self.hooks.save_due():
+                    self.saved.save()
+                total = self.config.iterations
+                remaining = self.report.clock.remaining(done)
+                self.hooks.record(done, total, record, self.run_object, remaining=remaining)
             if interruption and not record.final:
                 return True
         return False
@@ -991,7 +1001,9 @@ class SingleRun:
 # ------------------------------------------------------------------------------------------------ the command
 
 
-def _stylize_to_files(fv: flags.FlagValues) -> None:
+def stylize_to_files(fv: flags.FlagValues, hooks: RunHooks | None = None) -> None:
+    """The work of ``neural-style`` on parsed flags: checks, reads, runs and writes (``hooks``: a program driving
+    the run in its own process, see :class:`neural_style.cli.command.RunHooks`)."""
     start = time.time()
     config = style_config(fv)
     video_cli.check_styles(fv)
@@ -1005,6 +1017,8 @@ def _stylize_to_files(fv: flags.FlagValues) -> None:
     batch = 1 if sweep is None else (fv.batch_size or len(sweep.candidates))
     inputs, stages = Inputs.read(fv, config, batch)
     config = dataclasses.replace(config, tile_size=inputs.tile_size)
+    if hooks is not None:
+        hooks.ready()
     if sweep is not None:
         sweep_cli.run(
             fv,
@@ -1018,6 +1032,7 @@ def _stylize_to_files(fv: flags.FlagValues) -> None:
             start,
             inputs.regions,
             cluster,
+            hooks,
         )
         return
-    SingleRun(fv, inputs, config, stages, paths, start).run()
+    SingleRun(fv, inputs, config, stages, paths, start, hooks).run()
