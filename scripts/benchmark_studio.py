@@ -5,17 +5,18 @@ Example (the setting of the speed goal: 256 px, 2 CPU cores)::
     python scripts/benchmark_studio.py --network ../shared/weights/vgg19-layout-hed-edges.mat \\
         --content ../shared/images/grace_hopper.jpg --style ../shared/images/starry_night.jpg --width 256 --jobs 3
 
-Starts ``neural-style-serve`` as a process of its own (``--port 0``) and waits until it serves (TensorFlow started,
+Starts ``neural-style-serve`` as a process of its own (``--port 0``, ``--nice 0``: its jobs at the reference's
+priority) and waits until it serves (TensorFlow started,
 the network loaded). Then, in each of ``--rounds`` rounds, interleaved:
 
 * the reference: neural-style's default run, 300 Adam iterations from the content image, as ``scripts/reference_tf1.py``
   re-states its TF1 graph (``scripts/benchmark_quality.py --child``), a process timed from its start to its exit,
   its image saved as neural-style saves it;
-* the studio: the README's fastest route (``optimizer=lbfgs scales=3 iterations=6 precision=bfloat16``, the content
-  image uploaded as ``initial``, ``seed=0``) posted ``--jobs`` times to the warm server, each timed from the POST
-  to the moment its result file has been downloaded; also the time to the job's first progress event (its inputs
-  read and checked, the targets computed, the step traced and run once). The first job the server runs is reported
-  apart (it is the one that warms the server's caches).
+* the studio: the README's fastest route (the page's preset: ``optimizer=lbfgs scales=3 iterations=6
+  precision=bfloat16``; the content image uploaded as ``initial`` too, ``seed=0``) posted ``--jobs`` times to the
+  warm server, each timed from the POST to the moment its result file has been downloaded; also the time to the
+  job's first progress event (its inputs read and checked, the targets computed, the step traced and run once). The
+  first job the server runs is reported apart (it is the one that warms the server's caches).
 
 Every file is scored as ``neural-style-score`` scores it (the float32 network, neural-style's default weights): the
 loss of the image on disk, read back. The ratio is the studio's median time over the reference's.
@@ -24,6 +25,7 @@ loss of the image on disk, read back. The ratio is the studio's median time over
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import statistics
@@ -46,13 +48,12 @@ flags.DEFINE_integer("jobs", 3, "Warm jobs timed per round.")
 flags.DEFINE_integer("rounds", 1, "Rounds of the reference and the warm jobs, interleaved.")
 flags.DEFINE_string("out_dir", None, "Where to keep the files (default: a temporary directory).")
 
-ROUTE = {"optimizer": "lbfgs", "scales": "3", "iterations": "6", "precision": "bfloat16", "seed": "0"}
 SCRIPTS = Path(__file__).resolve().parent
 
 
 def _start_server(out_dir: Path) -> tuple[subprocess.Popen[str], str]:
     argv = [sys.executable, "-m", "neural_style.serve", f"--network={FLAGS.network}", "--port=0"]
-    argv.append(f"--data_dir={out_dir / 'studio'}")
+    argv += [f"--data_dir={out_dir / 'studio'}", "--nice=0"]  # the reference's priority
     log = open(out_dir / "server.log", "w")  # noqa: SIM115 - the server writes into it while it runs
     server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True)
     assert server.stdout is not None
@@ -71,8 +72,11 @@ def _job(client, out_dir: Path, name: str) -> dict:
         ("styles", ("style", Path(FLAGS.style).read_bytes())),
         ("initial", ("initial", content)),
     ]
+    from neural_style.serve.settings import PRESETS
+
+    route = {**PRESETS["fastest"], "seed": "0", "width": str(FLAGS.width)}  # the page's "Fastest route"
     start = time.perf_counter()
-    answer = client.post("/jobs", files=files, data={**ROUTE, "width": str(FLAGS.width)})
+    answer = client.post("/jobs", files=files, data=route)
     answer.raise_for_status()
     posted = time.perf_counter()
     job_id = answer.json()["id"]
@@ -142,11 +146,13 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError("--network, --content and --style are required")
     import httpx
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     out_dir = Path(FLAGS.out_dir or tempfile.mkdtemp(prefix="benchmark_studio-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     score = _scorer()
     started = time.perf_counter()
     server, url = _start_server(out_dir)
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"server serving after {time.perf_counter() - started:.1f} s at {url}; files in {out_dir}", flush=True)
     references: list[dict] = []
     warm: list[dict] = []
@@ -179,6 +185,7 @@ def main(argv: Sequence[str]) -> None:
     reference_seconds = statistics.median(r["seconds"] for r in references)
     warm_seconds = statistics.median(j["seconds"] for j in warm)
     print()
+    print(f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'method':34s} {'seconds':>8s} {'ratio':>7s} {'saved file loss':>16s}")
     print(
         f"{'neural-style default (reference)':34s} {reference_seconds:8.1f} {1.0:7.3f} "

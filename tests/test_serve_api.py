@@ -26,7 +26,7 @@ pytest.importorskip("fastapi", reason="the serve extra (fastapi, uvicorn, python
 pytest.importorskip("httpx", reason="httpx (the test extra) is not installed")
 
 with warnings.catch_warnings():  # Starlette's notice that its test client will move to httpx2
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*httpx2")
     from fastapi.testclient import TestClient  # noqa: E402
 from serve_helpers import (  # noqa: E402
     ROOT,

@@ -97,6 +97,14 @@ def flag_values() -> flags.FlagValues:
         flag_values=fv,
         module_name=__name__,
     )
+    flags.DEFINE_integer(
+        "nice",
+        10,
+        "Run the jobs this much lower in priority than the server's requests (Linux), so that status and previews "
+        "are answered promptly while a job keeps the cores busy; 0: the same priority.",
+        flag_values=fv,
+        module_name=__name__,
+    )
     return fv
 
 
@@ -133,6 +141,8 @@ def _config(fv: flags.FlagValues) -> ServerConfig:
     for name in ("max_file_mb", "max_megapixels", "max_files"):
         if not (fv[name].value or 0) > 0:
             raise NeuralStyleError(f"--{name} is {fv[name].value}; it must be positive")
+    if not 0 <= (fv.nice or 0) <= 19:
+        raise NeuralStyleError(f"--nice is {fv.nice}; give 0 to 19")
     for name in ("preview_seconds", "save_seconds"):
         if (fv[name].value or 0) < 0:
             raise NeuralStyleError(f"--{name} is {fv[name].value}; it must be 0 or more")
@@ -145,6 +155,7 @@ def _config(fv: flags.FlagValues) -> ServerConfig:
         preview_seconds=fv.preview_seconds,
         save_seconds=fv.save_seconds,
         allowed_hosts=LOOPBACK_HOSTS if loopback else None,
+        nice=fv.nice,
     )
 
 

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import io
 import math
+import os
 import sys
 import threading
 import time
@@ -121,6 +122,8 @@ class Runner:
         network: the network file every job uses.
         preview_seconds: a new preview at most this often (and at checkpoints and the end).
         save_seconds: a single run saves its state at least this often, so a crash loses no more.
+        nice: how much lower the priority of the jobs' threads is than the server's (Linux), so that requests are
+            answered promptly while a job keeps the cores busy.
     """
 
     def __init__(
@@ -132,9 +135,10 @@ class Runner:
         *,
         preview_seconds: float = 1.0,
         save_seconds: float = 15.0,
+        nice: int = 10,
     ) -> None:
         self.store, self.hub, self.data, self.network = store, hub, data, network
-        self.preview_seconds, self.save_seconds = preview_seconds, save_seconds
+        self.preview_seconds, self.save_seconds, self.nice = preview_seconds, save_seconds, nice
         self.prepare = threading.Lock()  # held while a run reads its inputs, and by the checks of new jobs
         self._lock = threading.Lock()  # guards _active against cancel and stop
         self._active: _Active | None = None
@@ -146,20 +150,37 @@ class Runner:
     # ------------------------------------------------------------------------------------------------ control
 
     def start(self) -> None:
-        """Starts TensorFlow and loads the network (here, so the first job does not wait for them), queues again
-        the jobs a stop or crash interrupted, and starts the thread."""
-        from neural_style.matconvnet import default_cache_dir, load_vgg
-
-        settings.start_tensorflow()
-        load_vgg(self.network, cache_dir=default_cache_dir())
+        """Queues again the jobs a stop or crash interrupted and starts the thread, which starts TensorFlow and loads
+        the network before it returns (so the first job does not wait for them)."""
         for job_id in self.store.recover():
             self.hub.publish(job_id, "state", {"state": "queued"})
         self.data.clean(self.store.ids())
         self._outputs = {name: _ThreadOutput(getattr(sys, name)) for name in ("stdout", "stderr")}
         for name, output in self._outputs.items():
             setattr(sys, name, output)
-        self._thread = threading.Thread(target=self._main, name="neural-style-runner", daemon=True)
+        warm = threading.Event()
+        failure: list[BaseException] = []
+        self._thread = threading.Thread(
+            target=self._main, args=(warm, failure), name="neural-style-runner", daemon=True
+        )
         self._thread.start()
+        warm.wait()
+        if failure:
+            raise failure[0]
+
+    def _warm_up(self) -> None:
+        """In the runner's thread, at a lower priority: TensorFlow started (its thread pools made here, so they share
+        the lower priority: the server's requests go first), and the network loaded."""
+        import tensorflow as tf
+
+        from neural_style.matconvnet import default_cache_dir, load_vgg
+
+        with contextlib.suppress(OSError, AttributeError):  # Linux: one thread's priority; elsewhere: as it is
+            thread = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + self.nice)
+        settings.start_tensorflow()
+        tf.constant(0.0).numpy()  # the eager context and its thread pools
+        load_vgg(self.network, cache_dir=default_cache_dir())
 
     def wake(self) -> None:
         """A job was queued."""
@@ -202,7 +223,14 @@ class Runner:
 
     # ------------------------------------------------------------------------------------------------ running
 
-    def _main(self) -> None:
+    def _main(self, warm: threading.Event, failure: list[BaseException]) -> None:
+        try:
+            self._warm_up()
+        except BaseException as e:  # noqa: BLE001 - handed to start()
+            failure.append(e)
+            return
+        finally:
+            warm.set()
         while not self._stopping.is_set():
             with self._lock:
                 job = self.store.claim_next()
@@ -234,7 +262,7 @@ class Runner:
         self.prepare.acquire()
         hooks.preparing = True
         try:
-            with open(self.data.log(job.id), "a", encoding="utf-8") as log:
+            with open(self.data.log(job.id), "a", encoding="utf-8", buffering=1) as log:  # by line: kill -9 loses none
                 try:
                     arguments, _ = settings.job_arguments(
                         settings.setting_arguments(list(pairs(job.settings))), files, self.network

@@ -41,6 +41,7 @@ class ServerConfig:
         preview_seconds: a new preview image at most this often (and at checkpoints and the end).
         save_seconds: a running job saves its state at least this often.
         allowed_hosts: the host names requests may address; None: any.
+        nice: how much lower the jobs' priority is than the server's (Linux).
     """
 
     network: str
@@ -50,6 +51,7 @@ class ServerConfig:
     preview_seconds: float = 1.0
     save_seconds: float = 15.0
     allowed_hosts: tuple[str, ...] | None = None
+    nice: int = 10
 
 
 class Refusal(Exception):
@@ -82,6 +84,7 @@ class Studio:
             config.network,
             preview_seconds=config.preview_seconds,
             save_seconds=config.save_seconds,
+            nice=config.nice,
         )
 
     def start(self) -> None:
