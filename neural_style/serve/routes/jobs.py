@@ -76,17 +76,20 @@ async def create_job(request: Request, studio: StudioDep) -> JSONResponse:
     return JSONResponse(studio.describe(job), status_code=201, headers={"Location": f"/jobs/{job.id}"})
 
 
-@router.get("")
-async def list_jobs(studio: StudioDep) -> list[dict[str, Any]]:
+# The answers are made JSON directly (JSONResponse): polled often, they skip FastAPI's encoding of the return value.
+
+
+@router.get("", response_class=JSONResponse)
+async def list_jobs(studio: StudioDep) -> JSONResponse:
     """Every job, newest first."""
-    return [studio.describe(job) for job in studio.store.newest()]
+    return JSONResponse([studio.describe(job) for job in studio.store.newest()])
 
 
-@router.get("/{job_id}", responses=_NOT_FOUND)
-async def get_job(job_id: str, studio: StudioDep) -> dict[str, Any]:
+@router.get("/{job_id}", response_class=JSONResponse, responses=_NOT_FOUND)
+async def get_job(job_id: str, studio: StudioDep) -> JSONResponse:
     """A job's state, progress, losses of its saved image, error and result files."""
     try:
-        return studio.describe(studio.job(job_id))
+        return JSONResponse(studio.describe(studio.job(job_id)))
     except Refusal as e:
         raise refused(e) from None
 
