@@ -350,6 +350,19 @@ def _read_cache(target: Path, stat: os.stat_result, source: str) -> VggWeights |
     return weights
 
 
+# The network last read from a cache file, with that file's identity: a process that loads the same network again
+# (the studio, once per job) gets it from memory while the cache file is unchanged.
+_loaded: list[tuple[tuple[object, ...] | None, VggWeights] | None] = [None]
+
+
+def _loaded_key(target: Path) -> tuple[object, ...] | None:
+    try:
+        stat = target.stat()
+    except OSError:
+        return None
+    return (str(target), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
 def load_vgg(
     path: str | os.PathLike[str],
     *,
@@ -377,8 +390,13 @@ def load_vgg(
         return read_matconvnet(source, keep_classifier=keep_classifier)
     target, stat = _cache_path(source, Path(cache_dir))
     if target.is_file():
+        key = _loaded_key(target)
+        last = _loaded[0]
+        if key is not None and last is not None and last[0] == key:
+            return last[1]
         cached = _read_cache(target, stat, source)
         if cached is not None:
+            _loaded[0] = (key, cached)
             return cached
     weights = read_matconvnet(source)
     with contextlib.suppress(OSError, NeuralStyleError):  # a read-only cache directory only costs speed

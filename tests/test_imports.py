@@ -121,8 +121,10 @@ def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 
 
 GRAPH, EXTERNAL = import_graph()
-# The commands: the cli package and ``python -m neural_style``, which runs one.
-COMMANDS = [name for name in GRAPH if name.startswith(f"{PACKAGE}.cli") or name == f"{PACKAGE}.__main__"]
+# The commands: the cli package, the studio's server and ``python -m neural_style``, which runs one.
+COMMANDS = [
+    name for name in GRAPH if name.startswith((f"{PACKAGE}.cli", f"{PACKAGE}.serve")) or name == f"{PACKAGE}.__main__"
+]
 LIBRARY = [name for name in GRAPH if name not in COMMANDS]
 
 

@@ -22,6 +22,8 @@ run it: its own working directory, environment and argv, stdout and stderr captu
   installed (the line is skipped otherwise), and ``--frame_iterations`` becomes 1.
 * ``neural-style-download`` runs with the network disabled: it must fail with exit status 1 and one stderr line,
   leaving no directory behind.
+* ``neural-style-serve`` runs as a process of its own on a free port (``--port 0``): it must say where it serves,
+  answer ``GET /jobs`` (with the line's ``--token``), and end with status 0, silent on stderr, on SIGTERM.
 
 Every other line must exit 0 and write what it names: ``--output`` (or the contact sheet of a sweep, the checkpoint
 images, ``progress.txt`` / ``progress.png``), ``--model_out`` and its checkpoints, ``--tensorboard_dir``,
@@ -278,10 +280,49 @@ def outputs_of(parsed: Parsed, work: Path) -> list[Path]:
         ]
     elif command == "neural-style-score" and "json" in flags:
         paths.append(get("json"))
+    elif command == "neural-style-serve":
+        paths.append(get("data_dir") if "data_dir" in flags else "studio")
     return [work / path for path in paths]
 
 
 # ------------------------------------------------------------------------------------------------------- running
+
+
+def run_server(parsed: Parsed, work: Path, env: dict[str, str]) -> Completed:
+    """``neural-style-serve`` as its own process (``python -m neural_style.serve``) on a free port: it must say where
+    it serves, answer ``GET /jobs`` (with the line's ``--token``), and end with status 0 on SIGTERM."""
+    import json
+    import signal
+    import subprocess
+    import urllib.request
+
+    flags = {**parsed.flags, "port": "0"}
+    args = [
+        f"--{name}={value}" if not isinstance(value, bool) else f"--{'' if value else 'no'}{name}"
+        for name, value in flags.items()
+    ]
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))}
+    process = subprocess.Popen(
+        [__import__("sys").executable, "-m", "neural_style.serve", *args],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    found = re.search(r"Serving the studio at http://[^:]+:(\d+)/", first)
+    answered = ""
+    if found:
+        request = urllib.request.Request(f"http://127.0.0.1:{found.group(1)}/jobs")
+        if "token" in flags:
+            request.add_header("Authorization", f"Bearer {flags['token']}")
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            answered = f"GET /jobs: {answer.status} {json.load(answer)}"
+        process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    return Completed(process.returncode, first + stdout + (answered and f"\n{answered}\n"), stderr)
 
 
 def write_inputs(kind: str, path: Path) -> None:
@@ -368,7 +409,10 @@ class Readme:
                 write_inputs(kind, work / path)
         no_network = command.command == "neural-style-download"
         argv = [command.command, *parsed.argv()]
-        result = run_command(COMMANDS[command.command], argv, work, self.env(), no_network)
+        if command.command == "neural-style-serve":
+            result = run_server(parsed, work, self.env())
+        else:
+            result = run_command(COMMANDS[command.command], argv, work, self.env(), no_network)
         self.runs[index] = Run(command, parsed, work, result)
         return self.runs[index]
 
@@ -413,6 +457,8 @@ def test_readme_command_runs(readme: Readme, index: int) -> None:
         assert [line.split("\t")[:2] for line in lines] == [
             [image, str(rank)] for image in images for rank in range(1, top_k + 1)
         ], report
+    if run.command.command == "neural-style-serve":
+        assert "GET /jobs: 200 []" in result.stdout, report
     if run.command.command == "neural-style-score":
         rows = [line.split("\t") for line in result.stdout.splitlines() if "\t" in line]
         assert [row[0] for row in rows] == run.parsed.positional, report

@@ -10,7 +10,8 @@ Each command lives in its own module, which defines its flags on a fresh ``absl.
 * ``neural-style-export``: :mod:`neural_style.cli.export`;
 * ``neural-style-classify``: :mod:`neural_style.cli.classify`;
 * ``neural-style-score``: :mod:`neural_style.cli.score`;
-* ``neural-style-download``: :mod:`neural_style.cli.download`.
+* ``neural-style-download``: :mod:`neural_style.cli.download`;
+* ``neural-style-serve``: :mod:`neural_style.serve.command` (the studio, with the ``serve`` extra).
 
 What every command does the same way (help, errors, exit statuses, Ctrl-C) is in :mod:`neural_style.cli.command`;
 progress lines, loss histories, TensorBoard records and contact sheets in :mod:`neural_style.cli.report`. What the
@@ -37,6 +38,7 @@ MODULES = {
     "neural-style-classify": "neural_style.cli.classify",
     "neural-style-score": "neural_style.cli.score",
     "neural-style-download": "neural_style.cli.download",
+    "neural-style-serve": "neural_style.serve.command",
 }
 
 
@@ -60,3 +62,4 @@ neural_style_export = _entry_point("neural-style-export")
 neural_style_classify = _entry_point("neural-style-classify")
 neural_style_score = _entry_point("neural-style-score")
 neural_style_download = _entry_point("neural-style-download")
+neural_style_serve = _entry_point("neural-style-serve")

@@ -14,7 +14,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from absl import flags
 from absl import logging as absl_logging
@@ -23,11 +23,15 @@ from neural_style import weights as weights_lib
 from neural_style.errors import NeuralStyleError
 from neural_style.image_io import image_format
 
+if TYPE_CHECKING:
+    from neural_style.stylization import Progress, Stylization
+
 __all__ = [
     "HELP_ARGS",
     "Command",
     "Interruption",
     "NETWORK_HELP",
+    "RunHooks",
     "check_directory_target",
     "check_distinct",
     "check_flag_values",
@@ -37,6 +41,7 @@ __all__ = [
     "flag_settings",
     "floats",
     "interruptible",
+    "interrupted_by",
     "network_path",
     "require",
     "start_tensorflow",
@@ -216,6 +221,37 @@ class Interruption:
 
     def __bool__(self) -> bool:
         return self.reason is not None
+
+
+class RunHooks:
+    """How a program that runs a command's work in its own process (the studio's runner) follows and steers it.
+
+    The run calls :meth:`ready` once every input is read and checked (before the first step), :meth:`record` after
+    each record, saves its resumable state whenever :meth:`save_due` says so (besides its checkpoints), and stops at
+    the next step boundary once :attr:`interruption` is set, as on Ctrl-C, writing what it has. No signal handler is
+    installed: the program's thread may not be the main one. The base class only watches.
+    """
+
+    def __init__(self) -> None:
+        self.interruption = Interruption()
+
+    def ready(self) -> None:
+        """Every input is read and checked; the first step comes next."""
+
+    def record(
+        self, done: int, total: int, record: Progress, run: Stylization | None, *, first: int = 0, remaining: float
+    ) -> None:
+        """A record of ``run``, ``done`` of ``total`` iterations into the whole run; ``first``: in a sweep, the index
+        of the batch's first candidate; ``remaining``: the estimated seconds left (those of the progress line)."""
+
+    def save_due(self) -> bool:
+        """Whether a resumable run should save its state now."""
+        return False
+
+
+def interrupted_by(hooks: RunHooks | None) -> contextlib.AbstractContextManager[Interruption]:
+    """:func:`interruptible` for a command's own process, or the ``hooks``' interruption when a program drives it."""
+    return interruptible() if hooks is None else contextlib.nullcontext(hooks.interruption)
 
 
 @contextlib.contextmanager

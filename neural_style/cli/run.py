@@ -22,11 +22,12 @@ from absl import flags
 from neural_style.cli import report, sweep, video
 from neural_style.cli.command import (
     Interruption,
+    RunHooks,
     check_directory_target,
     check_distinct,
     check_writable,
     floats,
-    interruptible,
+    interrupted_by,
 )
 from neural_style.cli.inputs import Inputs, input_files
 from neural_style.cli.options import checkpoint_path, style_config
@@ -195,8 +196,10 @@ class SingleRun:
         stages: Stages,
         paths: dict[str, str],
         start: float,
+        hooks: RunHooks | None = None,
     ) -> None:
         self.fv, self.inputs, self.config, self.stages, self.start = fv, inputs, config, stages, start
+        self.hooks = hooks  # a program driving the run in-process (see RunHooks); None: the command's own
         self.report = RunReport(fv, config, stages, paths, start)
         self.run_object: Stylization | None = None  # the current stage's
         self.stage = 0
@@ -250,7 +253,7 @@ class SingleRun:
         tiles = describe_tiles(self.inputs.vgg, self.config, *content.shape[:2])
         if tiles is not None:
             print(tiles)
-        with interruptible() as interruption:
+        with interrupted_by(self.hooks) as interruption:
             try:
                 stopped = self._loop(interruption)
             except NonFiniteLossError as e:
@@ -280,6 +283,11 @@ class SingleRun:
                     self.saved.save()
                 if record.final and stage == last_stage:
                     write_image(self.fv.output, record.image)
+            if self.hooks is not None:
+                if self.saved is not None and not record.final and record.image is None and self.hooks.save_due():
+                    self.saved.save()
+                remaining = self.report.clock.remaining
+                self.hooks.record(done, self.config.iterations, record, self.run_object, remaining=remaining)
             if interruption and not record.final:
                 return True
         return False
@@ -313,10 +321,11 @@ class SingleRun:
 # ------------------------------------------------------------------------------------------------ the driver
 
 
-def stylize(fv: flags.FlagValues, start: float | None = None) -> None:
+def stylize(fv: flags.FlagValues, start: float | None = None, hooks: RunHooks | None = None) -> None:
     """The run ``neural-style``'s flags ``fv`` ask for, from the checks to the files written: a single image (in
     stages with --scales), a sweep or a video. ``start``: when the command started (default now), for the times it
-    reports.
+    reports; ``hooks``: a program driving the run in its own process (the studio), see
+    :class:`neural_style.cli.command.RunHooks`.
 
     Raises:
         NeuralStyleError: a bad input (before any work) or a failed run; SystemExit 130 after Ctrl-C / SIGTERM,
@@ -335,6 +344,8 @@ def stylize(fv: flags.FlagValues, start: float | None = None) -> None:
     batch = 1 if sweep_plan is None else (fv.batch_size or len(sweep_plan.candidates))
     inputs, stages = Inputs.read(fv, config, batch)
     config = dataclasses.replace(config, tile_size=inputs.tile_size)
+    if hooks is not None:
+        hooks.ready()
     if sweep_plan is not None:
         sweep.run(
             fv,
@@ -348,8 +359,9 @@ def stylize(fv: flags.FlagValues, start: float | None = None) -> None:
             start,
             inputs.regions,
             cluster,
+            hooks,
         )
         return
     if fv.devices not in ("auto", "none"):
         sweep.check_devices(fv)  # a single image runs on the default device, but a missing one is refused alike
-    SingleRun(fv, inputs, config, stages, paths, start).run()
+    SingleRun(fv, inputs, config, stages, paths, start, hooks).run()

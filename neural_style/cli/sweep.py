@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 from absl import flags
 
 from neural_style.cli import distribute, report
-from neural_style.cli.command import check_distinct, check_writable, floats, interruptible
+from neural_style.cli.command import RunHooks, check_distinct, check_writable, floats, interrupted_by
 from neural_style.cli.saved_run import config_settings
 from neural_style.cluster import TF_CONFIG_ENV, Cluster
 from neural_style.config import Candidate, StyleConfig, even_blends, make_candidates
@@ -274,8 +274,10 @@ def run(
     start: float,
     regions: Regions | None = None,
     cluster: Cluster | None = None,
+    hooks: RunHooks | None = None,
 ) -> None:
-    """Optimises the candidates, printing progress and their losses; writes each image and the sheet.
+    """Optimises the candidates, printing progress and their losses; writes each image and the sheet (``hooks``: a
+    program driving the sweep in its own process, see :class:`neural_style.cli.command.RunHooks`).
 
     With a ``cluster`` (from :func:`check_cluster`) every worker runs this, each batch split across the replicas of
     all of them; every worker prints the losses and only the chief writes the files.
@@ -302,7 +304,7 @@ def run(
     )
     results: list[np.ndarray] = []  # the final images of the finished candidates, in order
     clock = report.EtaClock(chunks * config.iterations, start)
-    with interruptible() as interruption, distribute.lost_workers(cluster, fv.worker_timeout, hint):
+    with interrupted_by(hooks) as interruption, distribute.lost_workers(cluster, fv.worker_timeout, hint):
         runs = stylization.sweep_runs(
             vgg,
             content,
@@ -333,7 +335,11 @@ def run(
                         saved = float(record.image_losses["total"][i])
                         what = "saved image" if chief else "final image (the chief writes it)"
                         print(f"  [{labels[first + i]}] {what}: total loss {saved:g} (0..255, rounded)")
-                elif interruption:
+                if hooks is not None:
+                    so_far = first // size * config.iterations + record.iteration
+                    total = chunks * config.iterations
+                    hooks.record(so_far, total, record, batch, first=first, remaining=clock.remaining)
+                if interruption and not record.final:
                     assert interruption.reason is not None
                     at = f"at iteration {record.iteration}/{config.iterations} of {where}"
                     progress = (batch, record.iteration, config.iterations)
