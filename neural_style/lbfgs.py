@@ -48,14 +48,19 @@ LineSearch = dict[str, tf.Tensor]
 CURVATURE_EPS = 1e-6
 
 
+def _axes(x: tf.Tensor) -> list[int]:
+    """The axes of a [B, ...] tensor past the batch."""
+    return list(range(1, x.shape.rank))
+
+
 def _dot(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     """Per-image inner products of [B, ...] tensors: [B]."""
-    return tf.reduce_sum(a * b, axis=tf.range(1, tf.rank(a)))
+    return tf.reduce_sum(a * b, axis=_axes(a))
 
 
 def _per_image(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
     """[B] values shaped to broadcast against a [B, ...] tensor."""
-    return tf.reshape(values, tf.concat([tf.shape(values), tf.ones([tf.rank(like) - 1], tf.int32)], 0))
+    return tf.reshape(values, [-1] + [1] * (like.shape.rank - 1))
 
 
 class Lbfgs(tf.Module):
@@ -131,31 +136,24 @@ class Lbfgs(tf.Module):
 
     def _two_loop(self, gradient: tf.Tensor) -> tf.Tensor:
         """H gradient by the two-loop recursion over each image's stored pairs (the identity without any)."""
-        m = self.memory
         count = self.count.value()
 
-        def weight(i: tf.Tensor) -> tf.Tensor:  # rho of the i-th newest pair, 0 where an image has fewer pairs
-            return tf.where(i < count, tf.gather_nd(self.rho, self._slots(i)), 0.0)
+        def pair(i: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            """(s, y, rho) of the i-th newest pair; rho 0 where an image has fewer pairs. Read anew at each use, so
+            that no pair is held between the two loops."""
+            index = self._slots(tf.constant(i))
+            rho = tf.where(i < count, tf.gather_nd(self.rho, index), 0.0)
+            return tf.gather_nd(self.s, index), tf.gather_nd(self.y, index), rho
 
-        def newest_first(i, q, alphas):
-            index = self._slots(i)
-            alpha = weight(i) * _dot(tf.gather_nd(self.s, index), q)
-            q = q - _per_image(alpha, q) * tf.gather_nd(self.y, index)
-            return i + 1, q, alphas.write(i, alpha)
-
-        alphas = tf.TensorArray(tf.float32, size=m, clear_after_read=False)
-        _, q, alphas = tf.while_loop(
-            lambda i, *_: i < m, newest_first, (tf.constant(0), gradient, alphas), parallel_iterations=1
-        )
+        q, alphas = gradient, []
+        for i in range(self.memory):  # newest first
+            s, y, rho = pair(i)
+            alphas.append(rho * _dot(s, q))
+            q = q - _per_image(alphas[i], q) * y
         r = _per_image(tf.where(count > 0, self.gamma, 1.0), q) * q
-
-        def oldest_first(i, r):
-            index = self._slots(i)
-            beta = weight(i) * _dot(tf.gather_nd(self.y, index), r)
-            r = r + _per_image(alphas.read(i) - beta, r) * tf.gather_nd(self.s, index)
-            return i - 1, r
-
-        _, r = tf.while_loop(lambda i, _: i >= 0, oldest_first, (tf.constant(m - 1), r), parallel_iterations=1)
+        for i in reversed(range(self.memory)):  # oldest first
+            s, y, rho = pair(i)
+            r = r + _per_image(alphas[i] - rho * _dot(y, r), r) * s
         return r
 
     def _direction(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -167,10 +165,10 @@ class Lbfgs(tf.Module):
         d = tf.where(_per_image(descent, d), d, -gradient)
         fresh = ~descent | (self.count == 0)
         # Without curvature information, a step of one grey level (root mean square over the image's pixels).
-        size = tf.cast(tf.reduce_prod(tf.shape(d)[1:]), tf.float32)
+        size = float(np.prod(d.shape[1:]))
         rms = tf.sqrt(_dot(d, d) / size)
         first = tf.where(fresh, 1.0 / tf.maximum(rms, 1e-30), 1.0)
-        stuck = ~tf.reduce_any(tf.not_equal(gradient, 0.0), axis=tf.range(1, tf.rank(gradient)))
+        stuck = ~tf.reduce_any(tf.not_equal(gradient, 0.0), axis=_axes(gradient))
         return d, first, stuck | self.converged
 
     def _limit(self, d: tf.Tensor) -> tf.Tensor:
@@ -180,7 +178,7 @@ class Lbfgs(tf.Module):
         upper = self._upper if self._upper is not None else inf
         up = tf.where(d > 0, (upper - x) / tf.where(d > 0, d, 1.0), 0.0)
         down = tf.where(d < 0, (lower - x) / tf.where(d < 0, d, -1.0), 0.0)
-        return tf.reduce_max(tf.maximum(up, down), axis=tf.range(1, tf.rank(x)))
+        return tf.reduce_max(tf.maximum(up, down), axis=_axes(x))
 
     def _trial(self, d: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
         return self._clip(self.x + _per_image(t, d) * d)
