@@ -6,7 +6,8 @@ A command creates the directories it owns (``--tensorboard_dir`` of ``neural-sty
 ``neural-style-apply``) with their missing parents; a path under a file is refused before TensorFlow is imported, with
 one stderr line naming the flag and exit status 2, and nothing is created. The missing parent of an output *file*
 (``--output``, ``--model_out``) is still refused. The commands run in subprocesses on conftest's tiny network and
-tiny images; the download command's directory is tested in test_cli_download.py.
+tiny images (the runs that succeed in this process, with conftest's ``run_command``); the download command's
+directory is tested in test_cli_download.py.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import (
@@ -26,6 +28,7 @@ from conftest import (
     photo_array,
     probe_env,
     read_only_directory,
+    run_command,
     style_array,
     write_vgg_mat,
 )
@@ -74,13 +77,14 @@ def work(tmp_path: Path) -> Path:
     return tmp_path / "work"
 
 
-def run(
-    command: str, work: Path, args: Sequence[str], import_probe: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Runs ``command`` with ``args`` in ``work`` (with the import probe recording TensorFlow imports, when given)."""
+def run(command: str, work: Path, args: Sequence[str], import_probe: Path | None = None) -> Any:
+    """Runs ``command`` with ``args`` in ``work``: in its own process with the import probe recording TensorFlow
+    imports, when given; else in this process (a CompletedProcess or conftest's Completed)."""
     root = work.parent
     env = {k: v for k, v in os.environ.items() if k not in ("NEURAL_STYLE_WEIGHTS", "KERAS_HOME", "XDG_CACHE_HOME")}
     env.update(HOME=str(root / "home"), NEURAL_STYLE_CACHE=str(root / "cache"), TMPDIR=str(root / "tmp"))
+    if import_probe is None:
+        return run_command(MODULES[command], [command, *args], work, env, no_network=False)
     if import_probe is not None:
         env = probe_env(env, import_probe, root / IMPORTS_MARKER)
     code = f"from {MODULES[command]} import main; main()"
@@ -89,7 +93,7 @@ def run(
     )
 
 
-def ok(result: subprocess.CompletedProcess[str]) -> None:
+def ok(result: Any) -> None:
     assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert result.stderr == "", f"a successful run is silent on stderr:\n{result.stderr}"
 

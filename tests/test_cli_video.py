@@ -71,11 +71,6 @@ def test_check_styles_refuses(argv: list[str], message: str) -> None:
     assert str(info.value).startswith(message), str(info.value)
 
 
-def test_check_styles_accepts_a_video_with_its_flags() -> None:
-    video_cli.check_styles(stylize_flags("--content=c.mkv", "--styles=s.png", "--temporal_weight=0"))
-    video_cli.check_styles(stylize_flags("--content=c.png", "--styles=s.png,t.jpg"))
-
-
 @pytest.fixture
 def video_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A 3-frame clip, a style image and the tiny network in ``tmp_path``, which is the working directory."""

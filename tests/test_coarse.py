@@ -47,8 +47,12 @@ def test_check_widths_rejects(widths: list[int]) -> None:
 
 
 def test_check_widths_accepts() -> None:
+    """Any increasing widths from 32 px to the output's, among them every plan of stage_widths."""
     check_widths([32, 100, 128], 128)
     check_widths([128], 128)
+    for scales, widths in ((1, [128]), (2, [64, 128]), (3, [32, 64, 128])):
+        assert stage_widths(128, scales) == widths
+        check_widths(widths, 128)
 
 
 @pytest.mark.slow

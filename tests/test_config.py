@@ -30,8 +30,18 @@ from neural_style.matconvnet import VggWeights, load_vgg
 
 
 def test_style_config_defaults_are_valid() -> None:
-    StyleConfig().validate(n_styles=1)
+    """The defaults are neural-style's (its README's options) and pass the checks."""
+    config = StyleConfig()
+    config.validate(n_styles=1)
     StyleConfig(style_blend_weights=(1.0, 3.0)).validate(n_styles=2)
+    assert (config.iterations, config.content_weight, config.content_weight_blend, config.style_weight) == (
+        1000,
+        5.0,
+        1.0,
+        500.0,
+    )
+    assert (config.style_layer_weight_exp, config.tv_weight, config.pooling) == (1.0, 100.0, "max")
+    assert (config.learning_rate, config.beta1, config.beta2, config.epsilon) == (10.0, 0.9, 0.999, 1e-8)
 
 
 BAD_STYLE_CONFIGS = [

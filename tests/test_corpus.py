@@ -988,7 +988,8 @@ _LIST_AND_NUMBER_FLAGS = [
 @example(flag="width", text="2147483648")
 @example(flag="blend_sweep", text="50009999")  # once built 50 million candidates and ran out of memory
 def test_flag_values_parse_or_fail_cleanly(flag: str, text: str) -> None:
-    """Any value of a numeric or list flag: absl rejects it, or the settings checks raise only NeuralStyleError."""
+    """Any value of a numeric or list flag: absl rejects it, or the settings checks raise only NeuralStyleError, in
+    one line."""
     try:
         fv = stylize_flags("--content=c.png", "--styles=a.png,b.png", "--output=o.png", f"--{flag}={text}")
     except flags.Error:
@@ -996,8 +997,8 @@ def test_flag_values_parse_or_fail_cleanly(flag: str, text: str) -> None:
     try:
         style_config(fv)
         sweep_cli.plan(fv)
-    except NeuralStyleError:
-        pass
+    except NeuralStyleError as e:
+        assert str(e) and "\n" not in str(e), repr(str(e))
 
 
 # ========================================================================== classes of the reliability issue

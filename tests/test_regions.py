@@ -162,8 +162,12 @@ def test_bad_masks_are_refused(regions: Regions, message: str) -> None:
 
 
 def test_a_mask_off_by_a_rounding_pixel_is_accepted() -> None:
-    """A 99x75 mask of a 100x75 image (its height off by under a pixel at the image's width) is the same shape."""
-    Regions((np.ones((75, 99)),)).check((75, 100, 3), [(16, 16, 3)])
+    """A 99x75 mask of a 100x75 image (its height off by under a pixel at the image's width) is the same shape: it
+    is accepted and resized to the image, still all ones."""
+    regions = Regions((np.ones((75, 99)),))
+    regions.check((75, 100, 3), [(16, 16, 3)])
+    resized = regions.content_at((75, 100))
+    assert resized is not None and resized.shape == (1, 75, 100) and resized.min() == resized.max() == 1.0
 
 
 # --- every kind of run ------------------------------------------------------------------------------------------------

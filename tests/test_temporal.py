@@ -161,6 +161,7 @@ def small_frames(count: int) -> list[np.ndarray]:
     return [frame[12:28, :24] for frame in square_frames(count)]
 
 
+@pytest.mark.slow
 def test_with_no_temporal_weight_every_frame_is_its_own_run(tiny_run) -> None:
     """Weight 0: each frame's result is that of stylize on the frame alone with the same settings (same seed, so
     the same start noise), and every record's temporal term is 0; frames are numbered from ``first``."""
@@ -182,6 +183,7 @@ def test_with_no_temporal_weight_every_frame_is_its_own_run(tiny_run) -> None:
     assert {float(r.losses["temporal"][0]) for _, r in records if r.losses is not None} == {0.0}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_a_later_frame_starts_from_the_warped_result(tiny_run, optimizer: str) -> None:
     """Frame 2 starts where the temporal term is 0 (its start is the warped result) and runs frame_iterations (2)
