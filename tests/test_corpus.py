@@ -1599,6 +1599,7 @@ def test_an_interrupted_run_is_named_before_its_output(
     assert "holds an interrupted run" in line and "--resume" in line and "--restart" in line, line
 
 
+@pytest.mark.slow
 def test_restart_replaces_the_interrupted_runs_own_output(tmp_path: Path) -> None:
     """--restart means "start this run again": the image its interrupted run wrote is replaced without --overwrite."""
     ws = make_workspace(tmp_path)
