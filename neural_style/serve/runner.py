@@ -177,14 +177,14 @@ class Runner:
     def _warm_up(self) -> None:
         """In the runner's thread, at a lower priority: TensorFlow started (its thread pools made here, so they share
         the lower priority: the server's requests go first), and the network loaded."""
-        import tensorflow as tf
-
         from neural_style.matconvnet import default_cache_dir, load_vgg
 
         with contextlib.suppress(OSError, AttributeError):  # Linux: one thread's priority; elsewhere: as it is
             thread = threading.get_native_id()
             os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + self.nice)
-        settings.start_tensorflow()
+        settings.start_tensorflow()  # before TensorFlow's import: it holds back TensorFlow's start-up log
+        import tensorflow as tf
+
         tf.constant(0.0).numpy()  # the eager context and its thread pools
         load_vgg(self.network, cache_dir=default_cache_dir())
 
