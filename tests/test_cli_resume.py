@@ -410,7 +410,7 @@ def _single_run(problem, tmp_path: Path, stages: list[int], *extra: str) -> run_
 
 
 def _interrupt(monkeypatch: pytest.MonkeyPatch, run: run_cli.SingleRun, records: int) -> None:
-    monkeypatch.setattr(run_cli, "interruptible", lambda: contextlib.nullcontext(_StopAfter(records)))
+    monkeypatch.setattr(run_cli, "interrupted_by", lambda hooks: contextlib.nullcontext(_StopAfter(records)))
     with pytest.raises(SystemExit) as stopped:
         run.run()
     assert stopped.value.code == 130
