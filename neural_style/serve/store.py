@@ -3,7 +3,7 @@
 Every change goes through one connection under one lock (the one writer); reads use a connection of their own per
 thread, which WAL lets run beside the writer. Each change is one statement or one transaction, so a process killed
 at any moment (``kill -9``) leaves the records as they were before or after it. A job's files live in its folder
-(:mod:`neural_style.serve.jobs`); the record holds its state, settings, progress and the names of its results.
+(:mod:`neural_style.serve.folders`); the record holds its state, settings, progress and the names of its results.
 """
 
 from __future__ import annotations
