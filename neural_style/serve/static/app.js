@@ -425,7 +425,7 @@ function describe(job) {
   let text = `Job ${job.id}: ${job.state}`;
   if (job.iterations) text += `, iteration ${job.iteration} of ${job.iterations}`;
   if (job.time_left) text += `, about ${Math.round(job.time_left)} s left`;
-  if (job.losses && job.losses.total !== undefined) text += `, saved image's loss ${formatNumber(job.losses.total)}`;
+  if (job.losses && job.losses.total != null) text += `, saved image's loss ${formatNumber(job.losses.total)}`;
   if (job.error) text += `: ${job.error}`;
   return `${text}.`;
 }
@@ -588,7 +588,7 @@ async function loadGallery() {
       item.append(image);
     }
     const title = document.createElement("p");
-    title.textContent = `${job.id}: ${job.state}${job.losses && job.losses.total !== undefined ? `, loss ${formatNumber(job.losses.total)}` : ""}`;
+    title.textContent = `${job.id}: ${job.state}${job.losses && job.losses.total != null ? `, loss ${formatNumber(job.losses.total)}` : ""}`;
     const settings = document.createElement("p");
     settings.className = "settings";
     settings.textContent = Object.entries(job.settings).map(([k, v]) => `${k}=${v}`).join(" ") || "(defaults)";
