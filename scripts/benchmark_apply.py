@@ -27,6 +27,7 @@ without it, an untrained network of the default size. The frames are ``--content
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -59,11 +60,9 @@ def conv_flops(model, height: int, width: int, *, inference: bool) -> float:
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     probe = keras.Model(model.inputs[0], [layer.output for layer in convs])
     outputs = probe(np.zeros((1, height, width, 3), np.float32))
-    upsampled = {
-        layer.name.removesuffix("_pad")
-        for layer in model.layers
-        if layer.name.startswith("up") and "_pad" in layer.name
-    }
+    # an upsampling convolution's padding layer follows an UpSampling2D: "up1_conv_pad" pads for "up1_conv"
+    names = [layer.name for layer in model.layers]
+    upsampled = {name.removesuffix("_pad") for name in names if re.fullmatch(r"up\d+_conv_pad", name)}
     flops = 0.0
     for layer, output in zip(convs, outputs, strict=True):
         kh, kw, cin, cout = layer.kernel.shape
