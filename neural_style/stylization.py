@@ -23,13 +23,13 @@ from neural_style.engines import make_engine
 from neural_style.errors import NeuralStyleError, NonFiniteLossError
 from neural_style.image_io import to_uint8
 from neural_style.matconvnet import VggWeights
+from neural_style.progress import Progress, records_of
 from neural_style.regions import Regions
 from neural_style.tiling import TiledImages, tiled_if_needed
 from neural_style.vgg import preprocess, unprocess
 
 __all__ = [
     "NOISE_SCALE",
-    "Progress",
     "Stylization",
     "build_objective",
     "initial_image",
@@ -40,44 +40,6 @@ __all__ = [
 
 # Standard deviation of the initial noise in preprocessed (mean-subtracted 0..255) units, as in neural-style.
 NOISE_SCALE = 0.256
-
-
-@dataclasses.dataclass(frozen=True)
-class Progress:
-    """What :func:`stylize` reports after each step.
-
-    Attributes:
-        iteration: steps done so far, 0 (the start images, with their losses) to ``iterations``.
-        iterations: steps in the whole run.
-        step_loss: [N] total loss of the images the last step started from; None at iteration 0.
-        losses: {"content", "style", "tv", "total"}: [N] each, of the images being optimised (the optimiser's view:
-            Adam's may lie outside 0..255); at print iterations and the end.
-        images: [N, H, W, 3] float32 RGB 0..255, the best images seen at checkpoints so far, as they are saved:
-            clipped to 0..255 and rounded to whole grey levels (colours preserved if asked; the average of the
-            iterates with ``average_decay``); at checkpoint iterations and the end, where it is the run's result.
-        image_losses: the loss terms ([N] each) of :attr:`images` exactly as they are, i.e. of the saved files
-            (PNG; a lossy format such as JPEG changes the pixels again); with :attr:`images`.
-        final: true for the last record of the run: after ``iterations`` steps, or earlier when a stopping rule
-            (``stop_at_loss``, ``tolerance``) fired or L-BFGS ended by itself.
-        evaluations: L-BFGS only: loss and gradient evaluations so far.
-        step_losses: the loss terms ([N] each) the last step computed on its way, with no extra evaluation: for
-            Adam those of the images the step started from (all terms), for L-BFGS the total at the new images.
-    """
-
-    iteration: int
-    iterations: int
-    step_loss: np.ndarray | None = None
-    losses: dict[str, np.ndarray] | None = None
-    images: np.ndarray | None = None
-    final: bool = False
-    evaluations: int | None = None
-    step_losses: dict[str, np.ndarray] | None = None
-    image_losses: dict[str, np.ndarray] | None = None
-
-    @property
-    def image(self) -> np.ndarray | None:
-        """The first (for a single-image run, the only) image of :attr:`images`."""
-        return None if self.images is None else self.images[0]
 
 
 def build_objective(
@@ -468,43 +430,6 @@ def stylize(
     )
 
 
-def sweep(
-    weights: VggWeights,
-    content: np.ndarray,
-    styles: Sequence[np.ndarray],
-    config: StyleConfig,
-    candidates: Sequence[Candidate],
-    *,
-    batch_size: int | None = None,
-    initial: np.ndarray | None = None,
-    strategy: tf.distribute.Strategy | None = None,
-    regions: Regions | None = None,
-) -> Iterator[tuple[int, Progress]]:
-    """Optimises all candidates, ``batch_size`` at a time (all at once when None), sharing one objective.
-
-    Every chunk starts from the same initial image (same seed), so candidate i equals a run of that candidate
-    alone. With a ``tf.distribute`` strategy of R replicas, each chunk is split R ways across its devices.
-    (:func:`sweep_runs` is the same sweep with each chunk's :class:`Stylization` in hand; this iterates them.)
-
-    Yields:
-        (index of the chunk's first candidate, :class:`Progress` of the chunk).
-    """
-    runs = sweep_runs(
-        weights,
-        content,
-        styles,
-        config,
-        candidates,
-        batch_size=batch_size,
-        initial=initial,
-        strategy=strategy,
-        regions=regions,
-    )
-    for start, run in runs:
-        for record in run:
-            yield start, record
-
-
 def sweep_runs(
     weights: VggWeights,
     content: np.ndarray,
@@ -517,12 +442,16 @@ def sweep_runs(
     strategy: tf.distribute.Strategy | None = None,
     regions: Regions | None = None,
 ) -> Iterator[tuple[int, Stylization]]:
-    """The chunks of :func:`sweep` as runs: (index of the chunk's first candidate, its :class:`Stylization`).
+    """Optimises all candidates, ``batch_size`` at a time (all at once when None), sharing one objective; yields
+    each chunk as a run: (index of the chunk's first candidate, its :class:`Stylization`).
 
-    Iterating each run in turn gives the records :func:`sweep` yields, and the same images; holding the run also
-    gives its images between records (:meth:`Stylization.best_images`, :meth:`Stylization.current_images`), e.g.
-    to save the chunk in progress when the sweep is stopped early. Each run is built when the next chunk is asked
-    for: finish (or abandon) one before asking for the next, and drop it, so that one chunk is held at a time.
+    Every chunk starts from the same initial image (same seed), so candidate i equals a run of that candidate
+    alone. With a ``tf.distribute`` strategy of R replicas, each chunk is split R ways across its devices.
+    :func:`sweep` iterates the runs in turn and yields (index of the chunk's first candidate, each
+    :class:`Progress` of the chunk); holding the run also gives its images between records
+    (:meth:`Stylization.best_images`, :meth:`Stylization.current_images`), e.g. to save the chunk in progress when
+    the sweep is stopped early. Each run is built when the next chunk is asked for: finish (or abandon) one before
+    asking for the next, and drop it, so that one chunk is held at a time.
     """
     if batch_size is not None and batch_size < 1:
         raise NeuralStyleError(f"is {batch_size}; it must be at least 1", setting="batch_size")
@@ -547,3 +476,6 @@ def sweep_runs(
         )
         yield start, run
         del run  # the caller's reference is the only one left while the next chunk is built
+
+
+sweep = records_of(sweep_runs, "sweep")

@@ -24,7 +24,8 @@ from neural_style.color import color_inputs
 from neural_style.config import FRAME_LEARNING_RATE_SHARE, PASS_BLEND, TEMPORAL_WEIGHT, StyleConfig, TemporalConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights
-from neural_style.stylization import Progress, Stylization, build_objective
+from neural_style.progress import Progress
+from neural_style.stylization import Stylization, build_objective
 from neural_style.vgg import preprocess
 
 __all__ = ["TemporalObjective", "pass_start", "stylize_clip", "stylize_frames"]
@@ -229,7 +230,7 @@ def stylize_clip(
             frames it has done, the pass before's for the others).
 
     Yields:
-        (pass, frame index, :class:`~neural_style.stylization.Progress` of that frame's run), passes and frames
+        (pass, frame index, :class:`~neural_style.progress.Progress` of that frame's run), passes and frames
         from 0; the record with ``final`` carries the frame's result in ``image``. A frame's losses include
         ``"temporal"``.
 
@@ -287,7 +288,7 @@ def stylize_frames(
         previous: (content frame, result) of frame ``first - 1``, RGB 0..255, when ``first`` > 0.
 
     Yields:
-        (frame index, :class:`~neural_style.stylization.Progress` of that frame's run), as :func:`stylize_clip`.
+        (frame index, :class:`~neural_style.progress.Progress` of that frame's run), as :func:`stylize_clip`.
 
     Raises:
         NeuralStyleError: bad settings, frames of different sizes, or ``previous`` missing for ``first`` > 0.
