@@ -16,7 +16,6 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "matconvnet": ("Layer", "VggWeights", "load_vgg", "read_matconvnet"),
     "vgg": ("VggFeatures", "feature_extractor", "preprocess", "unprocess"),
     "losses": (
-        "Objective",
         "content_loss",
         "gram_matrix",
         "guided_gram_matrix",
@@ -24,6 +23,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "temporal_loss",
         "tv_loss",
     ),
+    "objective": ("Objective",),
     "engines": ("Adam",),
     "tiling": ("TiledImages", "TiledObjective", "Tiling"),
     "progress": ("Progress",),

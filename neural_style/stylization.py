@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from neural_style import losses as L
 from neural_style.color import color_inputs, luminance_image, preserve_colors
 from neural_style.config import TERMS, TOLERANCE_WINDOW, Candidate, StyleConfig
 from neural_style.engines import make_engine
 from neural_style.errors import NeuralStyleError, NonFiniteLossError
 from neural_style.image_io import to_uint8
 from neural_style.matconvnet import VggWeights
+from neural_style.objective import Objective
 from neural_style.progress import Progress, records_of
 from neural_style.regions import Regions
 from neural_style.tiling import TiledImages, tiled_if_needed
@@ -50,7 +50,7 @@ def build_objective(
     *,
     regions: Regions | None = None,
     on_tile: Callable[[int, int], None] | None = None,
-) -> L.Objective:
+) -> Objective:
     """neural-style's objective for one content image and S style images, its targets computed once.
 
     The network takes preprocessed images (the optimised image lives in that space); the objective's default blend
@@ -88,7 +88,7 @@ def build_objective(
                 "widen its region or the image"
             )
     content, styles = color_inputs(np.asarray(content, np.float32), list(styles), config.color_mode)
-    objective = L.Objective.from_settings(weights, config.loss_settings, preprocessed=True)
+    objective = Objective.from_settings(weights, config.loss_settings, preprocessed=True)
     mean = weights.mean_pixel
     return objective.with_targets(
         content=preprocess(np.asarray(content, np.float32), mean),
@@ -158,7 +158,7 @@ class Stylization:
         *,
         initial: np.ndarray | None = None,
         candidates: Sequence[Candidate] | None = None,
-        objective: L.Objective | None = None,
+        objective: Objective | None = None,
         strategy: tf.distribute.Strategy | None = None,
         regions: Regions | None = None,
         on_tile: Callable[[int, int], None] | None = None,
@@ -384,7 +384,7 @@ def stylize(
     *,
     initial: np.ndarray | None = None,
     candidates: Sequence[Candidate] | None = None,
-    objective: L.Objective | None = None,
+    objective: Objective | None = None,
     strategy: tf.distribute.Strategy | None = None,
     regions: Regions | None = None,
 ) -> Iterator[Progress]:

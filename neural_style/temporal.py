@@ -24,6 +24,7 @@ from neural_style.color import color_inputs
 from neural_style.config import FRAME_LEARNING_RATE_SHARE, PASS_BLEND, TEMPORAL_WEIGHT, StyleConfig, TemporalConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights
+from neural_style.objective import Objective
 from neural_style.progress import Progress
 from neural_style.stylization import Stylization, build_objective
 from neural_style.vgg import preprocess
@@ -32,8 +33,8 @@ __all__ = ["TemporalObjective", "pass_start", "stylize_clip", "stylize_frames"]
 
 
 @dataclasses.dataclass(frozen=True)
-class TemporalObjective(L.Objective):
-    """:class:`~neural_style.losses.Objective` plus the temporal term: ``{content, style, tv, temporal, total}``.
+class TemporalObjective(Objective):
+    """:class:`~neural_style.objective.Objective` plus the temporal term: ``{content, style, tv, temporal, total}``.
 
     The temporal term is ``temporal_weight * sum_k temporal_loss(images, warped[k], mask[k])`` over the K earlier
     frames compared with (one: Ruder et al.'s short-term term; several, weighed by
@@ -51,9 +52,9 @@ class TemporalObjective(L.Objective):
     mask: tf.Tensor | None = None
 
     @classmethod
-    def extend(cls, objective: L.Objective, temporal_weight: float) -> TemporalObjective:
+    def extend(cls, objective: Objective, temporal_weight: float) -> TemporalObjective:
         """``objective`` with its targets and weights, and a temporal term of ``temporal_weight`` (none yet)."""
-        fields = {f.name: getattr(objective, f.name) for f in dataclasses.fields(L.Objective)}
+        fields = {f.name: getattr(objective, f.name) for f in dataclasses.fields(Objective)}
         return cls(**fields, temporal_weight=temporal_weight)
 
     def with_previous(self, warped: np.ndarray | None, mask: np.ndarray | None) -> TemporalObjective:

@@ -11,6 +11,7 @@ from neural_style import losses as L
 from neural_style.config import STYLE_LAYERS, Candidate, StyleConfig, content_layer_weights, style_layer_weights
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import read_matconvnet
+from neural_style.objective import Objective
 from neural_style.stylization import build_objective
 
 
@@ -246,7 +247,7 @@ def tiny_problem(tmp_path_factory):
 
 
 def _loss_and_gradient(
-    objective: L.Objective, candidates: list[Candidate], images: np.ndarray
+    objective: Objective, candidates: list[Candidate], images: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-image total loss and the gradient of its sum with respect to the images."""
     x = tf.constant(images)
@@ -283,12 +284,12 @@ def test_objective_from_settings_builds_the_network_the_settings_describe(tiny_p
     layers), with the settings' pooling; a given network is used as it is, with the targets given."""
     weights = tiny_problem[0]
     settings = StyleConfig(style_layer_weight_exp=0.0, pooling="avg", tv_weight=7.0).loss_settings
-    objective = L.Objective.from_settings(weights, settings, preprocessed=True)
+    objective = Objective.from_settings(weights, settings, preprocessed=True)
     network = objective.network
     assert network.outputs == ("relu4_2", "relu1_1") and network.layer_specs[-1][0] == "relu4_2"
     assert (network.pooling, network.preprocessed, network.precision) == ("avg", True, "float32")
     assert (objective.content_layers, objective.style_layers) == ({"relu4_2": 1.0}, {"relu1_1": 1.0})
     assert (objective.content_weight, objective.style_weight, objective.tv_weight) == (5.0, 500.0, 7.0)
     assert objective.content_targets is None and objective.blend is None
-    same = L.Objective.from_settings(network, settings, blend=tf.constant([0.25, 0.75]))
+    same = Objective.from_settings(network, settings, blend=tf.constant([0.25, 0.75]))
     assert same.network is network and same.blend.numpy().tolist() == [0.25, 0.75]
