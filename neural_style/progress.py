@@ -2,19 +2,19 @@
 
 A run (:class:`neural_style.stylization.Stylization`) is an iterable of :class:`Progress` records. Sweeps (chunks of
 candidates), coarse-to-fine stages and the like are sequences of runs, yielded one at a time with an index;
-:func:`records_of` turns a function that yields such runs into one that yields their records in turn. Nothing here
-imports TensorFlow.
+:func:`records_of` turns a function that yields such runs into one that yields their records in turn, and
+:func:`iterated` a run's maker into a generator of its records. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
-from typing import ParamSpec
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 
-__all__ = ["Progress", "records_of"]
+__all__ = ["Progress", "iterated", "records_of"]
 
 P = ParamSpec("P")
 
@@ -57,6 +57,33 @@ class Progress:
         return None if self.images is None else self.images[0]
 
 
+T = TypeVar("T")
+
+
+def _public(function: T, name: str, beside: Callable[..., object], doc: str) -> T:
+    """``function`` named ``name`` in the module of ``beside``, with ``doc``: as if defined there."""
+    function.__name__ = function.__qualname__ = name  # type: ignore[attr-defined]
+    function.__module__ = beside.__module__
+    function.__doc__ = doc
+    return function
+
+
+def iterated(run: Callable[P, Iterable[Progress]], name: str) -> Callable[P, Iterator[Progress]]:
+    """The generator function ``name`` that takes the arguments of ``run``, makes the run when first asked for a
+    record and yields its records."""
+
+    def records(*args: P.args, **kwargs: P.kwargs) -> Iterator[Progress]:
+        yield from run(*args, **kwargs)
+
+    return _public(
+        records,
+        name,
+        run,
+        f"The records of a :class:`{run.__name__}` of the same arguments, as a generator: the run is made when the "
+        f"first record is asked for. See :class:`{run.__name__}`.",
+    )
+
+
 def records_of(
     runs: Callable[P, Iterable[tuple[int, Iterable[Progress]]]], name: str
 ) -> Callable[P, Iterator[tuple[int, Progress]]]:
@@ -68,10 +95,10 @@ def records_of(
             for record in run:
                 yield index, record
 
-    records.__name__ = records.__qualname__ = name
-    records.__module__ = runs.__module__
-    records.__doc__ = (
+    return _public(
+        records,
+        name,
+        runs,
         f"The records of :func:`{runs.__name__}`'s runs in turn, with the same arguments: (the run's index, each "
-        f":class:`~neural_style.progress.Progress` of it). See :func:`{runs.__name__}`."
+        f":class:`~neural_style.progress.Progress` of it). See :func:`{runs.__name__}`.",
     )
-    return records

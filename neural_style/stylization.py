@@ -23,7 +23,7 @@ from neural_style.errors import NeuralStyleError, NonFiniteLossError
 from neural_style.image_io import to_uint8
 from neural_style.matconvnet import VggWeights
 from neural_style.objective import Objective
-from neural_style.progress import Progress, records_of
+from neural_style.progress import Progress, iterated, records_of
 from neural_style.regions import Regions
 from neural_style.tiling import TiledImages, tiled_if_needed
 from neural_style.vgg import preprocess, unprocess
@@ -147,6 +147,35 @@ class Stylization:
     be saved between records and resumed later. ``state`` is None when the engine cannot be saved (Adam split
     across devices). A restored run continues exactly as an uninterrupted one (L-BFGS's history is part of the
     engine's state).
+
+    The best (lowest total loss) images are tracked at every checkpoint iteration and at the end, as in
+    neural-style; the last record's ``images`` are the result. :func:`stylize` is the same run as a generator: it
+    builds the run when first asked for a record, then yields the run's records.
+
+    Args:
+        weights: the VGG parameters.
+        content: [H, W, 3] RGB 0..255.
+        styles: S arrays [H_s, W_s, 3] RGB 0..255.
+        config: settings; neural-style's defaults when None.
+        initial: [H, W, 3] RGB 0..255 start image, or None (see :func:`initial_image`).
+        candidates: images optimised together as one batch, each with its own style blend and style weight;
+            None: one image with the config's blend and style weight.
+        objective: from :func:`build_objective` for these images and config, to reuse its network and targets
+            (e.g. when a large sweep runs in chunks); None builds one.
+        strategy: a ``tf.distribute`` strategy with several replicas (e.g. ``MirroredStrategy`` over GPUs) to split
+            the candidates across; the objective is then built in its scope. None: the default device.
+        regions: masks of where each style applies (and where in its image it is taken from), at any size of the
+            images' aspect ratios; None: every style everywhere (see :mod:`neural_style.regions`).
+        on_tile: called with (tiles done, tiles in all) after every tile of an evaluation, when ``config.tile_size``
+            tiles it.
+
+    Iterating it yields a :class:`Progress` of the start images (iteration 0, with their losses; not after a
+    restore), then one after every step.
+
+    Raises:
+        NeuralStyleError: bad settings.
+        NonFiniteLossError: the loss became NaN or infinite (while iterating); it carries the best images seen so
+            far.
     """
 
     def __init__(
@@ -163,8 +192,7 @@ class Stylization:
         regions: Regions | None = None,
         on_tile: Callable[[int, int], None] | None = None,
     ) -> None:
-        """Builds the objective, targets and start images (see :func:`stylize` for the arguments; ``on_tile``: called
-        with (tiles done, tiles in all) after every tile of an evaluation, when ``config.tile_size`` tiles it)."""
+        """Builds the objective, targets and start images (see the class for the arguments)."""
         config = config or StyleConfig()
         config.validate(len(styles))
         if objective is None:
@@ -376,60 +404,6 @@ class Stylization:
         return False
 
 
-def stylize(
-    weights: VggWeights,
-    content: np.ndarray,
-    styles: Sequence[np.ndarray],
-    config: StyleConfig | None = None,
-    *,
-    initial: np.ndarray | None = None,
-    candidates: Sequence[Candidate] | None = None,
-    objective: Objective | None = None,
-    strategy: tf.distribute.Strategy | None = None,
-    regions: Regions | None = None,
-) -> Iterator[Progress]:
-    """Optimises images to match the content of one image and the style of others.
-
-    The best (lowest total loss) images are tracked at every checkpoint iteration and at the end, as in
-    neural-style; the last record's ``images`` are the result. (:class:`Stylization` is the same run as an object
-    whose state can be saved and restored.)
-
-    Args:
-        weights: the VGG parameters.
-        content: [H, W, 3] RGB 0..255.
-        styles: S arrays [H_s, W_s, 3] RGB 0..255.
-        config: settings; neural-style's defaults when None.
-        initial: [H, W, 3] RGB 0..255 start image, or None (see :func:`initial_image`).
-        candidates: images optimised together as one batch, each with its own style blend and style weight;
-            None: one image with the config's blend and style weight.
-        objective: from :func:`build_objective` for these images and config, to reuse its network and targets
-            (e.g. when a large sweep runs in chunks); None builds one.
-        strategy: a ``tf.distribute`` strategy with several replicas (e.g. ``MirroredStrategy`` over GPUs) to split
-            the candidates across; the objective is then built in its scope. None: the default device.
-        regions: masks of where each style applies (and where in its image it is taken from), at any size of the
-            images' aspect ratios; None: every style everywhere (see :mod:`neural_style.regions`).
-
-    Yields:
-        A :class:`Progress` of the start images (iteration 0, with their losses; not after a restore), then one after
-        every step.
-
-    Raises:
-        NeuralStyleError: bad settings.
-        NonFiniteLossError: the loss became NaN or infinite; it carries the best images seen so far.
-    """
-    yield from Stylization(
-        weights,
-        content,
-        styles,
-        config,
-        initial=initial,
-        candidates=candidates,
-        objective=objective,
-        strategy=strategy,
-        regions=regions,
-    )
-
-
 def sweep_runs(
     weights: VggWeights,
     content: np.ndarray,
@@ -478,4 +452,5 @@ def sweep_runs(
         del run  # the caller's reference is the only one left while the next chunk is built
 
 
+stylize = iterated(Stylization, "stylize")
 sweep = records_of(sweep_runs, "sweep")
