@@ -139,4 +139,5 @@ def stage_runs(
         del run
 
 
+# The stages as one generator of (stage index, record), taking the arguments of stage_runs.
 coarse_to_fine = records_of(stage_runs, "coarse_to_fine")

@@ -452,5 +452,6 @@ def sweep_runs(
         del run  # the caller's reference is the only one left while the next chunk is built
 
 
+# The run and the sweep as generators of records, taking the arguments of Stylization and of sweep_runs.
 stylize = iterated(Stylization, "stylize")
 sweep = records_of(sweep_runs, "sweep")
