@@ -17,20 +17,9 @@ from typing import Any, Protocol
 import numpy as np
 import tensorflow as tf
 
+from neural_style import losses as L
 from neural_style.config import LossSettings, loss_layers
 from neural_style.errors import NeuralStyleError
-from neural_style.losses import (
-    blend_weights,
-    content_loss,
-    gram_matrix,
-    guided_gram_matrix,
-    guided_style_loss,
-    layer_masks,
-    paired_style_loss,
-    style_loss,
-    total_loss,
-    tv_loss,
-)
 from neural_style.matconvnet import VggWeights
 from neural_style.vgg import VggFeatures
 
@@ -67,9 +56,9 @@ class WholeImages:
         """{layer: [N, C, C]} Gram matrices of images [N, H, W, 3], or with a mask [H, W] those of its region."""
         features = self.features(image, layers)
         if mask is None:
-            return {layer: gram_matrix(features[layer]) for layer in layers}
-        guides = layer_masks(np.asarray(mask, np.float32)[None], self.network, tuple(layers))
-        return {layer: guided_gram_matrix(features[layer], guides[layer])[:, 0] for layer in layers}
+            return {layer: L.gram_matrix(features[layer]) for layer in layers}
+        guides = L.layer_masks(np.asarray(mask, np.float32)[None], self.network, tuple(layers))
+        return {layer: L.guided_gram_matrix(features[layer], guides[layer])[:, 0] for layer in layers}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,13 +199,13 @@ class Objective:
             targets = source.features(image, tuple(self.content_layers))
             changes["content_targets"] = {layer: tf.constant(value) for layer, value in targets.items()}
         if content_masks is not None:
-            changes["content_masks"] = layer_masks(content_masks, self.network, tuple(self.style_layers))
+            changes["content_masks"] = L.layer_masks(content_masks, self.network, tuple(self.style_layers))
         if styles is not None:
             if not len(styles):
                 raise NeuralStyleError("no style images given; pass at least one")
             changes["style_targets"] = self.style_grams(styles, style_masks, features=source)
             given = None if blend is None else [float(b) for b in blend]
-            changes["blend"] = tf.constant(blend_weights(given, len(styles)))
+            changes["blend"] = tf.constant(L.blend_weights(given, len(styles)))
         elif blend is not None:
             changes["blend"] = tf.constant(np.asarray(blend, np.float32))
         return dataclasses.replace(self, **changes)
@@ -247,22 +236,22 @@ class Objective:
         if targets is None:
             raise NeuralStyleError("the objective has no content targets: give content_targets or with_targets()")
         if style_targets is not None:
-            grams = {layer: gram_matrix(features[layer]) for layer in self.style_layers}
-            style = paired_style_loss(grams, style_targets, self.style_layers)
+            grams = {layer: L.gram_matrix(features[layer]) for layer in self.style_layers}
+            style = L.paired_style_loss(grams, style_targets, self.style_layers)
         else:
             if self.style_targets is None:
                 raise NeuralStyleError("the objective has no style targets: give style_targets or with_targets()")
             chosen = self.blend if blend is None else blend
             assert chosen is not None
             if self.content_masks is not None:
-                style = guided_style_loss(features, self.style_targets, self.content_masks, self.style_layers, chosen)
+                style = L.guided_style_loss(features, self.style_targets, self.content_masks, self.style_layers, chosen)
             else:
-                grams = {layer: gram_matrix(features[layer]) for layer in self.style_layers}
-                style = style_loss(grams, self.style_targets, self.style_layers, chosen)
-        return total_loss(
-            content_loss(features, targets, self.content_layers),
+                grams = {layer: L.gram_matrix(features[layer]) for layer in self.style_layers}
+                style = L.style_loss(grams, self.style_targets, self.style_layers, chosen)
+        return L.total_loss(
+            L.content_loss(features, targets, self.content_layers),
             style,
-            tv_loss(images),
+            L.tv_loss(images),
             content_weight=self.content_weight,
             style_weight=self.style_weight if style_weight is None else style_weight,
             tv_weight=self.tv_weight,
