@@ -9,6 +9,7 @@ candidates), coarse-to-fine stages and the like are sequences of runs, yielded o
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Iterable, Iterator
 from typing import ParamSpec, TypeVar
 
@@ -57,14 +58,17 @@ class Progress:
         return None if self.images is None else self.images[0]
 
 
-T = TypeVar("T")
+T = TypeVar("T", bound=Callable[..., object])
 
 
 def _public(function: T, name: str, beside: Callable[..., object], doc: str) -> T:
-    """``function`` named ``name`` in the module of ``beside``, with ``doc``: as if defined there."""
-    function.__name__ = function.__qualname__ = name  # type: ignore[attr-defined]
+    """``function`` named ``name`` in the module of ``beside``, with ``doc`` and the parameters of ``beside`` (for
+    ``help`` and ``inspect.signature``): as if defined there."""
+    function.__name__ = function.__qualname__ = name
     function.__module__ = beside.__module__
     function.__doc__ = doc
+    returns = inspect.signature(function).return_annotation
+    function.__signature__ = inspect.signature(beside).replace(return_annotation=returns)  # type: ignore[attr-defined]
     return function
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 
 import numpy as np
@@ -36,6 +37,7 @@ def test_records_of_yields_each_run_to_its_end_before_asking_for_the_next() -> N
     assert log == ["make r4", "r4:1", "r4:2", "make r5", "r5:1"]
     assert (records.__name__, records.__module__) == ("records", __name__)
     assert ":func:`runs`" in (records.__doc__ or "")
+    assert list(inspect.signature(records).parameters) == ["first", "counts", "name"]
 
 
 def test_iterated_makes_the_run_when_the_first_record_is_asked_for() -> None:
@@ -55,3 +57,5 @@ def test_iterated_makes_the_run_when_the_first_record_is_asked_for() -> None:
     assert [record.iteration for record in generator] == [0, 1, 2]
     assert made == [(2, "a")]
     assert (records.__name__, records.__module__) == ("run", __name__)
+    assert list(inspect.signature(records).parameters) == ["count", "label"]
+    assert inspect.signature(records).return_annotation == "Iterator[Progress]"
