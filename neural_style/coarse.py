@@ -16,10 +16,11 @@ from neural_style.config import StyleConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.image_io import resize, resize_styles, scaled_size
 from neural_style.matconvnet import VggWeights
+from neural_style.progress import records_of
 from neural_style.regions import Regions
 
 if TYPE_CHECKING:
-    from neural_style.stylization import Progress, Stylization
+    from neural_style.stylization import Stylization
 
 __all__ = ["MIN_STAGE_WIDTH", "coarse_to_fine", "split_iterations", "stage_runs", "stage_widths"]
 
@@ -68,39 +69,6 @@ def split_iterations(total: int, stages: int) -> list[int]:
     return [share] * (stages - 1) + [total - share * (stages - 1)]
 
 
-def coarse_to_fine(
-    weights: VggWeights,
-    content: np.ndarray,
-    styles: Sequence[np.ndarray],
-    config: StyleConfig,
-    *,
-    widths: Sequence[int],
-    iterations: Sequence[int],
-    style_scales: Sequence[float] | None = None,
-    initial: np.ndarray | None = None,
-    regions: Regions | None = None,
-) -> Iterator[tuple[int, Progress]]:
-    """Runs one stylization per stage, from the smallest width to the content's (see :func:`stage_runs`).
-
-    Yields:
-        (stage index, the stage's :class:`neural_style.stylization.Progress`).
-    """
-    runs = stage_runs(
-        weights,
-        content,
-        styles,
-        config,
-        widths=widths,
-        iterations=iterations,
-        style_scales=style_scales,
-        initial=initial,
-        regions=regions,
-    )
-    for stage, run in runs:
-        for record in run:
-            yield stage, record
-
-
 def stage_runs(
     weights: VggWeights,
     content: np.ndarray,
@@ -115,7 +83,9 @@ def stage_runs(
     first: int = 0,
     on_tile: Callable[[int, int], None] | None = None,
 ) -> Iterator[tuple[int, Stylization]]:
-    """The stages of :func:`coarse_to_fine` as runs: (stage index, its :class:`Stylization`), one at a time.
+    """Runs one stylization per stage, from the smallest width to the content's; yields the stages as runs, one at
+    a time: (stage index, its :class:`Stylization`). :func:`coarse_to_fine` iterates them in turn and yields (stage
+    index, each :class:`~neural_style.progress.Progress` of the stage).
 
     At each stage the content is resized to the stage width and each style to its scale x the stage width (the
     rule of a single run at that width). Stage 0 starts as a single run would (``initial``, noise blend, seed);
@@ -167,3 +137,7 @@ def stage_runs(
         if previous is not None:
             previous = previous[0]
         del run
+
+
+# The stages as one generator of (stage index, record), taking the arguments of stage_runs.
+coarse_to_fine = records_of(stage_runs, "coarse_to_fine")

@@ -227,7 +227,7 @@ def loss_layers(content_layers: Sequence[str], style_layers: Sequence[str]) -> t
 @dataclasses.dataclass(frozen=True)
 class LossSettings:
     """What an objective weighs and the network it is computed on: the settings of
-    :meth:`neural_style.losses.Objective.from_settings`, from a run's (:attr:`StyleConfig.loss_settings`), a
+    :meth:`neural_style.objective.Objective.from_settings`, from a run's (:attr:`StyleConfig.loss_settings`), a
     trainer's (:attr:`TrainConfig.loss_settings`) or a Keras loss's own."""
 
     content_layers: Mapping[str, float]  # {layer: weight} of the content term

@@ -6,8 +6,8 @@
   matrices); ``get_config`` serialises both, so a model compiled with the loss saves and loads as ``.keras``.
 
 The network is :class:`neural_style.vgg.VggFeatures` and the math :mod:`neural_style.losses` (PerceptualLoss is
-its :class:`~neural_style.losses.Objective`); nothing is re-implemented here. Every class is registered with Keras under
-the package ``neural_style``: import this module (or use any of its names through ``neural_style``) before
+its :class:`~neural_style.objective.Objective`); nothing is re-implemented here. Every class is registered with Keras
+under the package ``neural_style``: import this module (or use any of its names through ``neural_style``) before
 ``keras.models.load_model`` and no ``custom_objects`` are needed.
 
 Tiling: the losses evaluate whole batches (a training batch fits in memory). What may not is a large style image:
@@ -33,6 +33,7 @@ from neural_style.config import content_layer_weights as default_layer_weights
 from neural_style.config import style_layer_weights as default_style_weights
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights
+from neural_style.objective import Objective, WholeImages
 from neural_style.tiling import TiledImages
 from neural_style.vgg import FrozenLayer, VggFeatures, vgg_weights
 
@@ -75,7 +76,7 @@ class GramTargets(FrozenLayer):
                 (:meth:`neural_style.Tiling.grams`): the same matrices, for style images larger than memory allows
                 in one pass; None: whole.
         """
-        source = losses.WholeImages(network) if tile_size is None else TiledImages(network, tile_size)
+        source = WholeImages(network) if tile_size is None else TiledImages(network, tile_size)
         per_style = []
         for style in styles:
             found = source.grams(tf.constant(style[None], tf.float32), layers)
@@ -406,7 +407,7 @@ class PerceptualLoss(_StyleTerm, keras.losses.Loss):
             ``{"content", "style", "tv", "total"}``, each [N], weighted; total = content + style + tv.
         """
         fixed = self.targets is not None
-        objective = losses.Objective.from_settings(
+        objective = Objective.from_settings(
             self.network,
             self._settings,
             style_targets=self.targets.grams if self.targets is not None else None,

@@ -15,8 +15,8 @@ import numpy as np
 from neural_style.color import luminance_image
 from neural_style.config import TERMS, StyleConfig
 from neural_style.errors import NeuralStyleError
-from neural_style.losses import Objective
 from neural_style.matconvnet import VggWeights
+from neural_style.objective import Objective
 from neural_style.regions import Regions
 from neural_style.stylization import build_objective
 from neural_style.tiling import TiledObjective, tiled_if_needed

@@ -16,20 +16,20 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from neural_style import losses as L
 from neural_style.color import color_inputs, luminance_image, preserve_colors
 from neural_style.config import TERMS, TOLERANCE_WINDOW, Candidate, StyleConfig
 from neural_style.engines import make_engine
 from neural_style.errors import NeuralStyleError, NonFiniteLossError
 from neural_style.image_io import to_uint8
 from neural_style.matconvnet import VggWeights
+from neural_style.objective import Objective
+from neural_style.progress import Progress, iterated, records_of
 from neural_style.regions import Regions
 from neural_style.tiling import TiledImages, tiled_if_needed
 from neural_style.vgg import preprocess, unprocess
 
 __all__ = [
     "NOISE_SCALE",
-    "Progress",
     "Stylization",
     "build_objective",
     "initial_image",
@@ -42,44 +42,6 @@ __all__ = [
 NOISE_SCALE = 0.256
 
 
-@dataclasses.dataclass(frozen=True)
-class Progress:
-    """What :func:`stylize` reports after each step.
-
-    Attributes:
-        iteration: steps done so far, 0 (the start images, with their losses) to ``iterations``.
-        iterations: steps in the whole run.
-        step_loss: [N] total loss of the images the last step started from; None at iteration 0.
-        losses: {"content", "style", "tv", "total"}: [N] each, of the images being optimised (the optimiser's view:
-            Adam's may lie outside 0..255); at print iterations and the end.
-        images: [N, H, W, 3] float32 RGB 0..255, the best images seen at checkpoints so far, as they are saved:
-            clipped to 0..255 and rounded to whole grey levels (colours preserved if asked; the average of the
-            iterates with ``average_decay``); at checkpoint iterations and the end, where it is the run's result.
-        image_losses: the loss terms ([N] each) of :attr:`images` exactly as they are, i.e. of the saved files
-            (PNG; a lossy format such as JPEG changes the pixels again); with :attr:`images`.
-        final: true for the last record of the run: after ``iterations`` steps, or earlier when a stopping rule
-            (``stop_at_loss``, ``tolerance``) fired or L-BFGS ended by itself.
-        evaluations: L-BFGS only: loss and gradient evaluations so far.
-        step_losses: the loss terms ([N] each) the last step computed on its way, with no extra evaluation: for
-            Adam those of the images the step started from (all terms), for L-BFGS the total at the new images.
-    """
-
-    iteration: int
-    iterations: int
-    step_loss: np.ndarray | None = None
-    losses: dict[str, np.ndarray] | None = None
-    images: np.ndarray | None = None
-    final: bool = False
-    evaluations: int | None = None
-    step_losses: dict[str, np.ndarray] | None = None
-    image_losses: dict[str, np.ndarray] | None = None
-
-    @property
-    def image(self) -> np.ndarray | None:
-        """The first (for a single-image run, the only) image of :attr:`images`."""
-        return None if self.images is None else self.images[0]
-
-
 def build_objective(
     weights: VggWeights,
     content: np.ndarray,
@@ -88,7 +50,7 @@ def build_objective(
     *,
     regions: Regions | None = None,
     on_tile: Callable[[int, int], None] | None = None,
-) -> L.Objective:
+) -> Objective:
     """neural-style's objective for one content image and S style images, its targets computed once.
 
     The network takes preprocessed images (the optimised image lives in that space); the objective's default blend
@@ -126,7 +88,7 @@ def build_objective(
                 "widen its region or the image"
             )
     content, styles = color_inputs(np.asarray(content, np.float32), list(styles), config.color_mode)
-    objective = L.Objective.from_settings(weights, config.loss_settings, preprocessed=True)
+    objective = Objective.from_settings(weights, config.loss_settings, preprocessed=True)
     mean = weights.mean_pixel
     return objective.with_targets(
         content=preprocess(np.asarray(content, np.float32), mean),
@@ -185,6 +147,35 @@ class Stylization:
     be saved between records and resumed later. ``state`` is None when the engine cannot be saved (Adam split
     across devices). A restored run continues exactly as an uninterrupted one (L-BFGS's history is part of the
     engine's state).
+
+    The best (lowest total loss) images are tracked at every checkpoint iteration and at the end, as in
+    neural-style; the last record's ``images`` are the result. :func:`stylize` is the same run as a generator: it
+    builds the run when first asked for a record, then yields the run's records.
+
+    Args:
+        weights: the VGG parameters.
+        content: [H, W, 3] RGB 0..255.
+        styles: S arrays [H_s, W_s, 3] RGB 0..255.
+        config: settings; neural-style's defaults when None.
+        initial: [H, W, 3] RGB 0..255 start image, or None (see :func:`initial_image`).
+        candidates: images optimised together as one batch, each with its own style blend and style weight;
+            None: one image with the config's blend and style weight.
+        objective: from :func:`build_objective` for these images and config, to reuse its network and targets
+            (e.g. when a large sweep runs in chunks); None builds one.
+        strategy: a ``tf.distribute`` strategy with several replicas (e.g. ``MirroredStrategy`` over GPUs) to split
+            the candidates across; the objective is then built in its scope. None: the default device.
+        regions: masks of where each style applies (and where in its image it is taken from), at any size of the
+            images' aspect ratios; None: every style everywhere (see :mod:`neural_style.regions`).
+        on_tile: called with (tiles done, tiles in all) after every tile of an evaluation, when ``config.tile_size``
+            tiles it.
+
+    Iterating it yields a :class:`Progress` of the start images (iteration 0, with their losses; not after a
+    restore), then one after every step.
+
+    Raises:
+        NeuralStyleError: bad settings.
+        NonFiniteLossError: the loss became NaN or infinite (while iterating); it carries the best images seen so
+            far.
     """
 
     def __init__(
@@ -196,13 +187,12 @@ class Stylization:
         *,
         initial: np.ndarray | None = None,
         candidates: Sequence[Candidate] | None = None,
-        objective: L.Objective | None = None,
+        objective: Objective | None = None,
         strategy: tf.distribute.Strategy | None = None,
         regions: Regions | None = None,
         on_tile: Callable[[int, int], None] | None = None,
     ) -> None:
-        """Builds the objective, targets and start images (see :func:`stylize` for the arguments; ``on_tile``: called
-        with (tiles done, tiles in all) after every tile of an evaluation, when ``config.tile_size`` tiles it)."""
+        """Builds the objective, targets and start images (see the class for the arguments)."""
         config = config or StyleConfig()
         config.validate(len(styles))
         if objective is None:
@@ -414,97 +404,6 @@ class Stylization:
         return False
 
 
-def stylize(
-    weights: VggWeights,
-    content: np.ndarray,
-    styles: Sequence[np.ndarray],
-    config: StyleConfig | None = None,
-    *,
-    initial: np.ndarray | None = None,
-    candidates: Sequence[Candidate] | None = None,
-    objective: L.Objective | None = None,
-    strategy: tf.distribute.Strategy | None = None,
-    regions: Regions | None = None,
-) -> Iterator[Progress]:
-    """Optimises images to match the content of one image and the style of others.
-
-    The best (lowest total loss) images are tracked at every checkpoint iteration and at the end, as in
-    neural-style; the last record's ``images`` are the result. (:class:`Stylization` is the same run as an object
-    whose state can be saved and restored.)
-
-    Args:
-        weights: the VGG parameters.
-        content: [H, W, 3] RGB 0..255.
-        styles: S arrays [H_s, W_s, 3] RGB 0..255.
-        config: settings; neural-style's defaults when None.
-        initial: [H, W, 3] RGB 0..255 start image, or None (see :func:`initial_image`).
-        candidates: images optimised together as one batch, each with its own style blend and style weight;
-            None: one image with the config's blend and style weight.
-        objective: from :func:`build_objective` for these images and config, to reuse its network and targets
-            (e.g. when a large sweep runs in chunks); None builds one.
-        strategy: a ``tf.distribute`` strategy with several replicas (e.g. ``MirroredStrategy`` over GPUs) to split
-            the candidates across; the objective is then built in its scope. None: the default device.
-        regions: masks of where each style applies (and where in its image it is taken from), at any size of the
-            images' aspect ratios; None: every style everywhere (see :mod:`neural_style.regions`).
-
-    Yields:
-        A :class:`Progress` of the start images (iteration 0, with their losses; not after a restore), then one after
-        every step.
-
-    Raises:
-        NeuralStyleError: bad settings.
-        NonFiniteLossError: the loss became NaN or infinite; it carries the best images seen so far.
-    """
-    yield from Stylization(
-        weights,
-        content,
-        styles,
-        config,
-        initial=initial,
-        candidates=candidates,
-        objective=objective,
-        strategy=strategy,
-        regions=regions,
-    )
-
-
-def sweep(
-    weights: VggWeights,
-    content: np.ndarray,
-    styles: Sequence[np.ndarray],
-    config: StyleConfig,
-    candidates: Sequence[Candidate],
-    *,
-    batch_size: int | None = None,
-    initial: np.ndarray | None = None,
-    strategy: tf.distribute.Strategy | None = None,
-    regions: Regions | None = None,
-) -> Iterator[tuple[int, Progress]]:
-    """Optimises all candidates, ``batch_size`` at a time (all at once when None), sharing one objective.
-
-    Every chunk starts from the same initial image (same seed), so candidate i equals a run of that candidate
-    alone. With a ``tf.distribute`` strategy of R replicas, each chunk is split R ways across its devices.
-    (:func:`sweep_runs` is the same sweep with each chunk's :class:`Stylization` in hand; this iterates them.)
-
-    Yields:
-        (index of the chunk's first candidate, :class:`Progress` of the chunk).
-    """
-    runs = sweep_runs(
-        weights,
-        content,
-        styles,
-        config,
-        candidates,
-        batch_size=batch_size,
-        initial=initial,
-        strategy=strategy,
-        regions=regions,
-    )
-    for start, run in runs:
-        for record in run:
-            yield start, record
-
-
 def sweep_runs(
     weights: VggWeights,
     content: np.ndarray,
@@ -517,12 +416,16 @@ def sweep_runs(
     strategy: tf.distribute.Strategy | None = None,
     regions: Regions | None = None,
 ) -> Iterator[tuple[int, Stylization]]:
-    """The chunks of :func:`sweep` as runs: (index of the chunk's first candidate, its :class:`Stylization`).
+    """Optimises all candidates, ``batch_size`` at a time (all at once when None), sharing one objective; yields
+    each chunk as a run: (index of the chunk's first candidate, its :class:`Stylization`).
 
-    Iterating each run in turn gives the records :func:`sweep` yields, and the same images; holding the run also
-    gives its images between records (:meth:`Stylization.best_images`, :meth:`Stylization.current_images`), e.g.
-    to save the chunk in progress when the sweep is stopped early. Each run is built when the next chunk is asked
-    for: finish (or abandon) one before asking for the next, and drop it, so that one chunk is held at a time.
+    Every chunk starts from the same initial image (same seed), so candidate i equals a run of that candidate
+    alone. With a ``tf.distribute`` strategy of R replicas, each chunk is split R ways across its devices.
+    :func:`sweep` iterates the runs in turn and yields (index of the chunk's first candidate, each
+    :class:`Progress` of the chunk); holding the run also gives its images between records
+    (:meth:`Stylization.best_images`, :meth:`Stylization.current_images`), e.g. to save the chunk in progress when
+    the sweep is stopped early. Each run is built when the next chunk is asked for: finish (or abandon) one before
+    asking for the next, and drop it, so that one chunk is held at a time.
     """
     if batch_size is not None and batch_size < 1:
         raise NeuralStyleError(f"is {batch_size}; it must be at least 1", setting="batch_size")
@@ -547,3 +450,8 @@ def sweep_runs(
         )
         yield start, run
         del run  # the caller's reference is the only one left while the next chunk is built
+
+
+# The run and the sweep as generators of records, taking the arguments of Stylization and of sweep_runs.
+stylize = iterated(Stylization, "stylize")
+sweep = records_of(sweep_runs, "sweep")

@@ -24,15 +24,17 @@ from neural_style.color import color_inputs
 from neural_style.config import FRAME_LEARNING_RATE_SHARE, PASS_BLEND, TEMPORAL_WEIGHT, StyleConfig, TemporalConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights
-from neural_style.stylization import Progress, Stylization, build_objective
+from neural_style.objective import Objective
+from neural_style.progress import Progress
+from neural_style.stylization import Stylization, build_objective
 from neural_style.vgg import preprocess
 
 __all__ = ["TemporalObjective", "pass_start", "stylize_clip", "stylize_frames"]
 
 
 @dataclasses.dataclass(frozen=True)
-class TemporalObjective(L.Objective):
-    """:class:`~neural_style.losses.Objective` plus the temporal term: ``{content, style, tv, temporal, total}``.
+class TemporalObjective(Objective):
+    """:class:`~neural_style.objective.Objective` plus the temporal term: ``{content, style, tv, temporal, total}``.
 
     The temporal term is ``temporal_weight * sum_k temporal_loss(images, warped[k], mask[k])`` over the K earlier
     frames compared with (one: Ruder et al.'s short-term term; several, weighed by
@@ -50,9 +52,9 @@ class TemporalObjective(L.Objective):
     mask: tf.Tensor | None = None
 
     @classmethod
-    def extend(cls, objective: L.Objective, temporal_weight: float) -> TemporalObjective:
+    def extend(cls, objective: Objective, temporal_weight: float) -> TemporalObjective:
         """``objective`` with its targets and weights, and a temporal term of ``temporal_weight`` (none yet)."""
-        fields = {f.name: getattr(objective, f.name) for f in dataclasses.fields(L.Objective)}
+        fields = {f.name: getattr(objective, f.name) for f in dataclasses.fields(Objective)}
         return cls(**fields, temporal_weight=temporal_weight)
 
     def with_previous(self, warped: np.ndarray | None, mask: np.ndarray | None) -> TemporalObjective:
@@ -229,7 +231,7 @@ def stylize_clip(
             frames it has done, the pass before's for the others).
 
     Yields:
-        (pass, frame index, :class:`~neural_style.stylization.Progress` of that frame's run), passes and frames
+        (pass, frame index, :class:`~neural_style.progress.Progress` of that frame's run), passes and frames
         from 0; the record with ``final`` carries the frame's result in ``image``. A frame's losses include
         ``"temporal"``.
 
@@ -287,7 +289,7 @@ def stylize_frames(
         previous: (content frame, result) of frame ``first - 1``, RGB 0..255, when ``first`` > 0.
 
     Yields:
-        (frame index, :class:`~neural_style.stylization.Progress` of that frame's run), as :func:`stylize_clip`.
+        (frame index, :class:`~neural_style.progress.Progress` of that frame's run), as :func:`stylize_clip`.
 
     Raises:
         NeuralStyleError: bad settings, frames of different sizes, or ``previous`` missing for ``first`` > 0.

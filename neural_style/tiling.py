@@ -21,8 +21,8 @@ The results equal the untiled ones to float32 round-off.
 The pieces: :func:`receptive_halo` (the halo and the alignment a network needs), :class:`Tiling` (tiled features
 and Gram matrices, e.g. of a style image larger than memory allows, on the grid of
 :class:`neural_style.memory.TileGrid`, where the geometry and the rule of when to tile live, without TensorFlow),
-:class:`TiledImages` (an objective's targets computed so, :meth:`neural_style.losses.Objective.with_targets`) and
-:class:`TiledObjective` (an :class:`neural_style.losses.Objective` evaluated tile by tile, with the interface the
+:class:`TiledImages` (an objective's targets computed so, :meth:`neural_style.objective.Objective.with_targets`) and
+:class:`TiledObjective` (an :class:`neural_style.objective.Objective` evaluated tile by tile, with the interface the
 optimisers take).
 """
 
@@ -36,6 +36,7 @@ import tensorflow as tf
 from neural_style import losses as L
 from neural_style.errors import NeuralStyleError
 from neural_style.memory import Tile, TileGrid, deepest_layer, tile_geometry, tile_grid
+from neural_style.objective import Objective, WholeImages
 from neural_style.vgg import VggFeatures
 
 __all__ = ["TiledImages", "TiledObjective", "Tiling", "receptive_halo", "tiled_if_needed"]
@@ -169,7 +170,7 @@ class Tiling:
 
 
 class TiledObjective:
-    """An :class:`neural_style.losses.Objective` evaluated tile by tile, for images of one size.
+    """An :class:`neural_style.objective.Objective` evaluated tile by tile, for images of one size.
 
     Call it like the objective (``objective(images, blend=..., style_weight=...)``) for the loss terms (pass 1), or
     use :meth:`value_and_gradient` for the terms and the gradient of their summed total (both passes). The optimisers
@@ -183,7 +184,7 @@ class TiledObjective:
             progress when one evaluation takes minutes.
     """
 
-    def __init__(self, objective: L.Objective, tile_size: int, on_tile: TileCallback | None = None) -> None:
+    def __init__(self, objective: Objective, tile_size: int, on_tile: TileCallback | None = None) -> None:
         if objective.content_targets is None or objective.style_targets is None:
             raise NeuralStyleError("a tiled objective needs the objective's targets: build it with with_targets()")
         self.objective = objective
@@ -306,7 +307,7 @@ class TiledObjective:
         blend: tf.Tensor | None = None,
         style_weight: float | tf.Tensor | None = None,
     ) -> dict[str, tf.Tensor]:
-        """The weighted terms of images [N, H, W, 3] (preprocessed), as :class:`neural_style.losses.Objective`."""
+        """The weighted terms of images [N, H, W, 3] (preprocessed), as :class:`neural_style.objective.Objective`."""
         tiles = self._start(images)
         sums = self._sums(images, tiles, len(tiles))
         return self._terms_only(sums, *self._params(blend, style_weight))
@@ -347,7 +348,7 @@ def _tv_sums(crop: tf.Tensor, geometry: tf.Tensor, size: tf.Variable) -> dict[st
 
 
 class TiledImages:
-    """:class:`neural_style.losses.TargetFeatures` for images of any size: an image larger than a tile (for the
+    """:class:`neural_style.objective.TargetFeatures` for images of any size: an image larger than a tile (for the
     layers asked, :func:`neural_style.memory.tile_grid`) is run through ``network`` tile by tile (:class:`Tiling`),
     a smaller one whole. The targets are the same, in memory bounded by the tile.
 
@@ -361,7 +362,7 @@ class TiledImages:
         self.network = network
         self.tile_size = tile_size
         self.on_tile = on_tile
-        self._whole = L.WholeImages(network)
+        self._whole = WholeImages(network)
 
     def _tiling(self, image: tf.Tensor, layers: Sequence[str]) -> Tiling | None:
         height, width = int(image.shape[1]), int(image.shape[2])
@@ -386,8 +387,8 @@ class TiledImages:
 
 
 def tiled_if_needed(
-    objective: L.Objective, tile_size: int | None, height: int, width: int, on_tile: TileCallback | None = None
-) -> L.Objective | TiledObjective:
+    objective: Objective, tile_size: int | None, height: int, width: int, on_tile: TileCallback | None = None
+) -> Objective | TiledObjective:
     """The objective for images of ``height`` x ``width``: tiled when ``tile_size`` is given and they are larger
     than one tile (:func:`neural_style.memory.tile_grid`), else the objective itself."""
     if tile_grid(objective.network.layer_specs, objective.layers, tile_size, height, width) is None:

@@ -3,7 +3,7 @@
 The transformer (:mod:`neural_style.transformer`) learns to stylize any image in one pass: on batches of photos it
 minimises ``content_weight x content + style_weight x style + tv_weight x tv`` where the content term compares its
 output's VGG activations with the photo's, the style term compares their Gram matrices with one style image's, and
-the tv term smooths the output. The loss is :class:`neural_style.losses.Objective` on the frozen
+the tv term smooths the output. The loss is :class:`neural_style.objective.Objective` on the frozen
 :class:`neural_style.vgg.VggFeatures`; the settings are :class:`neural_style.config.TrainConfig`.
 
 * :func:`scan_images` checks a folder of training images with Pillow and reports the files it skips; it needs no
@@ -287,7 +287,7 @@ class Trainer:
         import keras
         import tensorflow as tf
 
-        from neural_style import losses
+        from neural_style.objective import Objective
         from neural_style.transformer import build_transformer
 
         config.validate(weights.layer_names)
@@ -305,7 +305,7 @@ class Trainer:
             )
             self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
 
-            objective = losses.Objective.from_settings(weights, config.loss_settings, name="loss_net")
+            objective = Objective.from_settings(weights, config.loss_settings, name="loss_net")
             style = _resize_style(np.asarray(style_image, np.float32), config.style_size or config.image_size)
             self.objective = objective.with_targets(styles=[style])
         # No AutoGraph: the steps have no tensor-dependent Python control flow, and unconverted code traces faster.

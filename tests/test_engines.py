@@ -30,7 +30,8 @@ from conftest import (
 )
 
 from neural_style.engines import Adam, AdamEngine
-from neural_style.stylization import Progress, Stylization, build_objective, initial_image
+from neural_style.progress import Progress
+from neural_style.stylization import Stylization, build_objective, initial_image
 
 # --- Adam ----------------------------------------------------------------------------------------------------
 

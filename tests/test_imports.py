@@ -169,6 +169,7 @@ def test_the_plan_imports_no_tensorflow(module: str) -> None:
     assert f"{PACKAGE}.tiling" not in chain and f"{PACKAGE}.vgg" not in chain
 
 
-def test_losses_know_nothing_of_tiles() -> None:
-    """The objective is pure: tiling wraps it, never the reverse."""
-    assert f"{PACKAGE}.tiling" not in reachable(GRAPH, f"{PACKAGE}.losses")
+@pytest.mark.parametrize("module", ["losses", "objective"])
+def test_losses_know_nothing_of_tiles(module: str) -> None:
+    """The losses and the objective are pure: tiling wraps them, never the reverse."""
+    assert f"{PACKAGE}.tiling" not in reachable(GRAPH, f"{PACKAGE}.{module}")

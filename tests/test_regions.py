@@ -18,6 +18,7 @@ from neural_style import losses as L
 from neural_style.coarse import coarse_to_fine
 from neural_style.config import Candidate, StyleConfig
 from neural_style.errors import NeuralStyleError
+from neural_style.objective import Objective
 from neural_style.regions import Regions, mask_from_image, resize_mask
 from neural_style.stylization import build_objective, stylize, sweep
 from neural_style.vgg import VggFeatures, preprocess
@@ -63,7 +64,7 @@ def test_style_mask_takes_the_gram_matrices_of_its_region() -> None:
     """With the 1x1 red network, the style Gram matrices over a left-half style mask equal those of the left half
     cut out: (R - 10) clipped, squared and averaged over the 2 pixels of the region."""
     network = VggFeatures.from_weights(red_network(), ["relu1_1"])
-    objective = L.Objective(network, {"relu1_1": 1.0}, {"relu1_1": 1.0})
+    objective = Objective(network, {"relu1_1": 1.0}, {"relu1_1": 1.0})
     style = red_image([[14.0, 12.0, 50.0], [16.0, 11.0, 99.0]])[0]  # the right column is left out by the mask
     mask = np.array([[1, 1, 0], [1, 1, 0]], np.float32)
     grams = objective.style_grams([style], [mask])["relu1_1"].numpy()
@@ -118,7 +119,7 @@ def test_two_disjoint_masks_are_the_sum_of_the_two_masked_problems(small_problem
 def test_guided_style_loss_by_hand_on_the_red_network() -> None:
     """One style, a mask on the left column: only the left column's relu1_1 enters the style term."""
     network = VggFeatures.from_weights(red_network(), ["relu1_1"])
-    objective = L.Objective(network, {"relu1_1": 1.0}, {"relu1_1": 1.0}, content_weight=0.0, tv_weight=0.0)
+    objective = Objective(network, {"relu1_1": 1.0}, {"relu1_1": 1.0}, content_weight=0.0, tv_weight=0.0)
     style = red_image([[13.0]])[0]  # relu1_1 = 3: Gram 9
     mask = np.array([[1, 0], [1, 0]], np.float32)
     objective = objective.with_targets(content=red_image([[0.0, 0.0]])[0], styles=[style], content_masks=mask[None])

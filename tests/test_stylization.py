@@ -34,7 +34,8 @@ from conftest import (
 from neural_style.config import TOLERANCE_WINDOW, Candidate, StyleConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights, load_vgg
-from neural_style.stylization import NOISE_SCALE, Progress, Stylization, build_objective, initial_image, sweep
+from neural_style.progress import Progress
+from neural_style.stylization import NOISE_SCALE, Stylization, build_objective, initial_image, sweep
 from neural_style.vgg import preprocess
 
 # --- initial_image ----------------------------------------------------------------------------------------------------

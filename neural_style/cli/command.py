@@ -24,7 +24,8 @@ from neural_style.errors import NeuralStyleError
 from neural_style.image_io import image_format
 
 if TYPE_CHECKING:
-    from neural_style.stylization import Progress, Stylization
+    from neural_style.progress import Progress
+    from neural_style.stylization import Stylization
 
 __all__ = [
     "HELP_ARGS",

@@ -46,7 +46,8 @@ from neural_style.image_io import write_image
 if TYPE_CHECKING:
     import numpy as np
 
-    from neural_style.stylization import Progress, Stylization
+    from neural_style.progress import Progress
+    from neural_style.stylization import Stylization
 
 __all__ = ["RunReport", "SingleRun", "outputs", "stylize"]
 

@@ -158,14 +158,26 @@ function addStyles(files) {
   resetPaint(true);
 }
 
+// The colour that marks style i: its swatch, and its strokes on the painted regions.
+function styleColour(i) {
+  return COLOURS[i % COLOURS.length];
+}
+
+function swatchOf(i) {
+  const swatch = document.createElement("span");
+  swatch.className = "swatch";
+  swatch.style.background = styleColour(i);
+  return swatch;
+}
+
+// Fills the list `id` with one element per style, made by render(style, i).
+function renderPerStyle(id, render) {
+  $(id).replaceChildren(...state.styles.map(render));
+}
+
 function renderStyles() {
-  const list = $("style-list");
-  list.replaceChildren();
-  state.styles.forEach((style, i) => {
+  renderPerStyle("style-list", (style, i) => {
     const item = document.createElement("li");
-    const swatch = document.createElement("span");
-    swatch.className = "swatch";
-    swatch.style.background = COLOURS[i % COLOURS.length];
     const image = document.createElement("img");
     image.src = style.url;
     image.alt = `Style ${i + 1}: ${style.file.name}`;
@@ -201,9 +213,9 @@ function renderStyles() {
       renderBrushes();
       drawPaint();
     });
-    item.append(swatch, image, label, slider, output, remove);
-    list.append(item);
+    item.append(swatchOf(i), image, label, slider, output, remove);
     output.textContent = blendShare(i);
+    return item;
   });
   renderBrushes();
 }
@@ -229,9 +241,7 @@ function setupDrop(zone, onFiles) {
 // ------------------------------------------------------------------------------------------- painted regions
 
 function renderBrushes() {
-  const list = $("brush-list");
-  list.replaceChildren();
-  state.styles.forEach((style, i) => {
+  renderPerStyle("brush-list", (style, i) => {
     const label = document.createElement("label");
     const radio = document.createElement("input");
     radio.type = "radio";
@@ -240,11 +250,8 @@ function renderBrushes() {
     radio.id = `brush-${i}`;
     radio.checked = state.brush === i;
     radio.addEventListener("change", () => (state.brush = i));
-    const swatch = document.createElement("span");
-    swatch.className = "swatch";
-    swatch.style.background = COLOURS[i % COLOURS.length];
-    label.append(radio, " ", swatch, ` Style ${i + 1}`);
-    list.append(label);
+    label.append(radio, " ", swatchOf(i), ` Style ${i + 1}`);
+    return label;
   });
   if (state.brush !== "erase" && state.brush >= state.styles.length) state.brush = 0;
 }
@@ -287,7 +294,7 @@ function drawPaint() {
     const t = tint.getContext("2d");
     t.drawImage(layer, 0, 0);
     t.globalCompositeOperation = "source-in";
-    t.fillStyle = COLOURS[i % COLOURS.length];
+    t.fillStyle = styleColour(i);
     t.fillRect(0, 0, tint.width, tint.height);
     context.globalAlpha = 0.5;
     context.drawImage(tint, 0, 0);
