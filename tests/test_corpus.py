@@ -1587,6 +1587,25 @@ def test_a_two_worker_sweep_gives_the_advice_that_works_before_joining(
     assert words in line, line
 
 
+def test_a_two_worker_sweep_that_max_memory_tiles_is_refused_before_joining(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tiles chosen by --max_memory (known once the network is read) are refused before the workers join, as
+    --tile_size is: the worker used to wait for its peer and fail after --worker_timeout. The test's image is too
+    small to need tiles, so the plan is made to choose 64 px ones."""
+    from neural_style.cli import inputs
+
+    monkeypatch.setattr(inputs, "check_memory", lambda *args: 64)
+    monkeypatch.setenv("TF_CONFIG", _TWO_WORKERS)
+    args = _replace(ws.args("--blend_sweep=4", "--max_memory=2G"), "styles", f"{ws.style},{ws.style}")
+    line = _refusal(ws, args, monkeypatch, capsys)
+    assert line == (
+        f"{ERROR_PREFIX}TF_CONFIG lists 2 workers, but --max_memory 2G needs this image in 64 px tiles, and tiles are "
+        "evaluated on one device and do not combine with a split sweep: raise --max_memory, use a smaller --width, "
+        "or unset TF_CONFIG (or pass --devices none) to run this process alone"
+    ), line
+
+
 @pytest.mark.parametrize("extra", [[], ["--overwrite"]])
 def test_an_interrupted_run_is_named_before_its_output(
     ws: Workspace, extra: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

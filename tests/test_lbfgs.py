@@ -7,6 +7,7 @@ stylization problem.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from conftest import TinyRun, tiny_config
 
@@ -212,6 +213,7 @@ def test_scipy_and_the_device_reach_the_same_minimum() -> None:
     np.testing.assert_array_equal(np.abs(device_image) >= 50.0 - 1e-4, np.abs(scipy_image) >= 50.0 - 1e-3)
 
 
+@pytest.mark.slow
 def test_the_saved_image_is_no_worse_than_scipys(tiny_run: TinyRun) -> None:
     """The yardstick, on the tiny stylization problem: after 60 iterations from the same start, the device L-BFGS's
     image as saved (clipped, whole grey levels) has no higher a loss than scipy's, both far below the start's."""
@@ -257,6 +259,7 @@ def test_no_loss_evaluation_goes_through_python(tiny_run: TinyRun) -> None:
     assert not ops & {"PyFunc", "PyFuncStateless", "EagerPyFunc"}, ops
 
 
+@pytest.mark.slow
 def test_a_restored_engine_continues_exactly(tiny_run: TinyRun, tmp_path) -> None:
     """Saved after 4 iterations and restored into a new engine, 4 more iterations give the losses and image of 8
     uninterrupted ones: the history is part of the saved state."""
@@ -275,6 +278,7 @@ def test_a_restored_engine_continues_exactly(tiny_run: TinyRun, tmp_path) -> Non
     assert second.evaluations == whole.evaluations
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_one_history_per_candidate(tiny_run: TinyRun) -> None:
     """Two candidates (style weights 500 and 50) optimised as one batch end where each ends alone."""
     candidates = [Candidate.make((1.0,), 500.0), Candidate.make((1.0,), 50.0)]
@@ -286,6 +290,7 @@ def test_a_sweep_runs_one_history_per_candidate(tiny_run: TinyRun) -> None:
         assert np.abs(batch[-1].images[i] - alone[-1].images[0]).max() <= 1.0
 
 
+@pytest.mark.slow
 def test_tiles_run_the_same_iterations(tiny_run: TinyRun) -> None:
     """A 40x56 image in 16 px tiles (the loss evaluated piece by piece, so the iteration runs eagerly) takes the
     steps of the whole image, with as many evaluations."""

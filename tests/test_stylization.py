@@ -608,6 +608,7 @@ def _records_equal(got: list[Progress], want: list[Progress]) -> None:
                 np.testing.assert_allclose(x, y, rtol=RESUME_RTOL, atol=RESUME_IMAGE_ATOL, err_msg=name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_a_restarted_run_equals_a_new_run_and_traces_nothing_again(tiny_run: TinyRun, optimizer: str) -> None:
     """One run from noise, then restarted from a grey start image: its records are a new run's from that image,

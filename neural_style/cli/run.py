@@ -344,6 +344,7 @@ def stylize(fv: flags.FlagValues, start: float | None = None, hooks: RunHooks | 
     paths = outputs(fv, config) if sweep_plan is None else sweep.outputs(fv, sweep_plan, input_files(fv))
     batch = 1 if sweep_plan is None else (fv.batch_size or len(sweep_plan.candidates))
     inputs, stages = Inputs.read(fv, config, batch)
+    sweep.check_split_tiles(fv, cluster, inputs.tile_size)
     config = dataclasses.replace(config, tile_size=inputs.tile_size)
     if hooks is not None:
         hooks.ready()

@@ -38,6 +38,7 @@ __all__ = [
     "SweepPlan",
     "candidate_label",
     "check_cluster",
+    "check_split_tiles",
     "check_devices",
     "candidate_path",
     "outputs",
@@ -199,6 +200,19 @@ def check_cluster(fv: flags.FlagValues, sweep: SweepPlan | None, *, video: bool 
             f"least {cluster.size}"
         )
     return cluster
+
+
+def check_split_tiles(fv: flags.FlagValues, cluster: Cluster | None, tile_size: int | None) -> None:
+    """Refuses, before the workers join, a split sweep whose image --max_memory puts in tiles (--tile_size itself is
+    refused by :func:`check_cluster`): tiles are evaluated on one device."""
+    if cluster is None or tile_size is None:
+        return
+    raise NeuralStyleError(
+        f"{TF_CONFIG_ENV} lists {cluster.size} workers, but --max_memory {fv.max_memory} needs this image in "
+        f"{tile_size} px tiles, and tiles are evaluated on one device and do not combine with a split sweep: raise "
+        f"--max_memory, use a smaller --width, or unset {TF_CONFIG_ENV} (or pass --devices none) to run this "
+        "process alone"
+    )
 
 
 def outputs(fv: flags.FlagValues, sweep: SweepPlan, inputs: Sequence[tuple[str, str | None]]) -> dict[str, str]:
