@@ -95,7 +95,8 @@ class ServerProcess:
         self.log = root / "server.log"
 
     def start(self, timeout: float = 180.0) -> str:
-        argv = [sys.executable, "-m", "neural_style.serve", f"--network={self.network}", "--port=0"]
+        # --nice=0: the jobs at the tests' priority, which the other test worker would otherwise starve
+        argv = [sys.executable, "-m", "neural_style.serve", f"--network={self.network}", "--port=0", "--nice=0"]
         argv += [f"--data_dir={self.data_dir}", *self.extra]
         log = open(self.log, "a")  # noqa: SIM115 - the process writes into it until it ends
         self.process = subprocess.Popen(

@@ -55,8 +55,9 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @contextlib.contextmanager
 def studio(root: Path, network: Path, **options: Any) -> Iterator[TestClient]:
-    """A running studio on ``network`` with its data in ``root`` (previews and state saves at every record)."""
-    options = {"preview_seconds": 0.0, "save_seconds": 0.0, **options}
+    """A running studio on ``network`` with its data in ``root`` (previews and state saves at every record; the jobs
+    at the tests' priority, which the other test worker would otherwise starve)."""
+    options = {"preview_seconds": 0.0, "save_seconds": 0.0, "nice": 0, **options}
     app = create_app(ServerConfig(network=str(network), data_dir=str(root), **options))
     with TestClient(app) as client:
         yield client
@@ -147,7 +148,6 @@ def test_settings_are_the_command_flags(client: TestClient) -> None:
 # ------------------------------------------------------------------------------------------------ jobs
 
 
-@pytest.mark.slow
 def test_a_job_writes_what_the_command_writes(client: TestClient, network: Path, tmp_path: Path) -> None:
     answer = post(client, iterations="6", seed="1", checkpoint_iterations="3")
     assert answer.status_code == 201, answer.text
@@ -322,7 +322,6 @@ def test_uploads_are_limited(tmp_path: Path, network: Path) -> None:
         assert sorted(p.name for p in (tmp_path / "incoming").iterdir()) == []
 
 
-@pytest.mark.slow
 def test_a_stored_file_is_named_by_the_server_and_typed_by_decoding(client: TestClient) -> None:
     files = [("content", ("../../etc/passwd.png", png_bytes(pixels(CONTENT).astype(np.uint8), "JPEG"), "x/y"))]
     files += [("styles", ("style.exe", STYLES[0], "application/octet-stream"))]
@@ -332,7 +331,6 @@ def test_a_stored_file_is_named_by_the_server_and_typed_by_decoding(client: Test
     assert sorted(p.name for p in folder.iterdir()) == ["content.jpg", "style-1.png"]
 
 
-@pytest.mark.slow
 def test_unknown_jobs_and_files_are_404(client: TestClient) -> None:
     job = run_job(client, iterations="2")
     for method, path in [
@@ -352,7 +350,6 @@ def test_unknown_jobs_and_files_are_404(client: TestClient) -> None:
     assert client.delete(f"/jobs/{job['id']}").status_code == 409
 
 
-@pytest.mark.slow
 def test_jobs_are_listed_newest_first(client: TestClient) -> None:
     first = post(client, iterations="1").json()["id"]
     second = post(client, iterations="1").json()["id"]
@@ -361,7 +358,6 @@ def test_jobs_are_listed_newest_first(client: TestClient) -> None:
     assert ids.index(second) < ids.index(first)
 
 
-@pytest.mark.slow
 def test_events_follow_a_job(client: TestClient) -> None:
     job_id = post(client, iterations="5", checkpoint_iterations="2").json()["id"]
     events = _events(client, f"/jobs/{job_id}/events")
@@ -393,7 +389,6 @@ def _events(client: TestClient, path: str, **options: Any) -> list[tuple[str, di
     return events
 
 
-@pytest.mark.slow
 def test_cancel_keeps_the_best_image_so_far(client: TestClient) -> None:
     job_id = post(client, iterations="100000").json()["id"]
     wait_for(client, job_id, states=("running",), iteration=3)
@@ -425,7 +420,6 @@ def test_a_queued_job_is_cancelled_at_once_and_has_no_image(tmp_path: Path, netw
     app.state.studio.store.close()
 
 
-@pytest.mark.slow
 def test_a_sweep_job(client: TestClient, network: Path, tmp_path: Path) -> None:
     job = run_job(client, upload(CONTENT, STYLES), blend_sweep="3", iterations="3", seed="2")
     assert job["state"] == "done" and job["kind"] == "sweep", job
@@ -443,7 +437,6 @@ def test_a_sweep_job(client: TestClient, network: Path, tmp_path: Path) -> None:
         assert np.array_equal(mine, pixels(output.with_name(name.replace("result", "out"))))
 
 
-@pytest.mark.slow
 def test_a_regions_job(client: TestClient, network: Path, tmp_path: Path) -> None:
     masks = [mask_png(32, 24, True), mask_png(32, 24, False)]
     job = run_job(client, upload(CONTENT, STYLES, masks=masks), iterations="4", seed="5")
@@ -458,7 +451,6 @@ def test_a_regions_job(client: TestClient, network: Path, tmp_path: Path) -> Non
     assert not np.array_equal(result, pixels(plain))  # the masks changed the result
 
 
-@pytest.mark.slow
 def test_a_failed_job_has_the_command_message_and_the_server_goes_on(client: TestClient) -> None:
     job = run_job(client, iterations="3", learning_rate="1e38", style_weight="1e38")
     assert job["state"] == "failed"

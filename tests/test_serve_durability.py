@@ -17,7 +17,7 @@ pytest.importorskip("uvicorn", reason="the serve extra (fastapi, uvicorn, python
 
 pytestmark = pytest.mark.slow
 
-SETTINGS = {"iterations": "600", "seed": "7", "checkpoint_iterations": "200"}
+SETTINGS = {"iterations": "240", "seed": "7", "checkpoint_iterations": "80"}
 FILES = upload(content_png(32, 24), [style_png(3)])
 
 
@@ -55,8 +55,8 @@ def test_a_killed_server_finishes_the_job_as_if_uninterrupted(tmp_path: Path) ->
         interrupted, uninterrupted = _image(client, job_id), _image(client, reference)
         log = client.get(f"/jobs/{job_id}/files/log.txt").text
         assert server.stop() == 0
-    assert job["state"] == "done" and job["attempts"] == 3 and job["iteration"] == 600, job
-    resumed = [int(k) for k in re.findall(r"Resumed at iteration (\d+)/600", log)]
+    assert job["state"] == "done" and job["attempts"] == 3 and job["iteration"] == 240, job
+    resumed = [int(k) for k in re.findall(r"Resumed at iteration (\d+)/240", log)]
     assert len(resumed) == 2 and 0 < resumed[0] <= kills[0] + 1 and resumed[0] < resumed[1] <= kills[1] + 1, (
         resumed,
         kills,
