@@ -161,8 +161,9 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """The 8-bit levels an image is saved as: values rounded to the nearest whole level (halves to even, as
     ``np.rint``), clipped to 0..255, as uint8. The one clip-and-round of the package: every written image, frame and
-    sheet, and every loss of an image "as saved", goes through it."""
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    sheet, and every loss of an image "as saved", goes through it. A value that is not a number (a run whose loss
+    stopped being finite) becomes 0."""
+    return np.clip(np.nan_to_num(np.rint(image), copy=False, nan=0.0), 0, 255).astype(np.uint8)
 
 
 def image_format(path: str) -> str:

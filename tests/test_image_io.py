@@ -13,7 +13,7 @@ from PIL import Image
 
 from neural_style import image_io
 from neural_style.errors import NeuralStyleError
-from neural_style.image_io import check_model_file, read_image, resize, scaled_size, write_image
+from neural_style.image_io import check_model_file, read_image, resize, scaled_size, to_uint8, write_image
 
 
 def _gradient(height: int = 16, width: int = 24) -> np.ndarray:
@@ -315,3 +315,12 @@ def test_check_model_file(tmp_path: Path) -> None:
     (tmp_path / "m.keras").write_bytes(b"PK not really")
     with pytest.raises(NeuralStyleError, match="not a .keras model file"):
         check_model_file(tmp_path / "m.keras")
+
+
+def test_to_uint8_rounds_half_to_even_clips_and_blackens_what_is_not_a_number() -> None:
+    values = np.array([-3.0, 0.5, 1.5, 2.4999, 254.5, 255.49, 300.0, np.nan, np.inf, -np.inf], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value encountered in cast"
+        levels = to_uint8(values)
+    assert levels.dtype == np.uint8
+    assert levels.tolist() == [0, 0, 2, 2, 254, 255, 255, 0, 255, 0]

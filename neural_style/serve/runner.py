@@ -74,8 +74,7 @@ def png(image: Any) -> bytes:
     from neural_style.image_io import to_uint8
 
     if not isinstance(image, Image.Image):
-        with np.errstate(invalid="ignore"):  # a run diverging to NaN shows as black until it is stopped
-            image = Image.fromarray(to_uint8(image), "RGB")
+        image = Image.fromarray(to_uint8(image), "RGB")  # a run diverging to NaN shows as black until it stops
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
