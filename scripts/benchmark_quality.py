@@ -90,7 +90,7 @@ PAIRS: dict[str, tuple[str, str]] = {
 }
 
 # name: neural-style flags (besides the inputs, --width, --initial = the content, --seed 0). The stage count of
-# --scales shares the iterations equally.
+# --scales shares the iterations equally, unless --stage_iterations gives each stage's.
 ROUTES: dict[str, list[str]] = {
     "adam": ["--iterations=300"],
     "adam_clip": ["--iterations=300", "--clip"],
@@ -99,9 +99,15 @@ ROUTES: dict[str, list[str]] = {
     "lbfgs_bf16_10": ["--optimizer=lbfgs", "--iterations=10", "--precision=bfloat16"],
     "lbfgs_scales_bf16_8": ["--optimizer=lbfgs", "--iterations=8", "--scales=2", "--precision=bfloat16"],
     "lbfgs_scales3_bf16_6": ["--optimizer=lbfgs", "--iterations=6", "--scales=3", "--precision=bfloat16"],
+    "lbfgs_stages_bf16_40_20_2": [
+        "--optimizer=lbfgs",
+        "--scales=3",
+        "--stage_iterations=40,20,2",
+        "--precision=bfloat16",
+    ],
 }
-README_ROUTE = "lbfgs_scales3_bf16_6"
-FAST = ["lbfgs_10", "lbfgs_bf16_10", "lbfgs_scales_bf16_8", "lbfgs_scales3_bf16_6"]
+README_ROUTE = "lbfgs_stages_bf16_40_20_2"
+FAST = ["lbfgs_10", "lbfgs_bf16_10", "lbfgs_scales_bf16_8", "lbfgs_scales3_bf16_6", "lbfgs_stages_bf16_40_20_2"]
 
 
 def _weights():
