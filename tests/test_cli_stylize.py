@@ -417,6 +417,18 @@ def test_cli_scales_writes_the_output_size(ws: Workspace) -> None:
         assert image.size == (64, CONTENT_SIZE[1] * 64 // CONTENT_SIZE[0])
 
 
+@pytest.mark.slow
+def test_cli_stage_iterations_run_each_stage_its_count(ws: Workspace) -> None:
+    """--stage_iterations 3,1: three iterations at 32 px, then one at 64 px; four in all (--iterations left out)."""
+    result = run_in_process(ws, ws.args("--scales=2", "--width=64", "--stage_iterations=3,1", "--seed=0"))
+    assert_ok(result)
+    assert "Coarse to fine: 3 at 32 px, 1 at 64 px" in result.stdout
+    stages = re.findall(r"^Iteration +(\d+)/ +(\d+) \(scale (\d)/2\)", result.stdout, re.MULTILINE)
+    assert stages == [("1", "4", "1"), ("2", "4", "1"), ("3", "4", "1"), ("4", "4", "2")]
+    with Image.open(ws.output) as image:
+        assert image.size == (64, CONTENT_SIZE[1] * 64 // CONTENT_SIZE[0])
+
+
 BAD_FLAGS = {
     "scales_zero": (["--scales=0"], "--scales must be a count or increasing widths"),
     "scales_text": (["--scales=abc"], "--scales must be a count or increasing widths"),
@@ -430,6 +442,16 @@ BAD_FLAGS = {
     "scales_superscript": (["--scales=\u00b2"], "--scales must be a count or increasing widths"),
     "average_decay_one": (["--average_decay=1"], "--average_decay is 1.0; it must be in (0, 1)"),
     "average_decay_zero": (["--average_decay=0"], "--average_decay is 0.0; it must be in (0, 1)"),
+    "stage_iterations_alone": (["--stage_iterations=2,1"], "--stage_iterations needs --scales"),
+    "stage_iterations_count": (
+        ["--width=64", "--scales=2", "--stage_iterations=2,1,1"],
+        "--stage_iterations has 3 counts for the 2 stages of --scales (32,64 px)",
+    ),
+    "stage_iterations_zero": (["--width=64", "--scales=2", "--stage_iterations=2,0"], "at least 1, one per stage"),
+    "stage_iterations_sum": (
+        ["--width=64", "--scales=2", "--stage_iterations=2,1", "--iterations=4"],
+        "--iterations is 4 but --stage_iterations add up to 3",
+    ),
 }
 # Stages.plan (neural_style.cli.stylize): min([]) raises ValueError for an empty list; '²'.isdigit() is true but
 # int('²') raises ValueError.

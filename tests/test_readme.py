@@ -15,7 +15,8 @@ run it: its own working directory, environment and argv, stdout and stderr captu
   included), which ``$NEURAL_STYLE_WEIGHTS`` also names for the lines that rely on the default path.
 * Sizes shrink: ``neural-style`` runs at ``--width 24`` and ``--iterations 2`` (given or not), with
   ``--checkpoint_iterations 1``; ``--scales N`` stays, with the width and iterations raised to the least that make it
-  valid (``32 * 2^(N-1)`` px, N iterations). ``neural-style-train`` runs one step (``--steps 1`` instead of
+  valid (``32 * 2^(N-1)`` px, N iterations); ``--stage_iterations`` becomes 1 for each stage but the last, which
+  takes the rest. ``neural-style-train`` runs one step (``--steps 1`` instead of
   ``--epochs``/``--steps``) on ``--image_size 16`` crops with a narrow transformer (``--base_filters 4
   --residual_blocks 1``).
 * A video ``--content`` (``clip.mp4``) is written as a tiny clip (three 24x20 frames) when the video extra is
@@ -199,6 +200,9 @@ def shrink(parsed: Parsed, network: Path) -> Parsed:
         scales = int(flags["scales"]) if str(flags.get("scales", "x")).isdigit() else 1
         flags["width"] = str(max(WIDTH, MIN_STAGE_WIDTH * 2 ** (scales - 1) if scales > 1 else 0))
         flags["iterations"] = str(max(ITERATIONS, scales))
+        if "stage_iterations" in flags:  # one per stage, summing to --iterations
+            stages = len(flags["stage_iterations"].split(","))
+            flags["stage_iterations"] = ",".join(["1"] * (stages - 1) + [str(int(flags["iterations"]) - stages + 1)])
         if "checkpoint_iterations" in flags:
             flags["checkpoint_iterations"] = "1"
         if "frame_iterations" in flags:

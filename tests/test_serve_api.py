@@ -138,7 +138,8 @@ def test_settings_are_the_command_flags(client: TestClient) -> None:
     assert body["presets"]["fastest"] == {
         "optimizer": "lbfgs",
         "scales": "3",
-        "iterations": "6",
+        "stage_iterations": "40,20,2",
+        "iterations": "62",
         "precision": "bfloat16",
         "initial_noiseblend": "0",
     }

@@ -43,6 +43,7 @@ __all__ = [
     "define_loss_flags",
     "define_style_flags",
     "flags_from_settings",
+    "stage_iterations",
     "style_config",
 ]
 
@@ -241,7 +242,13 @@ def define_style_flags(fv: flags.FlagValues, module: str) -> None:
     define.listing(
         "scales",
         "Coarse to fine: a count N (widths doubling up to the output width) or increasing widths such as "
-        "128,256,512. The iterations are shared equally between stages (the remainder goes to the last).",
+        "128,256,512. The iterations are shared equally between stages (the remainder goes to the last), unless "
+        "--stage_iterations gives them.",
+    )
+    define.listing(
+        "stage_iterations",
+        "With --scales: the iterations of each stage, coarse to fine, e.g. 40,20,2 (an iteration at half the width "
+        "costs about a quarter); --iterations is their sum.",
     )
     define.boolean("xla", False, "Compile the optimisation step with XLA (jit_compile).")
     define.boolean(
@@ -428,11 +435,36 @@ def check_sizes(fv: flags.FlagValues) -> None:
         raise NeuralStyleError(f"--width is {fv.width}; it must be at least 1")
 
 
+def stage_iterations(fv: flags.FlagValues) -> list[int] | None:
+    """--stage_iterations as counts (each at least 1), or None when not given (or not a flag of ``fv``)."""
+    values = fv.stage_iterations if "stage_iterations" in fv else None
+    if values is None:
+        return None
+    try:
+        counts = [int(v) for v in values]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise NeuralStyleError(
+            f"--stage_iterations must be whole numbers of at least 1, one per stage, got '{','.join(values)}'"
+        )
+    return counts
+
+
 def config_from_flags(fv: flags.FlagValues) -> StyleConfig:
     """The StyleConfig of the settings flags ``fv`` holds (all of neural-style's, or a command's subset of them;
     the others keep their defaults), validated against the number of --styles."""
+    settings = flag_settings(fv, [name for name in _CONFIG_FLAGS if name in fv])
+    counts = stage_iterations(fv)
+    if counts is not None:
+        if fv["iterations"].present and fv.iterations != sum(counts):
+            raise NeuralStyleError(
+                f"--iterations is {fv.iterations} but --stage_iterations add up to {sum(counts)}; "
+                "leave --iterations out (it is their sum)"
+            )
+        settings["iterations"] = sum(counts)
     config = StyleConfig(
-        **flag_settings(fv, [name for name in _CONFIG_FLAGS if name in fv]),
+        **settings,
         **({"epsilon": fv.eps} if "eps" in fv else {}),
         style_blend_weights=floats("style_blend_weights", fv.style_blend_weights),
         content_layers=tuple(fv.content_layers or ()),

@@ -25,7 +25,8 @@ __all__ = ["Stages", "check_memory", "describe_tiles", "max_memory"]
 
 @dataclasses.dataclass(frozen=True)
 class Stages:
-    """The coarse-to-fine stages (--scales): the width and iterations of each; one stage without --scales."""
+    """The coarse-to-fine stages (--scales): the width and iterations of each (--stage_iterations, or the
+    iterations shared equally); one stage without --scales."""
 
     widths: list[int]
     iterations: list[int]
@@ -34,8 +35,12 @@ class Stages:
     def plan(cls, fv: flags.FlagValues, width: int, iterations: int) -> Stages:
         """The stages of --scales for an output ``width`` pixels wide and ``iterations`` in all."""
         from neural_style import coarse
+        from neural_style.cli.options import stage_iterations
 
+        counts = stage_iterations(fv)
         if fv.scales is None:
+            if counts is not None:
+                raise NeuralStyleError("--stage_iterations needs --scales: give the stages' widths or their count")
             return cls([width], [iterations])
         try:
             values = [int(v) for v in fv.scales]
@@ -50,6 +55,13 @@ class Stages:
         else:
             coarse.check_widths(values, width)
             widths = values
+        if counts is not None:
+            if len(counts) != len(widths):
+                raise NeuralStyleError(
+                    f"--stage_iterations has {len(counts)} counts for the {len(widths)} stages of --scales "
+                    f"({','.join(map(str, widths))} px); give one per stage"
+                )
+            return cls(widths, counts)
         return cls(widths, coarse.split_iterations(iterations, len(widths)))
 
     @property

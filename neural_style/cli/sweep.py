@@ -52,7 +52,7 @@ __all__ = [
 # The flags of a single run that a sweep has no use for.
 _SINGLE_RUN_FLAGS = (
     *("checkpoint_output", "progress_write", "progress_plot", "scales", "resume", "restart", "checkpoint_sheet"),
-    "tensorboard_dir",
+    *("tensorboard_dir", "stage_iterations"),
 )
 
 

@@ -53,7 +53,8 @@ __all__ = ["check_styles", "frame_path", "is_video_run", "run"]
 # The neural-style flags that make images only (sweeps, coarse to fine, masks, per-iteration output): refused with a
 # video, whose every setting applies to every frame.
 _IMAGE_ONLY = (
-    *("blend_sweep", "blends", "sweep_style_weights", "batch_size", "devices", "scales", "initial"),
+    *("blend_sweep", "blends", "sweep_style_weights", "batch_size", "devices", "scales", "stage_iterations"),
+    "initial",
     *("content_masks", "style_masks", "checkpoint_output", "checkpoint_sheet", "print_iterations"),
     *("progress_write", "progress_plot", "tensorboard_dir", "tensorboard_images"),
 )
