@@ -18,7 +18,7 @@ from absl import flags
 
 from neural_style.cli import distribute
 from neural_style.cli.command import check_flag_values, define_network, flag_settings, floats, require
-from neural_style.cli.plan import max_memory
+from neural_style.cli.plan import max_memory, stage_iterations
 from neural_style.config import (
     COLOR_MODES,
     FRAME_LEARNING_RATE_SHARE,
@@ -43,7 +43,6 @@ __all__ = [
     "define_loss_flags",
     "define_style_flags",
     "flags_from_settings",
-    "stage_iterations",
     "style_config",
 ]
 
@@ -433,22 +432,6 @@ def check_sizes(fv: flags.FlagValues) -> None:
         raise NeuralStyleError("--style_scales must be positive")
     if fv.width is not None and fv.width < 1:
         raise NeuralStyleError(f"--width is {fv.width}; it must be at least 1")
-
-
-def stage_iterations(fv: flags.FlagValues) -> list[int] | None:
-    """--stage_iterations as counts (each at least 1), or None when not given (or not a flag of ``fv``)."""
-    values = fv.stage_iterations if "stage_iterations" in fv else None
-    if values is None:
-        return None
-    try:
-        counts = [int(v) for v in values]
-    except ValueError:
-        counts = []
-    if not counts or min(counts) < 1:
-        raise NeuralStyleError(
-            f"--stage_iterations must be whole numbers of at least 1, one per stage, got '{','.join(values)}'"
-        )
-    return counts
 
 
 def config_from_flags(fv: flags.FlagValues) -> StyleConfig:

@@ -20,7 +20,7 @@ from neural_style.errors import NeuralStyleError
 if TYPE_CHECKING:
     from neural_style.matconvnet import VggWeights
 
-__all__ = ["Stages", "check_memory", "describe_tiles", "max_memory"]
+__all__ = ["Stages", "check_memory", "describe_tiles", "max_memory", "stage_iterations"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +35,6 @@ class Stages:
     def plan(cls, fv: flags.FlagValues, width: int, iterations: int) -> Stages:
         """The stages of --scales for an output ``width`` pixels wide and ``iterations`` in all."""
         from neural_style import coarse
-        from neural_style.cli.options import stage_iterations
 
         counts = stage_iterations(fv)
         if fv.scales is None:
@@ -76,6 +75,22 @@ class Stages:
         return "Coarse to fine: " + ", ".join(
             f"{n} at {w} px" for w, n in zip(self.widths, self.iterations, strict=True)
         )
+
+
+def stage_iterations(fv: flags.FlagValues) -> list[int] | None:
+    """--stage_iterations as counts (each at least 1), or None when not given (or not a flag of ``fv``)."""
+    values = fv.stage_iterations if "stage_iterations" in fv else None
+    if values is None:
+        return None
+    try:
+        counts = [int(v) for v in values]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise NeuralStyleError(
+            f"--stage_iterations must be whole numbers of at least 1, one per stage, got '{','.join(values)}'"
+        )
+    return counts
 
 
 def max_memory(fv: flags.FlagValues) -> int | None:
