@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 from absl import app, flags
+from studio_server import start_studio
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("network", None, "MatConvNet VGG-19 .mat file.")
@@ -49,19 +49,6 @@ flags.DEFINE_integer("rounds", 1, "Rounds of the reference and the warm jobs, in
 flags.DEFINE_string("out_dir", None, "Where to keep the files (default: a temporary directory).")
 
 SCRIPTS = Path(__file__).resolve().parent
-
-
-def _start_server(out_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    argv = [sys.executable, "-m", "neural_style.serve", f"--network={FLAGS.network}", "--port=0"]
-    argv += [f"--data_dir={out_dir / 'studio'}", "--nice=0"]  # the reference's priority
-    log = open(out_dir / "server.log", "w")  # noqa: SIM115 - the server writes into it while it runs
-    server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True)
-    assert server.stdout is not None
-    for line in server.stdout:
-        found = re.search(r"Serving the studio at (http://\S+)/", line)
-        if found:
-            return server, found.group(1)
-    raise RuntimeError(f"the server did not start: {(out_dir / 'server.log').read_text()[-2000:]}")
 
 
 def _job(client, out_dir: Path, name: str) -> dict:
@@ -151,7 +138,7 @@ def main(argv: Sequence[str]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     score = _scorer()
     started = time.perf_counter()
-    server, url = _start_server(out_dir)
+    server, url = start_studio(FLAGS.network, out_dir, ["--nice=0"])  # the reference's priority
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"server serving after {time.perf_counter() - started:.1f} s at {url}; files in {out_dir}", flush=True)
     references: list[dict] = []

@@ -24,16 +24,14 @@ import asyncio
 import logging
 import os
 import random
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from absl import app, flags
+from studio_server import start_studio
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("network", None, "MatConvNet VGG-19 .mat file.")
@@ -102,21 +100,9 @@ def main(argv: Sequence[str]) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
 
     out_dir = Path(FLAGS.out_dir or tempfile.mkdtemp(prefix="load_studio-"))
-    argv_server = [sys.executable, "-m", "neural_style.serve", f"--network={FLAGS.network}", "--port=0"]
-    argv_server.append(f"--data_dir={out_dir / 'studio'}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    log = open(out_dir / "server.log", "w")  # noqa: SIM115 - the server writes into it while it runs
-    server = subprocess.Popen(argv_server, stdout=subprocess.PIPE, stderr=log, text=True)
+    server, url = start_studio(FLAGS.network, out_dir)  # the jobs at the default --nice, as a user runs it
     try:
-        assert server.stdout is not None
-        url = None
-        for line in server.stdout:
-            found = re.search(r"Serving the studio at (http://\S+)/", line)
-            if found:
-                url = found.group(1)
-                break
-        if url is None:
-            raise RuntimeError(f"the server did not start: {(out_dir / 'server.log').read_text()[-2000:]}")
         files = [
             ("content", ("content", Path(FLAGS.content).read_bytes())),
             ("styles", ("style", Path(FLAGS.style).read_bytes())),
