@@ -90,8 +90,10 @@ def stage_runs(
     At each stage the content is resized to the stage width and each style to its scale x the stage width (the
     rule of a single run at that width). Stage 0 starts as a single run would (``initial``, noise blend, seed);
     later stages start from the previous stage's result, upsampled, without noise. The stopping rules
-    (``stop_at_loss``, ``tolerance``) apply only in the last stage; colour control applies in every stage. Each run
-    is built when the next stage is asked for, from the result of the one before: iterate it to its end first.
+    (``stop_at_loss``, ``tolerance``) apply only in the last stage; colour control applies in every stage. A stage
+    starts when it is asked for, from the result of the one before: iterate each to its end first. The stages are
+    one run, restarted at each size with the stage's targets (its steps traced once), when the run can change
+    size (:attr:`Stylization.resizable`: without regions or tiles); otherwise each stage builds a run of its own.
 
     Args:
         weights: the VGG parameters.
@@ -115,6 +117,7 @@ def stage_runs(
     if not 0 <= first < len(widths):
         raise NeuralStyleError(f"there is no stage {first} among {len(widths)}")
     previous: np.ndarray | None = None
+    run: Stylization | None = None
     for stage in range(first, len(widths)):
         width, count = widths[stage], iterations[stage]
         size = scaled_size(content.shape, width)
@@ -129,14 +132,17 @@ def stage_runs(
         else:
             start = resize(previous if previous is not None else content, size)
             stage_config = dataclasses.replace(stage_config, initial_noiseblend=0.0)
-        run = Stylization(
-            weights, stage_content, stage_styles, stage_config, initial=start, regions=regions, on_tile=on_tile
-        )
+        if run is not None and run.resizable:  # the same steps, traced once, at the new size
+            run.restart(stage_content, initial=start, styles=stage_styles, config=stage_config)
+        else:
+            run = None  # the caller's reference is the only one left while the next stage is built
+            run = Stylization(
+                weights, stage_content, stage_styles, stage_config, initial=start, regions=regions, on_tile=on_tile
+            )
         yield stage, run
         previous = run.best_images()
         if previous is not None:
             previous = previous[0]
-        del run
 
 
 # The stages as one generator of (stage index, record), taking the arguments of stage_runs.

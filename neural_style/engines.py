@@ -27,6 +27,7 @@ from neural_style.config import StyleConfig
 from neural_style.errors import NeuralStyleError
 from neural_style.gradients import LossFn, ValueAndGradient, compile_loss, is_piecewise, value_and_gradient
 from neural_style.lbfgs import DeviceLbfgsEngine
+from neural_style.resizable import resizable, resizable_spec
 
 __all__ = [
     "Adam",
@@ -64,8 +65,9 @@ class Adam(tf.Module):
         self.epsilon = epsilon
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         if variable is not None:  # without a variable only the pure update() is used
-            self.m = tf.Variable(tf.zeros_like(variable), trainable=False, name="m")
-            self.v = tf.Variable(tf.zeros_like(variable), trainable=False, name="v")
+            # Shaped like the variable: when its size may change, so may theirs.
+            self.m = tf.Variable(tf.zeros_like(variable), trainable=False, name="m", shape=variable.shape)
+            self.v = tf.Variable(tf.zeros_like(variable), trainable=False, name="v", shape=variable.shape)
 
     def update(
         self, value: tf.Tensor, gradient: tf.Tensor, m: tf.Tensor, v: tf.Tensor, t: tf.Tensor
@@ -129,9 +131,10 @@ class Engine(Protocol):
         ...
 
     def reset(self, start: np.ndarray) -> None:
-        """Starts again from ``start`` [N, H, W, 3] (preprocessed, the shape of the first start) with a fresh
-        optimiser state, keeping the compiled steps. New targets come with it when the loss reads them from
-        variables that the caller has assigned (as video frames do), so nothing is traced again."""
+        """Starts again from ``start`` [N, H, W, 3] (preprocessed; N as the first start's, any height and width)
+        with a fresh optimiser state, keeping the compiled steps. New targets come with it when the loss reads them
+        from variables that the caller has assigned (as video frames and the stages of coarse-to-fine do), so
+        nothing is traced again."""
         ...
 
 
@@ -169,11 +172,13 @@ class AdamEngine:
         bounds: (lower, upper) pixel bounds to clip to after every step (projected Adam), or None.
         jit_compile: compile the step with XLA.
         """
-        self.image = tf.Variable(start, name="image")
+        self.image = resizable(start, name="image")  # one traced step serves every size (reset)
         learning_rate, beta1, beta2, epsilon = settings
         self.optimizer = Adam(self.image, learning_rate, beta1, beta2, epsilon, bounds=bounds)
         image, adam = self.image, self.optimizer
-        self._evaluate, terms_and_gradient = compile_loss(loss, params, jit_compile=jit_compile)
+        self._evaluate, terms_and_gradient = compile_loss(
+            loss, params, jit_compile=jit_compile, images=resizable_spec(start)
+        )
         self._step: Callable[[], Mapping[str, tf.Tensor]]
         if is_piecewise(loss):  # the gradient comes piece by piece from Python; the update is compiled
             apply = tf.function(lambda gradient: adam.apply(gradient, image), autograph=False)
@@ -211,8 +216,10 @@ class AdamEngine:
 
     def reset(self, start: np.ndarray) -> None:
         self.image.assign(start)
-        for variable in self.optimizer.variables:  # moments and step count: Adam starts afresh
-            variable.assign(tf.zeros_like(variable))
+        adam = self.optimizer  # moments and step count: Adam starts afresh
+        adam.m.assign(tf.zeros_like(start))
+        adam.v.assign(tf.zeros_like(start))
+        adam.step.assign(0)
         self.start_losses = None
 
 
@@ -348,25 +355,32 @@ class LbfgsEngine:
             max_iterations: most iterations scipy is allowed.
             jit_compile: compile the loss and gradient with XLA.
         """
-        import scipy.optimize  # here, not at the top: importing it costs Adam runs 0.4 s of start-up
-
         if start.shape[0] != 1:
             raise NeuralStyleError("L-BFGS optimises one image at a time; sweep with Adam or one image per batch")
-        self._shape = start.shape
         self._x = np.asarray(start, np.float32)
-        self._image = tf.Variable(self._x, trainable=False, name="image")
+        self._image = resizable(self._x, name="image")
         self._evaluations = tf.Variable(0, dtype=tf.int64, trainable=False, name="evaluations")
-        self._bounds = scipy.optimize.Bounds(
-            np.broadcast_to(np.asarray(lower, np.float64), start.shape).ravel(),
-            np.broadcast_to(np.asarray(upper, np.float64), start.shape).ravel(),
-        )
+        self._limits = (np.asarray(lower, np.float64), np.asarray(upper, np.float64))
+        self._size(start.shape)
         self._options = {"maxcor": memory, "maxiter": max_iterations, "maxfun": 50 * max_iterations}
         self.finished = False
         self._iterates: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._resume: queue.Queue[bool] = queue.Queue(maxsize=1)
         self._thread: threading.Thread | None = None
-        self._evaluate, self._value_and_gradient = compile_loss(loss, params, jit_compile=jit_compile)
+        self._evaluate, self._value_and_gradient = compile_loss(
+            loss, params, jit_compile=jit_compile, images=resizable_spec(start)
+        )
         self.start_losses: dict[str, np.ndarray] | None = None
+
+    def _size(self, shape: tuple[int, ...]) -> None:
+        """Sets the image shape (the bounds are per pixel for scipy)."""
+        import scipy.optimize
+
+        lower, upper = self._limits
+        self._shape = shape
+        self._bounds = scipy.optimize.Bounds(
+            np.broadcast_to(lower, shape).ravel(), np.broadcast_to(upper, shape).ravel()
+        )
 
     @property
     def evaluations(self) -> int:
@@ -449,7 +463,9 @@ class LbfgsEngine:
         self._thread = None
         self._iterates = queue.Queue(maxsize=1)  # the ended minimisation may have left its last word here
         self._resume = queue.Queue(maxsize=1)
-        self._x = np.asarray(start, np.float32).reshape(self._shape)
+        self._x = np.asarray(start, np.float32)
+        if self._x.shape != self._shape:
+            self._size(self._x.shape)
         self._image.assign(self._x)
         self._evaluations.assign(0)
         self.finished = False

@@ -50,12 +50,14 @@ def is_piecewise(loss: LossFn) -> bool:
 
 
 def compile_loss(
-    loss: LossFn, params: Mapping[str, np.ndarray], *, jit_compile: bool = False
+    loss: LossFn, params: Mapping[str, np.ndarray], *, jit_compile: bool = False, images: tf.TensorSpec | None = None
 ) -> tuple[Evaluate, ValueAndGradient]:
     """The evaluation and the value-and-gradient of ``loss`` with ``params`` fixed, as functions of the images.
 
     A plain loss is traced into two ``tf.function`` (without autograph: the loss has no tensor-dependent Python
-    control flow, and converting it costs start-up). A piecewise loss (:func:`is_piecewise`) is called as it is: it
+    control flow, and converting it costs start-up): for the shape ``images`` gives (e.g. one of any height and
+    width: :func:`neural_style.resizable.resizable_spec`), traced once; without it, for the first shape, then for
+    any. A piecewise loss (:func:`is_piecewise`) is called as it is: it
     runs its pieces one after another from Python, so that only one piece's activations are alive at a time.
     """
     constants = {key: tf.constant(value) for key, value in params.items()}
@@ -65,8 +67,13 @@ def compile_loss(
             lambda images: piecewise.value_and_gradient(images, **constants)
         )
 
-    @tf.function(jit_compile=jit_compile, autograph=False)
+    signature = None if images is None else [images]
+
+    @tf.function(jit_compile=jit_compile, autograph=False, reduce_retracing=True, input_signature=signature)
     def terms_and_gradient(images: tf.Tensor) -> tuple[Mapping[str, tf.Tensor], tf.Tensor]:
         return value_and_gradient(lambda: loss(images, **constants), images)
 
-    return tf.function(lambda images: loss(images, **constants), autograph=False), terms_and_gradient
+    evaluate = tf.function(
+        lambda images: loss(images, **constants), autograph=False, reduce_retracing=True, input_signature=signature
+    )
+    return evaluate, terms_and_gradient

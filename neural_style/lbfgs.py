@@ -33,16 +33,19 @@ holds the history, so a restored run continues exactly as an uninterrupted one.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from neural_style.gradients import LossFn, ValueAndGradient, compile_loss, is_piecewise
+from neural_style.resizable import resizable, resizable_spec
 
 __all__ = ["DeviceLbfgsEngine", "Lbfgs"]
 
 LineSearch = dict[str, tf.Tensor]
+
+# The phases of an iteration's evaluation loop: the line search, one more evaluation at the final steps, the end.
+SEARCHING, REVISITING, FINISHED = 0, 1, 2
 
 # A stored pair needs s.y > CURVATURE_EPS * y.y: s.y at the float32 rounding level of y.y says nothing of the curvature.
 CURVATURE_EPS = 1e-6
@@ -95,11 +98,12 @@ class Lbfgs(tf.Module):
         self.c1, self.c2 = c1, c2
         self._lower = None if lower is None else tf.constant(np.asarray(lower, np.float32))
         self._upper = None if upper is None else tf.constant(np.asarray(upper, np.float32))
-        self.x = tf.Variable(self._clip(tf.constant(start)), trainable=False, name="x")
+        # x, g and the pairs may change size (:meth:`reset`): one traced iteration serves every size.
+        self.x = resizable(self._clip(tf.constant(start)), name="x")
         self.f = tf.Variable(tf.zeros([batch]), trainable=False, name="f")
-        self.g = tf.Variable(tf.zeros_like(start), trainable=False, name="g")
-        self.s = tf.Variable(tf.zeros((memory, *start.shape)), trainable=False, name="s")
-        self.y = tf.Variable(tf.zeros((memory, *start.shape)), trainable=False, name="y")
+        self.g = resizable(tf.zeros_like(start), name="g")
+        self.s = resizable(tf.zeros((memory, *start.shape)), name="s", lead=2)
+        self.y = resizable(tf.zeros((memory, *start.shape)), name="y", lead=2)
         self.rho = tf.Variable(tf.zeros([memory, batch]), trainable=False, name="rho")  # 1 / s.y of each pair
         self.gamma = tf.Variable(tf.ones([batch]), trainable=False, name="gamma")  # H_0 = gamma I
         self.head = tf.Variable(tf.zeros([batch], tf.int32), trainable=False, name="head")  # next slot to write
@@ -165,7 +169,7 @@ class Lbfgs(tf.Module):
         d = tf.where(_per_image(descent, d), d, -gradient)
         fresh = ~descent | (self.count == 0)
         # Without curvature information, a step of one grey level (root mean square over the image's pixels).
-        size = float(np.prod(d.shape[1:]))
+        size = tf.cast(tf.reduce_prod(tf.shape(d)[1:]), d.dtype)
         rms = tf.sqrt(_dot(d, d) / size)
         first = tf.where(fresh, 1.0 / tf.maximum(rms, 1e-30), 1.0)
         stuck = ~tf.reduce_any(tf.not_equal(gradient, 0.0), axis=_axes(gradient))
@@ -214,6 +218,21 @@ class Lbfgs(tf.Module):
             "best_f": tf.where(better, total, search["best_f"]),
             "evaluations": search["evaluations"] + 1,
             "limit": search["limit"],
+            "phase": search["phase"],
+        }
+
+    def _searched(self, search: LineSearch) -> LineSearch:
+        """The phase after a turn of the line search: go on while an image is open and evaluations are left; else
+        each image's final step (its accepted one; with none, its lowest point with sufficient decrease, or 0), to
+        be evaluated again (:data:`REVISITING`) when one is not the step evaluated last."""
+        going = tf.reduce_any(~search["done"]) & (search["evaluations"] < self.max_evaluations)
+        done, found = search["done"], search["found"]
+        final = tf.where(done, search["t"], tf.where(found, search["best_t"], 0.0))
+        again = tf.reduce_any(~done & found & tf.not_equal(search["best_t"], search["t"]))
+        return {
+            **search,
+            "t": tf.where(going, search["t"], final),
+            "phase": tf.where(going, SEARCHING, tf.where(again, REVISITING, FINISHED)),
         }
 
     def _evaluate(
@@ -233,7 +252,13 @@ class Lbfgs(tf.Module):
         return terms
 
     def iterate(self, value_and_gradient: ValueAndGradient) -> Mapping[str, tf.Tensor]:
-        """One L-BFGS iteration (after :meth:`start`); returns {"total": [B]}, the loss of the new x."""
+        """One L-BFGS iteration (after :meth:`start`); returns {"total": [B]}, the loss of the new x.
+
+        The loss is called at one place, in a loop whose every turn evaluates every image at its trial step: first
+        the line search's turns; then, if an image's search ran out with its lowest point with sufficient decrease
+        not the last one tried, one more turn at the final steps (the others are evaluated where they are, which
+        gives their values again). One call of the loss keeps the traced graph a third of the size of one that
+        evaluates the first trial and the last apart."""
         d, first, stuck = self._direction()
         infinite = tf.fill(tf.shape(first), np.float32(np.inf))
         zero = tf.zeros_like(first)
@@ -248,33 +273,32 @@ class Lbfgs(tf.Module):
             "best_f": infinite,
             "evaluations": tf.constant(0),
             "limit": limit,
+            "phase": tf.constant(SEARCHING),
         }
-        terms, gradient = self._evaluate(value_and_gradient, self._trial(d, search["t"]))
-        search = self._advance(d, search, terms["total"], gradient)
 
-        def searching(search: LineSearch, terms: Any, gradient: tf.Tensor) -> tf.Tensor:
-            return tf.reduce_any(~search["done"]) & (search["evaluations"] < self.max_evaluations)
+        def going(search: LineSearch, total: tf.Tensor, gradient: tf.Tensor) -> tf.Tensor:
+            return search["phase"] != FINISHED
 
-        def evaluate_next(search: LineSearch, terms: Any, gradient: tf.Tensor) -> tuple[LineSearch, Any, tf.Tensor]:
+        def evaluate_next(
+            search: LineSearch, total: tf.Tensor, gradient: tf.Tensor
+        ) -> tuple[LineSearch, tf.Tensor, tf.Tensor]:
             terms, gradient = self._evaluate(value_and_gradient, self._trial(d, search["t"]))
-            return self._advance(d, search, terms["total"], gradient), terms, gradient
+            total = terms["total"]
+            search = tf.cond(
+                search["phase"] == SEARCHING,
+                lambda: self._searched(self._advance(d, search, total, gradient)),
+                lambda: {**search, "phase": tf.constant(FINISHED)},
+            )
+            return search, total, gradient
 
-        search, terms, gradient = tf.while_loop(
-            searching, evaluate_next, (search, terms, gradient), parallel_iterations=1
+        search, total, gradient = tf.while_loop(
+            going, evaluate_next, (search, zero, tf.zeros_like(self.x)), parallel_iterations=1
         )
-        done, found = search["done"], search["found"]
-        t = tf.where(done, search["t"], tf.where(found, search["best_t"], 0.0))
-        # An image whose search ran out keeps its lowest point with sufficient decrease: evaluated again if it was
-        # not the last trial (the others are evaluated where they are, which gives their values again).
-        terms, gradient = tf.cond(
-            tf.reduce_any(~done & found & tf.not_equal(search["best_t"], search["t"])),
-            lambda: self._evaluate(value_and_gradient, self._trial(d, t)),
-            lambda: (terms, gradient),
-        )
+        t = search["t"]
         moved = t > 0
         x = tf.where(_per_image(moved, d), self._trial(d, t), self.x)
         gradient = tf.where(_per_image(moved, d), gradient, self.g)
-        total = tf.where(moved, terms["total"], self.f)
+        total = tf.where(moved, total, self.f)
         self._remember(x - self.x, gradient - self.g, moved, _dot(self.g, x - self.x))
         # No decrease found: forget the history and start again from the steepest descent; without a history to
         # forget, the image has converged (as far as float32 losses tell).
@@ -302,12 +326,20 @@ class Lbfgs(tf.Module):
         self.count.assign(tf.where(keep, tf.minimum(self.count + 1, self.memory), self.count))
 
     def reset(self, start: np.ndarray | tf.Tensor) -> None:
-        """Starts again from ``start`` ([B, ...]) with an empty history (e.g. for the next frame of a video)."""
-        self.x.assign(self._clip(tf.convert_to_tensor(start, tf.float32)))
+        """Starts again from ``start`` ([B, ...], of any height and width) with an empty history (e.g. for the next
+        frame of a video, or the next stage of coarse-to-fine)."""
+        start = tf.convert_to_tensor(start, tf.float32)
+        if start.shape != self.x.value().shape:  # another size: the pairs of the old one are dropped
+            self.g.assign(tf.zeros_like(start))
+            self.s.assign(tf.zeros((self.memory, *start.shape)))
+            self.y.assign(tf.zeros((self.memory, *start.shape)))
+        self.x.assign(self._clip(start))
         self.count.assign(tf.zeros_like(self.count))
         self.head.assign(tf.zeros_like(self.head))
         self.converged.assign(tf.zeros_like(self.converged))
         self.started.assign(False)
+        self.iterations.assign(0)  # a new run: its own counts
+        self.evaluations.assign(0)
 
 
 class DeviceLbfgsEngine:
@@ -338,15 +370,18 @@ class DeviceLbfgsEngine:
         jit_compile: compile the loss and gradient with XLA.
         """
         self.optimizer = Lbfgs(start, lower, upper, memory=memory)
-        self._evaluate, value_and_gradient = compile_loss(loss, params, jit_compile=jit_compile)
+        self._evaluate, value_and_gradient = compile_loss(
+            loss, params, jit_compile=jit_compile, images=resizable_spec(start)
+        )
         optimizer = self.optimizer
         self._start: Callable[[], Mapping[str, tf.Tensor]]
         self._iterate: Callable[[], Mapping[str, tf.Tensor]]
+        # The start is one evaluation and three assignments, run as they come: the evaluation is the compiled
+        # loss the iteration calls, so nothing more is traced for it.
+        self._start = lambda: optimizer.start(value_and_gradient)
         if is_piecewise(loss):  # the tiles run from Python: so does the iteration's control flow
-            self._start = lambda: optimizer.start(value_and_gradient)
             self._iterate = lambda: optimizer.iterate(value_and_gradient)
         else:
-            self._start = tf.function(lambda: optimizer.start(value_and_gradient), autograph=False)
             self._iterate = tf.function(lambda: optimizer.iterate(value_and_gradient), autograph=False)
         self.finished = False
         self.start_losses: dict[str, np.ndarray] | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import tensorflow as tf
@@ -21,6 +21,7 @@ from neural_style import losses as L
 from neural_style.config import LossSettings, loss_layers
 from neural_style.errors import NeuralStyleError
 from neural_style.matconvnet import VggWeights
+from neural_style.resizable import resizable
 from neural_style.vgg import VggFeatures
 
 __all__ = ["Objective", "TargetFeatures", "WholeImages"]
@@ -59,6 +60,9 @@ class WholeImages:
             return {layer: L.gram_matrix(features[layer]) for layer in layers}
         guides = L.layer_masks(np.asarray(mask, np.float32)[None], self.network, tuple(layers))
         return {layer: L.guided_gram_matrix(features[layer], guides[layer])[:, 0] for layer in layers}
+
+
+HeldT = TypeVar("HeldT", bound="Objective")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,6 +213,37 @@ class Objective:
         elif blend is not None:
             changes["blend"] = tf.constant(np.asarray(blend, np.float32))
         return dataclasses.replace(self, **changes)
+
+    def held_targets(self: HeldT) -> HeldT:
+        """The same objective with its content targets, style targets and blend held in variables, the content
+        targets' height and width free to change: a step traced with it serves the targets that :meth:`assign_targets`
+        gives it later, at any size (e.g. the stages of coarse-to-fine, or video frames)."""
+        if self.content_targets is None or self.style_targets is None or self.blend is None:
+            raise NeuralStyleError("an objective is held with its targets: compute them first (with_targets)")
+        return dataclasses.replace(
+            self,
+            content_targets={
+                layer: resizable(value, name=f"content_{layer}") for layer, value in self.content_targets.items()
+            },
+            style_targets={
+                layer: tf.Variable(value, trainable=False, name=f"style_{layer}")
+                for layer, value in self.style_targets.items()
+            },
+            blend=tf.Variable(self.blend, trainable=False, name="blend"),
+        )
+
+    def assign_targets(self, other: Objective) -> None:
+        """Copies the targets and blend of ``other`` (the same objective, e.g. at another size) into this
+        :meth:`held_targets` one."""
+        assert self.content_targets is not None and other.content_targets is not None
+        assert self.style_targets is not None and other.style_targets is not None
+        assert isinstance(self.blend, tf.Variable) and other.blend is not None
+        for held, given in ((self.content_targets, other.content_targets), (self.style_targets, other.style_targets)):
+            for layer, value in given.items():
+                variable = held[layer]
+                assert isinstance(variable, tf.Variable)
+                variable.assign(value)
+        self.blend.assign(other.blend)
 
     def __call__(
         self,

@@ -25,6 +25,7 @@ from neural_style.matconvnet import VggWeights
 from neural_style.objective import Objective
 from neural_style.progress import Progress, iterated, records_of
 from neural_style.regions import Regions
+from neural_style.resizable import resizable
 from neural_style.tiling import TiledImages, tiled_if_needed
 from neural_style.vgg import preprocess, unprocess
 
@@ -50,6 +51,7 @@ def build_objective(
     *,
     regions: Regions | None = None,
     on_tile: Callable[[int, int], None] | None = None,
+    network_of: Objective | None = None,
 ) -> Objective:
     """neural-style's objective for one content image and S style images, its targets computed once.
 
@@ -66,6 +68,8 @@ def build_objective(
             ``styles``; None: every style everywhere.
         on_tile: with ``config.tile_size``, called after each tile of the targets' computation with (tiles done,
             tiles in all).
+        network_of: an objective of the same settings whose network computes the targets (and serves the new
+            objective), e.g. at another size; None builds the network.
     """
     if not styles:
         raise NeuralStyleError("no style images given; pass at least one")
@@ -88,7 +92,7 @@ def build_objective(
                 "widen its region or the image"
             )
     content, styles = color_inputs(np.asarray(content, np.float32), list(styles), config.color_mode)
-    objective = Objective.from_settings(weights, config.loss_settings, preprocessed=True)
+    objective = network_of or Objective.from_settings(weights, config.loss_settings, preprocessed=True)
     mean = weights.mean_pixel
     return objective.with_targets(
         content=preprocess(np.asarray(content, np.float32), mean),
@@ -98,6 +102,20 @@ def build_objective(
         style_masks=style_masks,
         features=None if config.tile_size is None else TiledImages(objective.network, config.tile_size, on_tile),
     )
+
+
+# What may differ between the runs of one Stylization (restart): how long it runs and from where.
+RESTART_SETTINGS = ("iterations", "stop_at_loss", "tolerance", "initial_noiseblend")
+
+
+def _check_same_optimisation(config: StyleConfig, new: StyleConfig) -> None:
+    """A restart keeps the objective and the optimiser: ``new`` may differ from ``config`` only in
+    :data:`RESTART_SETTINGS`."""
+    kept = {name: getattr(config, name) for name in RESTART_SETTINGS}
+    if dataclasses.replace(new, **kept) != config:
+        raise NeuralStyleError(
+            f"a restart may change only {', '.join(RESTART_SETTINGS)}; build a new run for other settings"
+        )
 
 
 def initial_image(
@@ -195,9 +213,12 @@ class Stylization:
         """Builds the objective, targets and start images (see the class for the arguments)."""
         config = config or StyleConfig()
         config.validate(len(styles))
+        self._held: Objective | None = None  # the targets in variables: a restart may change the size
         if objective is None:
             with strategy.scope() if strategy is not None else contextlib.nullcontext():
                 objective = build_objective(weights, content, styles, config, regions=regions, on_tile=on_tile)
+            if strategy is None and regions is None and config.tile_size is None:
+                objective = self._held = objective.held_targets()
         if candidates is None:  # one image with the objective's blend and the config's style weight
             blends = np.asarray(objective.blend, np.float32).reshape(1, -1)
             style_weights = np.asarray([config.style_weight], np.float32)
@@ -210,8 +231,10 @@ class Stylization:
         n = len(blends)
         params = {"blend": blends, "style_weight": style_weights}
         self._mean = np.asarray(weights.mean_pixel, np.float32)
+        self._weights = weights
         self.config = config
         self._content = content
+        self._styles = list(styles)
         self._engine = make_engine(
             tiled_if_needed(objective, config.tile_size, content.shape[0], content.shape[1], on_tile),
             self._start(content, initial, n),
@@ -222,13 +245,13 @@ class Stylization:
         )
         shape = (n, *content.shape)
         self._iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
-        self._best = tf.Variable(np.zeros(shape, np.float32), trainable=False, name="best")
+        self._best = resizable(np.zeros(shape, np.float32), name="best")
         self._best_terms = tf.Variable(np.full((len(TERMS), n), np.inf, np.float32), trainable=False, name="terms")
         self._has_best = tf.Variable(False, trainable=False, name="has_best")
         self._history = tf.Variable(np.zeros(TOLERANCE_WINDOW + 1, np.float32), trainable=False, name="history")
         self._average = None
         if config.average_decay is not None:
-            self._average = tf.Variable(np.zeros(shape, np.float32), trainable=False, name="average")
+            self._average = resizable(np.zeros(shape, np.float32), name="average")
         engine_state = self._engine.state
         self.state: tf.train.Checkpoint | None = None
         if engine_state is not None:
@@ -250,34 +273,68 @@ class Stylization:
         )
         return np.repeat(start, n, axis=0)
 
-    def restart(self, content: np.ndarray, *, initial: np.ndarray | None = None) -> None:
-        """Makes this a new run of the same settings, for another content image of the same size, reusing the
-        compiled steps: the engine starts again from the new start images with a fresh optimiser state, and the
-        iteration count, best images, loss history and average start afresh.
+    @property
+    def resizable(self) -> bool:
+        """Whether :meth:`restart` can change the size and styles: the run built its objective itself, without
+        regions, tiles or a distribution strategy, and holds its targets in variables."""
+        return self._held is not None
 
-        The objective's targets are those its loss reads when it runs: a caller that changes them without tracing
-        again keeps them in variables and assigns the new ones before this (video frames:
+    def restart(
+        self,
+        content: np.ndarray,
+        *,
+        initial: np.ndarray | None = None,
+        styles: Sequence[np.ndarray] | None = None,
+        config: StyleConfig | None = None,
+    ) -> None:
+        """Makes this a new run of the same settings, reusing the compiled steps: the engine starts again from the
+        new start images with a fresh optimiser state, and the iteration count, best images, loss history and
+        average start afresh.
+
+        The content image must be of the first one's size, unless the run is :attr:`resizable`: its targets are
+        then computed here for the new content (and ``styles``), at any size, and assigned to the variables its
+        steps read, so nothing is traced again (the stages of coarse-to-fine). Otherwise a caller that changes the
+        targets keeps them in variables of its own and assigns them before this (video frames:
         :mod:`neural_style.temporal`).
 
         Args:
-            content: [H, W, 3] RGB 0..255, the size of the first one (its colours are kept with luminance
-                transfer).
+            content: [H, W, 3] RGB 0..255 (its colours are kept with luminance transfer).
             initial: [H, W, 3] RGB 0..255 start image, or None (see :func:`initial_image`).
+            styles: as many style images [H_s, W_s, 3] RGB 0..255 as before, for new targets (a :attr:`resizable`
+                run), or None to keep the styles.
+            config: the new run's settings: only the iteration count, the stopping rules and the start noise may
+                differ from this run's; None keeps them.
         """
-        if content.shape != self._content.shape:
+        if config is not None:
+            _check_same_optimisation(self.config, config)
+        new_targets = content.shape != self._content.shape or styles is not None
+        if new_targets and self._held is None:
             raise NeuralStyleError(
-                f"a restart needs a content image of {self._content.shape[:2]}, not {content.shape[:2]}"
+                "this run cannot change size or styles (it was given its objective, or has regions, tiles or a "
+                f"strategy): a restart needs a content image of {self._content.shape[:2]}, not "
+                f"{content.shape[:2]}, and the run's styles; build a new run for others"
             )
+        if styles is not None and len(styles) != len(self._styles):
+            raise NeuralStyleError(
+                f"a restart keeps the number of styles ({len(self._styles)}); build a new run for {len(styles)}"
+            )
+        config = config or self.config
+        if new_targets:  # computed before anything changes: a bad image leaves the run as it was
+            assert self._held is not None
+            kept = list(self._styles if styles is None else styles)
+            self._held.assign_targets(build_objective(self._weights, content, kept, config, network_of=self._held))
+            self._styles = kept
+        self.config = config
         self._content = content
         n = int(self._best.shape[0])
         self._engine.reset(self._start(content, initial, n))
         self._iteration.assign(0)
-        self._best.assign(tf.zeros_like(self._best))
+        self._best.assign(tf.zeros((n, *content.shape)))
         self._best_terms.assign(tf.fill(self._best_terms.shape, np.inf))
         self._has_best.assign(False)
         self._history.assign(tf.zeros_like(self._history))
         if self._average is not None:
-            self._average.assign(tf.zeros_like(self._average))
+            self._average.assign(tf.zeros((n, *content.shape)))
 
     @property
     def iteration(self) -> int:

@@ -78,22 +78,15 @@ class TemporalObjective(Objective):
     def held(self, shape: tuple[int, ...], count: int = 1) -> TemporalObjective:
         """The same objective with its content targets, ``count`` warped results and masks held in variables, for
         frames of ``shape`` [H, W, 3]: a step compiled for it serves every frame that :meth:`assign` gives it."""
-        assert self.content_targets is not None
-        content = {
-            layer: tf.Variable(value, trainable=False, name=f"content_{layer}")
-            for layer, value in self.content_targets.items()
-        }
         warped = tf.Variable(tf.zeros((count, *shape), tf.float32), trainable=False, name="warped")
         mask = tf.Variable(tf.zeros((count, *shape[:2], 1), tf.float32), trainable=False, name="mask")
-        return dataclasses.replace(self, content_targets=content, warped=warped, mask=mask)
+        return dataclasses.replace(self.held_targets(), warped=warped, mask=mask)
 
     def assign(self, frame: TemporalObjective) -> None:
         """Copies the content targets, warped results and masks of ``frame`` (as many as this :meth:`held` objective
         holds; none: masks of 0, no temporal term) into this objective."""
-        assert self.content_targets is not None and frame.content_targets is not None
         assert isinstance(self.warped, tf.Variable) and isinstance(self.mask, tf.Variable)
-        for layer, value in frame.content_targets.items():
-            self.content_targets[layer].assign(value)
+        self.assign_targets(frame)
         self.warped.assign(tf.zeros_like(self.warped) if frame.warped is None else frame.warped)
         self.mask.assign(tf.zeros_like(self.mask) if frame.mask is None else frame.mask)
 

@@ -630,7 +630,47 @@ def test_a_restarted_run_equals_a_new_run_and_traces_nothing_again(tiny_run: Tin
     assert step.experimental_get_tracing_count() == traces
 
 
-def test_a_restart_needs_the_same_size(tiny_run: TinyRun) -> None:
-    run = Stylization(tiny_run.weights, tiny_run.content, [tiny_run.style], tiny_config(iterations=1))
-    with pytest.raises(NeuralStyleError, match=r"a restart needs a content image of \(20, 24\), not \(24, 20\)"):
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_a_run_restarts_at_another_size_with_new_styles_and_traces_nothing_again(
+    tiny_run: TinyRun, optimizer: str
+) -> None:
+    """The stages of coarse-to-fine: a run restarted at a larger size, with other styles, iterations and start, is a
+    new run of those (to round-off), through the same traced step."""
+    from neural_style.image_io import resize
+
+    config = tiny_config(optimizer=optimizer, iterations=3)
+    run = Stylization(tiny_run.weights, tiny_run.content, [tiny_run.style], config)
+    assert run.resizable
+    list(run)
+    step = getattr(run._engine, "_step", None) or run._engine._iterate
+    traces = step.experimental_get_tracing_count()
+    larger = resize(tiny_run.content, (30, 36))
+    styles = [tiny_run.style[::-1]]
+    start = np.full_like(larger, 90.0)
+    longer = dataclasses.replace(config, iterations=4, style_blend_weights=None)
+    with pytest.raises(NeuralStyleError, match="a restart may change only iterations, stop_at_loss"):
+        run.restart(larger, styles=styles, config=dataclasses.replace(longer, tv_weight=2.0))
+    with pytest.raises(NeuralStyleError, match=r"a restart keeps the number of styles \(1\); build a new run for 2"):
+        run.restart(larger, styles=[*styles, tiny_run.style])
+    run.restart(larger, initial=start, styles=styles, config=longer)
+    again = list(run)
+    fresh = list(Stylization(tiny_run.weights, larger, styles, longer, initial=start))
+    _records_equal(again, fresh)
+    assert record_image(again[-1]).shape == (30, 36, 3)
+    assert step.experimental_get_tracing_count() == traces
+
+
+def test_a_run_given_its_objective_restarts_only_at_its_size(tiny_run: TinyRun) -> None:
+    """A caller that gives the objective changes its targets itself (video frames): the size must stay."""
+    from neural_style.stylization import build_objective
+
+    config = tiny_config(iterations=1)
+    objective = build_objective(tiny_run.weights, tiny_run.content, [tiny_run.style], config)
+    run = Stylization(tiny_run.weights, tiny_run.content, [tiny_run.style], config, objective=objective)
+    assert not run.resizable
+    with pytest.raises(
+        NeuralStyleError,
+        match=r"this run cannot change size or styles .* a restart needs a content "
+        r"image of \(20, 24\), not \(24, 20\)",
+    ):
         run.restart(np.zeros((24, 20, 3), np.float32))
