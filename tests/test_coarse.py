@@ -82,3 +82,59 @@ def test_coarse_to_fine_stages(tiny_run: TinyRun) -> None:
     np.testing.assert_allclose(
         record_step_loss(records[5][1]), objective(tf.constant(start))["total"].numpy(), rtol=1e-4
     )
+
+
+def test_the_stages_are_one_run_traced_once(tiny_run: TinyRun) -> None:
+    """Three stages restart one run at each size: one trace of its step serves them all, and each stage's result
+    is that of a run built for that stage alone, from the same start (to round-off)."""
+    from neural_style.coarse import stage_runs
+    from neural_style.stylization import Stylization
+
+    content = resize(tiny_run.content, (48, 64))
+    config = tiny_config(optimizer="lbfgs")
+    runs, results, steps = [], [], set()
+    for stage, run in stage_runs(
+        tiny_run.weights, content, [tiny_run.style], config, widths=[32, 48, 64], iterations=[3, 2, 2]
+    ):
+        start = None if stage == 0 else resize(results[-1], run._content.shape[:2])
+        records = list(run)
+        runs.append(run)
+        steps.add(run._engine._iterate)
+        results.append(record_image(records[-1]))
+        # The same stage as a run of its own: its content and style at the stage width, started where it was.
+        style = resize(tiny_run.style, style_size(tiny_run.style.shape, 1.0, run._content.shape[1]))
+        alone = Stylization(
+            tiny_run.weights,
+            run._content,
+            [style],
+            run.config,
+            initial=start,
+        )
+        np.testing.assert_allclose(record_image(list(alone)[-1]), results[-1], atol=1.0)
+    assert len({id(run) for run in runs}) == 1 and len(steps) == 1
+    assert next(iter(steps)).experimental_get_tracing_count() == 1
+    assert [r.shape for r in results] == [(24, 32, 3), (36, 48, 3), (48, 64, 3)]
+
+
+def test_stages_with_regions_are_runs_of_their_own(tiny_run: TinyRun) -> None:
+    """Regions are resized with each stage and held as constants: such a run cannot change size, so each stage
+    builds its own."""
+    from neural_style.coarse import stage_runs
+    from neural_style.regions import Regions
+
+    content = resize(tiny_run.content, (48, 64))
+    regions = Regions(content_masks=(np.ones((48, 64), np.float32),))
+    runs = []
+    for _, run in stage_runs(
+        tiny_run.weights,
+        content,
+        [tiny_run.style],
+        tiny_config(iterations=1),
+        widths=[32, 64],
+        iterations=[1, 1],
+        regions=regions,
+    ):
+        assert not run.resizable
+        list(run)
+        runs.append(run)
+    assert runs[0] is not runs[1]

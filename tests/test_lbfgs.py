@@ -153,6 +153,39 @@ def test_each_image_of_a_batch_has_its_own_history() -> None:
         np.testing.assert_allclose(together.f.numpy()[i], alone.f.numpy()[0], rtol=1e-5)
 
 
+def test_the_iteration_calls_the_loss_at_one_place() -> None:
+    """The loss is traced into the iteration once (a loop of search turns and a revisit turn), not three times (a
+    first trial, the loop, a re-evaluation)."""
+    b = np.array([[1.0, -2.0, 0.5, 3.0]], np.float32)
+    traced = []
+    quadratic = _quadratic(b)
+
+    def counted(x: tf.Tensor):
+        traced.append(1)
+        return quadratic(x)
+
+    optimizer = Lbfgs(np.zeros((1, 4), np.float32), memory=4)
+    _minimise(optimizer, counted, 3)
+    assert len(traced) == 2  # the start (eager) and the one place in the traced iteration
+    np.testing.assert_allclose(optimizer.f.numpy(), quadratic(optimizer.x)[0]["total"].numpy(), rtol=1e-6)
+
+
+def test_a_search_that_runs_out_takes_its_lowest_point_evaluated_again() -> None:
+    """f = (x - 1.5)^2 from 0 (f 2.25, g -3), no history: the first trial moves one unit (x = 1: f 0.25, g -1, too
+    short for c2 = 0.1 since -1 < 0.1 * -3), the second four (x = 4: f 6.25, no decrease); with two evaluations
+    allowed the search ends there, keeps x = 1 and evaluates it again for its loss and gradient."""
+
+    def value_and_gradient(x: tf.Tensor):
+        return {"total": tf.reduce_sum(tf.square(x - 1.5), axis=1)}, 2.0 * (x - 1.5)
+
+    optimizer = Lbfgs(np.zeros((1, 1), np.float32), memory=3, max_evaluations=2, c2=0.1)
+    _minimise(optimizer, value_and_gradient, 1)
+    np.testing.assert_allclose(optimizer.x.numpy(), [[1.0]], rtol=1e-6)
+    np.testing.assert_allclose(optimizer.f.numpy(), [0.25], rtol=1e-5)
+    np.testing.assert_allclose(optimizer.g.numpy(), [[-1.0]], rtol=1e-5)
+    assert int(optimizer.evaluations.numpy()) == 1 + 2 + 1  # the start, the two trials, the revisit
+
+
 def test_a_point_with_nowhere_to_go_has_converged() -> None:
     """f = sum(x) on [0, 1] from x = 0: every gradient component points out of the box, so the projected gradient
     is zero and the engine is finished after one step, without moving."""
