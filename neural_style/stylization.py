@@ -31,6 +31,7 @@ from neural_style.vgg import preprocess, unprocess
 
 __all__ = [
     "NOISE_SCALE",
+    "RESTART_SETTINGS",
     "Stylization",
     "build_objective",
     "initial_image",
@@ -104,8 +105,16 @@ def build_objective(
     )
 
 
-# What may differ between the runs of one Stylization (restart): how long it runs and from where.
-RESTART_SETTINGS = ("iterations", "stop_at_loss", "tolerance", "initial_noiseblend")
+# What may differ between the runs of one Stylization (restart): how long it runs, from where, and what it reports.
+RESTART_SETTINGS = (
+    "iterations",
+    "stop_at_loss",
+    "tolerance",
+    "initial_noiseblend",
+    "seed",
+    "print_iterations",
+    "checkpoint_iterations",
+)
 
 
 def _check_same_optimisation(config: StyleConfig, new: StyleConfig) -> None:
@@ -302,8 +311,9 @@ class Stylization:
             initial: [H, W, 3] RGB 0..255 start image, or None (see :func:`initial_image`).
             styles: as many style images [H_s, W_s, 3] RGB 0..255 as before, for new targets (a :attr:`resizable`
                 run), or None to keep the styles.
-            config: the new run's settings: only the iteration count, the stopping rules and the start noise may
-                differ from this run's; None keeps them.
+            config: the new run's settings: only those of :data:`RESTART_SETTINGS` (the iteration count, the
+                stopping rules, the start noise and seed, how often it reports) may differ from this run's; None
+                keeps them.
         """
         if config is not None:
             _check_same_optimisation(self.config, config)
