@@ -55,10 +55,10 @@ def compile_loss(
     """The evaluation and the value-and-gradient of ``loss`` with ``params`` fixed, as functions of the images.
 
     A plain loss is traced into two ``tf.function`` (without autograph: the loss has no tensor-dependent Python
-    control flow, and converting it costs start-up): for the shape ``images`` gives (e.g. one of any height and
-    width: :func:`neural_style.resizable.resizable_spec`), traced once; without it, for the first shape, then for
-    any. A piecewise loss (:func:`is_piecewise`) is called as it is: it
-    runs its pieces one after another from Python, so that only one piece's activations are alive at a time.
+    control flow, and converting it costs start-up), each once for the images ``images`` describes (e.g. of any
+    height and width: :func:`neural_style.resizable.resizable_spec`), or without it for the first shape and then
+    once for any. A piecewise loss (:func:`is_piecewise`) is called as it is: it runs its pieces one after another
+    from Python, so that only one piece's activations are alive at a time.
     """
     constants = {key: tf.constant(value) for key, value in params.items()}
     if is_piecewise(loss):
