@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import keras
@@ -66,9 +66,10 @@ class FrozenLayer(keras.layers.Layer):
         super().__init__(trainable=False, **kwargs)
         self._weights_set = False
 
-    def frozen_weight(self, shape: Sequence[int], name: str) -> keras.Variable:
-        """A new non-trainable float32 weight of zeros."""
-        return self.add_weight(shape=tuple(shape), initializer="zeros", trainable=False, name=name)
+    def frozen_weight(self, shape: Sequence[int], name: str, value: np.ndarray | None = None) -> keras.Variable:
+        """A new non-trainable float32 weight of ``value`` (made with it: no zeros written first), or of zeros."""
+        initializer: Any = "zeros" if value is None else (lambda shape, dtype=None: np.asarray(value, np.float32))
+        return self.add_weight(shape=tuple(shape), initializer=initializer, trainable=False, name=name)
 
     def mark_set(self) -> None:
         """Records that the weights hold real values."""
@@ -112,10 +113,12 @@ class VggFeatures(FrozenLayer):
         precision: ``"float32"``, or ``"bfloat16"``/``"float16"`` to run the layers in that type (weights stay
             float32 and the activations are returned as float32).
         preprocessed: False: the input is RGB in 0..255; True: it is already mean-subtracted (:func:`preprocess`).
+        values: {conv layer: (kernel, bias)} to make the weights with, or None for zeros (to be filled in from a
+            ``.keras`` archive).
         **kwargs: passed to ``keras.layers.Layer`` (e.g. ``name``).
 
-    Use :meth:`from_weights` to build one from a network file; the constructor makes zero weights, to be filled
-    in from a ``.keras`` archive.
+    Use :meth:`from_weights` to build one from a network file; without ``values`` the constructor makes zero
+    weights, to be filled in from a ``.keras`` archive.
     """
 
     def __init__(
@@ -126,6 +129,7 @@ class VggFeatures(FrozenLayer):
         mean_pixel: Sequence[float] = (0.0, 0.0, 0.0),
         precision: str = "float32",
         preprocessed: bool = False,
+        values: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -151,9 +155,12 @@ class VggFeatures(FrozenLayer):
             if kind == "conv":
                 if shape is None or len(shape) != 4:
                     raise NeuralStyleError(f"layer {name} needs a kernel shape [h, w, in, out], not {shape}")
-                self._kernels[name] = self.frozen_weight(shape, f"{name}_kernel")
-                self._biases[name] = self.frozen_weight(shape[3:], f"{name}_bias")
+                kernel, bias = (None, None) if values is None else values[name]
+                self._kernels[name] = self.frozen_weight(shape, f"{name}_kernel", kernel)
+                self._biases[name] = self.frozen_weight(shape[3:], f"{name}_bias", bias)
         self.built = True
+        if values is not None:
+            self.mark_set()
 
     @classmethod
     def from_weights(
@@ -189,13 +196,13 @@ class VggFeatures(FrozenLayer):
             mean_pixel=weights.mean_pixel.tolist(),
             precision=precision,
             preprocessed=preprocessed,
+            values={
+                layer.name: (layer.kernel, layer.bias)
+                for layer in used
+                if layer.kernel is not None and layer.bias is not None  # the conv layers
+            },
             name=name,
         )
-        for layer in used:
-            if layer.kind == "conv":
-                features._kernels[layer.name].assign(layer.kernel)
-                features._biases[layer.name].assign(layer.bias)
-        features.mark_set()
         return features
 
     def call(self, images: tf.Tensor, layers: Sequence[str] | None = None) -> dict[str, tf.Tensor]:
