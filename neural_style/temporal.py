@@ -76,15 +76,16 @@ class TemporalObjective(Objective):
         return changed
 
     def held(self, shape: tuple[int, ...], count: int = 1) -> TemporalObjective:
-        """The same objective with its content targets, ``count`` warped results and masks held in variables, for
-        frames of ``shape`` [H, W, 3]: a step compiled for it serves every frame that :meth:`assign` gives it."""
+        """The same objective with its targets (:meth:`~neural_style.objective.Objective.held_targets`), ``count``
+        warped results and masks held in variables, for frames of ``shape`` [H, W, 3]: a step compiled for it
+        serves every frame that :meth:`assign` gives it."""
         warped = tf.Variable(tf.zeros((count, *shape), tf.float32), trainable=False, name="warped")
         mask = tf.Variable(tf.zeros((count, *shape[:2], 1), tf.float32), trainable=False, name="mask")
         return dataclasses.replace(self.held_targets(), warped=warped, mask=mask)
 
     def assign(self, frame: TemporalObjective) -> None:
-        """Copies the content targets, warped results and masks of ``frame`` (as many as this :meth:`held` objective
-        holds; none: masks of 0, no temporal term) into this objective."""
+        """Copies the targets, warped results and masks of ``frame`` (as many as this :meth:`held` objective holds;
+        none: masks of 0, no temporal term) into this objective."""
         assert isinstance(self.warped, tf.Variable) and isinstance(self.mask, tf.Variable)
         self.assign_targets(frame)
         self.warped.assign(tf.zeros_like(self.warped) if frame.warped is None else frame.warped)
