@@ -82,6 +82,7 @@ def stage_runs(
     regions: Regions | None = None,
     first: int = 0,
     on_tile: Callable[[int, int], None] | None = None,
+    reuse: Stylization | None = None,
 ) -> Iterator[tuple[int, Stylization]]:
     """Runs one stylization per stage, from the smallest width to the content's; yields the stages as runs, one at
     a time: (stage index, its :class:`Stylization`). :func:`coarse_to_fine` iterates them in turn and yields (stage
@@ -109,6 +110,8 @@ def stage_runs(
         regions: masks of where each style applies, resized with the images at every stage; None: everywhere.
         on_tile: with ``config.tile_size``, called after every tile of a tiled evaluation (see
             :class:`neural_style.Stylization`).
+        reuse: a finished run (e.g. of an earlier job) to restart for the first stage when it can be
+            (:meth:`Stylization.can_restart`, without regions): its network and traced steps serve again.
     """
     from neural_style.stylization import Stylization  # TensorFlow is imported only when a run starts
 
@@ -117,7 +120,7 @@ def stage_runs(
     if not 0 <= first < len(widths):
         raise NeuralStyleError(f"there is no stage {first} among {len(widths)}")
     previous: np.ndarray | None = None
-    run: Stylization | None = None
+    run = reuse if regions is None else None
     for stage in range(first, len(widths)):
         width, count = widths[stage], iterations[stage]
         size = scaled_size(content.shape, width)
@@ -132,7 +135,7 @@ def stage_runs(
         else:
             start = resize(previous if previous is not None else content, size)
             stage_config = dataclasses.replace(stage_config, initial_noiseblend=0.0)
-        if run is not None and run.resizable:  # the same steps, traced once, at the new size
+        if run is not None and run.can_restart(weights, len(stage_styles), stage_config):  # traced once
             run.restart(stage_content, initial=start, styles=stage_styles, config=stage_config)
         else:
             run = None  # the caller's reference is the only one left while the next stage is built

@@ -117,11 +117,16 @@ RESTART_SETTINGS = (
 )
 
 
-def _check_same_optimisation(config: StyleConfig, new: StyleConfig) -> None:
-    """A restart keeps the objective and the optimiser: ``new`` may differ from ``config`` only in
-    :data:`RESTART_SETTINGS`."""
+def _same_optimisation(config: StyleConfig, new: StyleConfig) -> bool:
+    """Whether ``new`` differs from ``config`` only in :data:`RESTART_SETTINGS` (a restart keeps the objective and
+    the optimiser)."""
     kept = {name: getattr(config, name) for name in RESTART_SETTINGS}
-    if dataclasses.replace(new, **kept) != config:
+    return dataclasses.replace(new, **kept) == config
+
+
+def _check_same_optimisation(config: StyleConfig, new: StyleConfig) -> None:
+    """Raises NeuralStyleError unless :func:`_same_optimisation`."""
+    if not _same_optimisation(config, new):
         raise NeuralStyleError(
             f"a restart may change only {', '.join(RESTART_SETTINGS)}; build a new run for other settings"
         )
@@ -287,6 +292,17 @@ class Stylization:
         """Whether :meth:`restart` can change the size and styles: the run built its objective itself, without
         regions, tiles or a distribution strategy, and holds its targets in variables."""
         return self._held is not None
+
+    def can_restart(self, weights: VggWeights, styles: int, config: StyleConfig) -> bool:
+        """Whether :meth:`restart` can make this a run of ``config`` with ``styles`` style images of any sizes on
+        the network ``weights`` (the same object as this run's): it is :attr:`resizable`, with as many styles and
+        settings that differ only in :data:`RESTART_SETTINGS`."""
+        return (
+            self.resizable
+            and weights is self._weights
+            and styles == len(self._styles)
+            and _same_optimisation(self.config, config)
+        )
 
     def restart(
         self,

@@ -12,8 +12,9 @@ the network loaded). Then, in each of ``--rounds`` rounds, interleaved:
 * the reference: neural-style's default run, 300 Adam iterations from the content image, as ``scripts/reference_tf1.py``
   re-states its TF1 graph (``scripts/benchmark_quality.py --child``), a process timed from its start to its exit,
   its image saved as neural-style saves it;
-* the studio: the README's fastest route (the page's preset: ``optimizer=lbfgs scales=3 iterations=6
-  precision=bfloat16``; the content image uploaded as ``initial`` too, ``seed=0``) posted ``--jobs`` times to the
+* the studio: the README's fastest route (the page's preset, ``PRESETS["fastest"]``: ``optimizer=lbfgs scales=3
+  stage_iterations=40,20,2 precision=bfloat16``; the content image uploaded as ``initial`` too, ``seed=0``) posted
+  ``--jobs`` times to the
   warm server, each timed from the POST to the moment its result file has been downloaded; also the time to the
   job's first progress event (its inputs read and checked, the targets computed, the step traced and run once). The
   first job the server runs is reported apart (it is the one that warms the server's caches).

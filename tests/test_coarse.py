@@ -138,3 +138,42 @@ def test_stages_with_regions_are_runs_of_their_own(tiny_run: TinyRun) -> None:
         list(run)
         runs.append(run)
     assert runs[0] is not runs[1]
+
+
+def test_a_kept_run_is_restarted_for_the_next_run_of_the_same_settings(tiny_run: TinyRun) -> None:
+    """``reuse``: a finished run serves the next coarse-to-fine run of the same network and settings (other images,
+    sizes, iterations, seed) without tracing again, with the result of a run built afresh; other settings, or
+    another network object, get a run of their own."""
+    import dataclasses
+
+    from neural_style.coarse import stage_runs
+
+    def result(runs) -> tuple[list, np.ndarray]:
+        held, image = [], None
+        for _, run in runs:
+            held.append(run)
+            image = record_image(list(run)[-1])
+        return held, image
+
+    config = tiny_config(optimizer="lbfgs", iterations=2)
+    first, _ = result(
+        stage_runs(tiny_run.weights, tiny_run.content, [tiny_run.style], config, widths=[24], iterations=[2])
+    )
+    kept = first[0]
+    step = kept._engine._iterate
+    content = resize(tiny_run.content, (30, 40))
+    again = dataclasses.replace(config, seed=3)
+    options = {"widths": [32, 40], "iterations": [2, 3]}
+    reused, image = result(stage_runs(tiny_run.weights, content, [tiny_run.style[::-1]], again, reuse=kept, **options))
+    assert all(run is kept for run in reused) and step.experimental_get_tracing_count() == 1
+    _, fresh = result(stage_runs(tiny_run.weights, content, [tiny_run.style[::-1]], again, **options))
+    np.testing.assert_allclose(image, fresh, atol=1.0)
+    other = dataclasses.replace(again, tv_weight=2.0)
+    assert all(
+        run is not kept
+        for run in result(stage_runs(tiny_run.weights, content, [tiny_run.style], other, reuse=kept, **options))[0]
+    )
+    copy = dataclasses.replace(tiny_run.weights)
+    assert all(
+        run is not kept for run in result(stage_runs(copy, content, [tiny_run.style], again, reuse=kept, **options))[0]
+    )

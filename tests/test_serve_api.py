@@ -193,6 +193,27 @@ def test_a_job_writes_what_the_command_writes(client: TestClient, network: Path,
     assert client.get(f"/jobs/{job['id']}/files/log.txt").text.count("Wrote ") == 1
 
 
+def test_the_next_job_of_the_same_settings_restarts_the_last_run(
+    client: TestClient, network: Path, tmp_path: Path
+) -> None:
+    """Jobs of the same settings at other sizes and seeds restart the run the last one left (its step traced once)
+    and write the command's image."""
+    runner = client.app.state.studio.runner  # type: ignore[attr-defined]
+    first = run_job(client, iterations="3", optimizer="lbfgs", width="24", seed="2")
+    assert first["state"] == "done", first
+    kept = runner._kept_run
+    assert kept is not None
+    job = run_job(client, iterations="4", optimizer="lbfgs", width="32", seed="5")
+    assert job["state"] == "done", job
+    assert runner._kept_run is kept and kept._engine._iterate.experimental_get_tracing_count() == 1
+    status, err, output = command(tmp_path, network, "--iterations=4", "--optimizer=lbfgs", "--width=32", "--seed=5")
+    assert status == 0, err
+    result = pixels(client.get(f"/jobs/{job['id']}/files/result.png").content)
+    assert np.abs(result - pixels(output)).max() <= 1  # the command's image, to round-off
+    other = run_job(client, iterations="2", optimizer="lbfgs", width="32", tv_weight="3")
+    assert other["state"] == "done" and runner._kept_run is not kept  # other settings: a run of their own
+
+
 @pytest.mark.parametrize(
     "settings",
     [

@@ -231,10 +231,16 @@ class RunHooks:
     each record, saves its resumable state whenever :meth:`save_due` says so (besides its checkpoints), and stops at
     the next step boundary once :attr:`interruption` is set, as on Ctrl-C, writing what it has. No signal handler is
     installed: the program's thread may not be the main one. The base class only watches.
+
+    :attr:`kept_run` carries a single run from one run of the program to the next: a run restarts it when it can
+    (the same network object, the same settings but for iterations, stopping rules, start and reporting; see
+    :meth:`neural_style.Stylization.can_restart`) instead of building the network and tracing its steps again, and
+    leaves its own there when it ends.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, kept_run: Stylization | None = None) -> None:
         self.interruption = Interruption()
+        self.kept_run = kept_run
 
     def ready(self) -> None:
         """Every input is read and checked; the first step comes next."""

@@ -228,9 +228,12 @@ class SingleRun:
             regions=inputs.regions,
             first=first,
             on_tile=self.report.tile,
+            reuse=None if self.hooks is None else self.hooks.kept_run,
         )
         for stage, run in runs:
             self.run_object, self.stage = run, stage
+            if self.hooks is not None:  # a program's next run may restart it (only one run is kept)
+                self.hooks.kept_run = run if run.resizable else None
             self.saved = None if run.state is None else SavedState(self.fv, run, stage, settings)
             if self.fv.resume and stage == first:
                 assert self.saved is not None  # a single run's engine can always be saved

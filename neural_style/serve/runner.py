@@ -151,6 +151,9 @@ class Runner:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._outputs: dict[str, _ThreadOutput] = {}
+        # The last job's run, restarted by the next job of the same settings (any images, sizes and iterations)
+        # instead of building the network and tracing its steps again; used by the runner's thread alone.
+        self._kept_run: Any = None
 
     # ------------------------------------------------------------------------------------------------ control
 
@@ -258,7 +261,8 @@ class Runner:
         job = active.job
         self.hub.publish(job.id, "state", {"state": "running", "attempt": job.attempts})
         files = job_files(self.data.job(job.id), job.inputs)
-        hooks = _JobHooks(self, active)
+        hooks = _JobHooks(self, active, self._kept_run)
+        self._kept_run = None  # the job holds it now; it leaves its own run (or none) in hooks.kept_run
         with self._lock:
             active.hooks = hooks
             if active.cancelled or self._stopping.is_set():
@@ -289,6 +293,7 @@ class Runner:
                     state, error = "failed", f"the run failed: {type(e).__name__}: {' '.join(str(e).split())}"
         finally:
             hooks.ready()  # releases the inputs' lock if the run ended before its first step
+            self._kept_run = hooks.kept_run
         if state == "cancelled":
             settings.discard_saved_state(files.output)  # nothing to resume
         live = active.live
@@ -304,8 +309,8 @@ class Runner:
 class _JobHooks(settings.RunHooks):
     """The running job's side of the command's run: live status, events, previews, state saves."""
 
-    def __init__(self, runner: Runner, active: _Active) -> None:
-        super().__init__()
+    def __init__(self, runner: Runner, active: _Active, kept_run: Any = None) -> None:
+        super().__init__(kept_run)
         self.runner, self.active = runner, active
         self.job = active.job
         self.preparing = False
