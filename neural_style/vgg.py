@@ -189,7 +189,7 @@ class VggFeatures(FrozenLayer):
         count = weights.layer_names.index(deepest_layer(weights.layer_names, layers)) + 1
         used = weights.layers[:count]
         specs = layer_specs(weights)[:count]
-        features = cls(
+        return cls(
             specs,
             layers,
             pooling=pooling,
@@ -203,7 +203,6 @@ class VggFeatures(FrozenLayer):
             },
             name=name,
         )
-        return features
 
     def call(self, images: tf.Tensor, layers: Sequence[str] | None = None) -> dict[str, tf.Tensor]:
         """Activations of a batch.
